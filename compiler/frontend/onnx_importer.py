@@ -1,0 +1,517 @@
+"""ONNX model -> `onnx` dialect.
+
+The model is checked by the ONNX checker, its shapes are inferred by ONNX shape
+inference (symbolic dimensions stay dynamic, and graph inputs keep their names in
+`onnx.dim_params`), and every node becomes one op:
+
+- a node of the default domain whose operator has a dedicated op becomes that op, after
+  its opset's form is rewritten to the newest one (see `_NORMALIZE`);
+- any other node, of any domain, becomes an `onnx.Node` that keeps its op type, domain,
+  opset and attributes. The importer never refuses a valid model: later stages decide
+  where each op can run.
+
+Initializers become `onnx.Constant` ops backed by the tensor's raw bytes. The function
+is `func.func @main`; its arguments and results carry the ONNX names as `onnx.name`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import AttributeProto, TensorProto, numpy_helper
+from xdsl.dialects import func
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    ArrayAttr,
+    BytesAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    DictionaryAttr,
+    FunctionType,
+    IntegerAttr,
+    ModuleOp,
+    NoneType,
+    StringAttr,
+    TensorType,
+    UnrankedTensorType,
+    f32,
+    i64,
+)
+from xdsl.ir import Attribute, Block, SSAValue
+
+from compiler.errors import DlhwcError
+from dialects import onnx as onnx_d
+
+DEFAULT_DOMAINS = ("", "ai.onnx")
+
+
+def load_model(path: str | Path) -> onnx.ModelProto:
+    """Read an ONNX file, refusing what is not one with a one-line error."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DlhwcError("no such file", file=str(path)) from None
+    except IsADirectoryError:
+        raise DlhwcError("is a directory, not an ONNX file", file=str(path)) from None
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise DlhwcError(
+            f"not a valid ONNX model (protobuf decoding failed: {e})", file=str(path)
+        ) from None
+    if not model.HasField("graph") or not data:
+        raise DlhwcError("not a valid ONNX model (it has no graph)", file=str(path))
+    if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
+        try:
+            onnx.load_external_data_for_model(model, str(path.parent))
+        except (OSError, ValueError) as e:
+            raise DlhwcError(f"cannot load external tensor data: {e}", file=str(path)) from None
+    return model
+
+
+def import_file(path: str | Path) -> ModuleOp:
+    """Load, check and import the ONNX model at ``path``."""
+    return import_model(load_model(path), str(path))
+
+
+def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
+    """Check ``model`` with the ONNX checker, infer its shapes and import it."""
+    skeleton = _without_large_weights(model)
+    try:
+        onnx.checker.check_model(skeleton)
+    except onnx.checker.ValidationError as e:
+        reason = _first_line(str(e))
+        raise DlhwcError(f"rejected by the ONNX checker: {reason}", file=source) from None
+    try:
+        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
+    except Exception as e:  # noqa: BLE001 - shape inference raises many types
+        raise DlhwcError(
+            f"ONNX shape inference failed: {_first_line(str(e))}", file=source
+        ) from None
+    return _Importer(model, inferred, source).run()
+
+
+# ---------------------------------------------------------------------------------------
+# The checker and shape inference copy the model (more than once); on a model with
+# 100M weights that costs seconds. They need only the shapes of large initializers, so
+# they run on a copy whose large initializers are empty external-data stubs.
+
+_LARGE = 1 << 16
+
+
+def _without_large_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    large = [t for t in model.graph.initializer if _num_elements(t) > _LARGE]
+    if not large:
+        return model
+    skeleton = onnx.ModelProto()
+    graph = model.graph
+    saved = list(graph.initializer)
+    del graph.initializer[:]
+    try:
+        skeleton.CopyFrom(model)
+    finally:
+        graph.initializer.extend(saved)
+    for t in saved:
+        if _num_elements(t) > _LARGE:
+            stub = skeleton.graph.initializer.add()
+            stub.name = t.name
+            stub.data_type = t.data_type
+            stub.dims.extend(t.dims)
+            stub.data_location = TensorProto.EXTERNAL
+            entry = stub.external_data.add()
+            entry.key, entry.value = "location", "elided.bin"
+        else:
+            skeleton.graph.initializer.append(t)
+    return skeleton
+
+
+def _num_elements(t: TensorProto) -> int:
+    return int(np.prod(t.dims)) if t.dims else 1
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text
+
+
+# ---------------------------------------------------------------------------------------
+# Types and attributes
+
+
+_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.$-]")
+
+
+def _name_hint(name: str) -> str | None:
+    hint = _NAME_CHARS.sub("_", name).strip("_")
+    if not hint or hint[0].isdigit():
+        hint = "v" + hint
+    # xDSL uses a trailing "_<digits>" for its own uniquing.
+    hint = re.sub(r"_(\d+)$", r"\1", hint)
+    return hint if SSAValue.is_valid_name(hint) else None
+
+
+def _value_type(type_proto: onnx.TypeProto | None) -> Attribute:
+    if type_proto is None or not type_proto.HasField("tensor_type"):
+        if type_proto is not None and type_proto.WhichOneof("value") is not None:
+            spelling = _type_spelling(type_proto)
+            return onnx_d.OpaqueType(StringAttr(spelling))
+        return onnx_d.OpaqueType(StringAttr("unknown"))
+    tt = type_proto.tensor_type
+    try:
+        elem = onnx_d.element_type(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+    except (KeyError, ValueError):
+        return onnx_d.OpaqueType(StringAttr(_type_spelling(type_proto)))
+    if not tt.HasField("shape"):
+        return UnrankedTensorType(elem)
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+    return TensorType(elem, [d if d >= 0 else DYNAMIC_INDEX for d in dims])
+
+
+def _type_spelling(type_proto: onnx.TypeProto) -> str:
+    kind = type_proto.WhichOneof("value")
+    if kind == "tensor_type":
+        return f"tensor({TensorProto.DataType.Name(type_proto.tensor_type.elem_type).lower()})"
+    if kind == "sequence_type":
+        return f"seq({_type_spelling(type_proto.sequence_type.elem_type)})"
+    if kind == "map_type":
+        key = TensorProto.DataType.Name(type_proto.map_type.key_type).lower()
+        return f"map({key},{_type_spelling(type_proto.map_type.value_type)})"
+    if kind == "optional_type":
+        return f"optional({_type_spelling(type_proto.optional_type.elem_type)})"
+    return kind or "unknown"
+
+
+def _dense_from_tensor(t: TensorProto) -> DenseIntOrFPElementsAttr:
+    np_dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    if t.HasField("raw_data") and np_dtype != np.bool_ and np.dtype(np_dtype).kind in "fiu":
+        # Zero-copy path: the IR holds the tensor's little-endian bytes as they are.
+        typ = onnx_d.tensor_type(np_dtype, list(t.dims))
+        return DenseIntOrFPElementsAttr(typ, BytesAttr(t.raw_data))
+    return onnx_d.dense_from_array(numpy_helper.to_array(t))
+
+
+def _attribute(a: AttributeProto) -> Attribute:
+    if a.type == AttributeProto.FLOAT:
+        return onnx_d.attr_from_python(float(a.f))
+    if a.type == AttributeProto.INT:
+        return IntegerAttr(int(a.i), i64)
+    if a.type == AttributeProto.STRING:
+        return StringAttr(a.s.decode("utf-8", errors="replace"))
+    if a.type == AttributeProto.TENSOR:
+        return _dense_from_tensor(a.t)
+    if a.type == AttributeProto.FLOATS:
+        return DenseArrayBase.from_list(f32, [float(v) for v in a.floats])
+    if a.type == AttributeProto.INTS:
+        return DenseArrayBase.from_list(i64, [int(v) for v in a.ints])
+    if a.type == AttributeProto.STRINGS:
+        return ArrayAttr([StringAttr(s.decode("utf-8", errors="replace")) for s in a.strings])
+    # Graphs, sparse tensors, type protos and lists of them are kept as the serialized
+    # AttributeProto, so the node still runs on the host exactly as it was.
+    return onnx_d.ProtoAttr(StringAttr(a.SerializeToString().hex()))
+
+
+# ---------------------------------------------------------------------------------------
+# Normalization of older opset forms. Each function takes the node, its opset and the
+# attribute dict (ONNX name -> builtin attribute, mutated in place) and the input values;
+# it returns the new inputs, or None when the form has no dedicated equivalent (the node
+# then stays a generic onnx.Node, which is always correct).
+
+Normalizer = Callable[["_Importer", onnx.NodeProto, int, dict, list], list | None]
+_NORMALIZE: dict[str, Normalizer] = {}
+
+
+def _normalizes(*op_types: str):
+    def register(fn: Normalizer) -> Normalizer:
+        for t in op_types:
+            _NORMALIZE[t] = fn
+        return fn
+
+    return register
+
+
+@_normalizes("Squeeze", "Unsqueeze")
+def _squeeze(imp: _Importer, node, opset, attrs, inputs):
+    if "axes" in attrs:
+        axes = np.array(attrs.pop("axes").get_values(), dtype=np.int64)
+        inputs = [inputs[0], imp.constant(axes, f"{node.name}.axes")]
+    return inputs
+
+
+@_normalizes("Slice")
+def _slice(imp: _Importer, node, opset, attrs, inputs):
+    if opset >= 10:
+        return inputs
+    starts = np.array(attrs.pop("starts").get_values(), dtype=np.int64)
+    ends = np.array(attrs.pop("ends").get_values(), dtype=np.int64)
+    new = [inputs[0], imp.constant(starts, f"{node.name}.starts")]
+    new.append(imp.constant(ends, f"{node.name}.ends"))
+    if "axes" in attrs:
+        axes = np.array(attrs.pop("axes").get_values(), dtype=np.int64)
+        new.append(imp.constant(axes, f"{node.name}.axes"))
+    return new
+
+
+@_normalizes("Softmax", "LogSoftmax")
+def _softmax(imp: _Importer, node, opset, attrs, inputs):
+    if opset >= 13:
+        return inputs
+    # Before opset 13 the input is coerced to 2-D at `axis` (default 1): that equals the
+    # new single-axis form only when `axis` is the last axis.
+    rank = imp.rank(inputs[0])
+    axis = attrs["axis"].value.data if "axis" in attrs else 1
+    if rank is None or (axis % rank if rank else 0) != rank - 1:
+        return None
+    attrs["axis"] = IntegerAttr(-1, i64)
+    return inputs
+
+
+@_normalizes("Dropout")
+def _dropout(imp: _Importer, node, opset, attrs, inputs):
+    if opset >= 12:
+        return inputs
+    if len(node.output) > 1 and node.output[1]:
+        return None  # the pre-12 mask has other types
+    for name in ("ratio", "is_test", "consumed_inputs"):
+        attrs.pop(name, None)
+    return inputs
+
+
+@_normalizes("Cast")
+def _cast(imp: _Importer, node, opset, attrs, inputs):
+    to = attrs.get("to")
+    if isinstance(to, StringAttr):
+        attrs["to"] = IntegerAttr(TensorProto.DataType.Value(to.data.upper()), i64)
+    return inputs
+
+
+@_normalizes("Reshape")
+def _reshape(imp: _Importer, node, opset, attrs, inputs):
+    if "shape" in attrs:
+        shape = np.array(attrs.pop("shape").get_values(), dtype=np.int64)
+        inputs = [inputs[0], imp.constant(shape, f"{node.name}.shape")]
+    attrs.pop("consumed_inputs", None)
+    return inputs
+
+
+@_normalizes("Gemm")
+def _gemm(imp: _Importer, node, opset, attrs, inputs):
+    attrs.pop("broadcast", None)
+    return inputs
+
+
+@_normalizes("Add", "Sub", "Mul", "Div")
+def _binary(imp: _Importer, node, opset, attrs, inputs):
+    if opset >= 7:
+        return inputs
+    if attrs.pop("broadcast", None) is not None and "axis" in attrs:
+        return None  # legacy broadcasting along an axis
+    attrs.pop("consumed_inputs", None)
+    return inputs
+
+
+@_normalizes("Relu", "Sigmoid", "Tanh")
+def _unary(imp: _Importer, node, opset, attrs, inputs):
+    attrs.pop("consumed_inputs", None)
+    return inputs
+
+
+@_normalizes("Concat")
+def _concat(imp: _Importer, node, opset, attrs, inputs):
+    attrs.setdefault("axis", IntegerAttr(1, i64))  # the default before opset 4
+    return inputs
+
+
+@_normalizes("LSTM", "GRU", "RNN")
+def _rnn(imp: _Importer, node, opset, attrs, inputs):
+    attrs.pop("output_sequence", None)
+    return inputs
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class _Importer:
+    def __init__(self, model: onnx.ModelProto, inferred: onnx.ModelProto, source: str):
+        self.model = model
+        self.source = source
+        self.opsets = {
+            ("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import
+        }
+        graph = inferred.graph
+        self.types: dict[str, onnx.TypeProto] = {}
+        for vi in [*graph.input, *graph.value_info, *graph.output]:
+            self.types[vi.name] = vi.type
+        self.values: dict[str, SSAValue] = {}
+        self.block: Block | None = None
+        self._no_value: SSAValue | None = None
+
+    # -- helpers used by the normalizers --------------------------------------------
+
+    def constant(self, array: np.ndarray, name: str) -> SSAValue:
+        op = onnx_d.ConstantOp(array, name or None)
+        self.block.add_op(op)
+        return op.outputs[0]
+
+    def rank(self, value: SSAValue) -> int | None:
+        typ = value.type
+        return len(typ.get_shape()) if isinstance(typ, TensorType) else None
+
+    def no_value(self) -> SSAValue:
+        if self._no_value is None:
+            op = onnx_d.NoValueOp()
+            self.block.add_op(op)
+            self._no_value = op.outputs[0]
+            self._no_value.name_hint = "none"
+        return self._no_value
+
+    # -- the import ------------------------------------------------------------------
+
+    def run(self) -> ModuleOp:
+        graph = self.model.graph
+        initializer_names = {t.name for t in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in initializer_names]
+
+        arg_types, arg_attrs = [], []
+        for i in inputs:
+            arg_types.append(_value_type(i.type))
+            attrs: dict[str, Attribute] = {"onnx.name": StringAttr(i.name)}
+            params = _dim_params(i.type)
+            if any(params):
+                attrs["onnx.dim_params"] = ArrayAttr([StringAttr(p) for p in params])
+            arg_attrs.append(DictionaryAttr(attrs))
+        res_types = [_value_type(self.types.get(o.name, o.type)) for o in graph.output]
+        res_attrs = []
+        for o in graph.output:
+            attrs = {"onnx.name": StringAttr(o.name)}
+            params = _dim_params(o.type)
+            if any(params):
+                attrs["onnx.dim_params"] = ArrayAttr([StringAttr(p) for p in params])
+            res_attrs.append(DictionaryAttr(attrs))
+
+        fn = func.FuncOp(
+            "main",
+            (arg_types, res_types),
+            arg_attrs=ArrayAttr(arg_attrs),
+            res_attrs=ArrayAttr(res_attrs),
+        )
+        self.block = fn.body.block
+        for arg, i in zip(self.block.args, inputs, strict=True):
+            arg.name_hint = _name_hint(i.name)
+            self.values[i.name] = arg
+
+        for t in graph.initializer:
+            op = onnx_d.ConstantOp(_dense_from_tensor(t), t.name)
+            op.outputs[0].name_hint = _name_hint(t.name)
+            self.block.add_op(op)
+            self.values[t.name] = op.outputs[0]
+
+        for node in graph.node:
+            self.import_node(node)
+
+        results = []
+        for o in graph.output:
+            if o.name not in self.values:
+                raise DlhwcError(f"graph output '{o.name}' is never produced", file=self.source)
+            results.append(self.values[o.name])
+        # Shape inference may know an output's type better than the graph declares.
+        fn.function_type = FunctionType.from_lists(arg_types, [v.type for v in results])
+        self.block.add_op(func.ReturnOp(*results))
+
+        module_attrs = {
+            "onnx.opset_import": DictionaryAttr(
+                {d or "ai.onnx": IntegerAttr(v, i64) for d, v in sorted(self.opsets.items())}
+            ),
+            "onnx.ir_version": IntegerAttr(self.model.ir_version, i64),
+        }
+        if self.model.producer_name:
+            module_attrs["onnx.producer"] = StringAttr(
+                f"{self.model.producer_name} {self.model.producer_version}".strip()
+            )
+        if graph.name:
+            module_attrs["onnx.graph_name"] = StringAttr(graph.name)
+        return ModuleOp([fn], attributes=module_attrs)
+
+    def import_node(self, node: onnx.NodeProto) -> None:
+        inputs = []
+        for name in node.input:
+            if not name:
+                inputs.append(self.no_value())
+            elif name in self.values:
+                inputs.append(self.values[name])
+            else:
+                raise DlhwcError(
+                    f"input '{name}' is not defined before it is used",
+                    file=self.source,
+                    where=f"node '{node.name or node.op_type}'",
+                )
+        while inputs and node.input[len(inputs) - 1] == "":
+            inputs.pop()  # trailing omitted inputs carry no information
+        result_types = [self._output_type(name) for name in node.output]
+
+        domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
+        opset = self.opsets.get(domain, 1)
+        op = None
+        if domain == "" and node.op_type in onnx_d.OPS_BY_TYPE:
+            op = self._dedicated(node, opset, inputs, result_types)
+        if op is None:
+            attrs = {a.name: _attribute(a) for a in node.attribute}
+            op = onnx_d.NodeOp(
+                node.op_type, domain, opset, inputs, result_types, attrs, node.name or None
+            )
+        self.block.add_op(op)
+        for name, result in zip(node.output, op.results, strict=True):
+            if name:
+                result.name_hint = _name_hint(name)
+                self.values[name] = result
+
+    def _dedicated(self, node, opset, inputs, result_types) -> onnx_d.OnnxOp | None:
+        attrs = {a.name: _attribute(a) for a in node.attribute}
+        if node.op_type == "Constant":
+            return self._constant(node, attrs)
+        normalize = _NORMALIZE.get(node.op_type)
+        if normalize is not None:
+            inputs = normalize(self, node, opset, attrs, inputs)
+            if inputs is None:
+                return None
+        cls = onnx_d.OPS_BY_TYPE[node.op_type]
+        declared = set(cls.get_irdl_definition().properties)
+        if not set(attrs) <= declared:
+            return None  # an attribute this form of the op does not have
+        if any(isinstance(v, onnx_d.ProtoAttr) for v in attrs.values()):
+            return None
+        if len(result_types) > (cls.MAX_OUTPUTS or len(result_types)):
+            return None
+        return cls(inputs, result_types, attrs, node.name or None)
+
+    def _constant(self, node: onnx.NodeProto, attrs: dict) -> onnx_d.OnnxOp | None:
+        (a,) = node.attribute
+        if a.name == "value":
+            value = attrs["value"]
+        elif a.name == "value_float":
+            value = onnx_d.dense_from_array(np.array(a.f, dtype=np.float32))
+        elif a.name == "value_floats":
+            value = onnx_d.dense_from_array(np.array(a.floats, dtype=np.float32))
+        elif a.name == "value_int":
+            value = onnx_d.dense_from_array(np.array(a.i, dtype=np.int64))
+        elif a.name == "value_ints":
+            value = onnx_d.dense_from_array(np.array(a.ints, dtype=np.int64))
+        else:
+            return None  # strings and sparse tensors stay generic
+        return onnx_d.ConstantOp(value, node.name or None)
+
+    def _output_type(self, name: str) -> Attribute:
+        if not name:
+            return NoneType()
+        return _value_type(self.types.get(name))
+
+
+def _dim_params(type_proto: onnx.TypeProto) -> list[str]:
+    if not type_proto.HasField("tensor_type") or not type_proto.tensor_type.HasField("shape"):
+        return []
+    return [d.dim_param for d in type_proto.tensor_type.shape.dim]

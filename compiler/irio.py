@@ -1,0 +1,106 @@
+"""Printing and parsing of dlhwc IR.
+
+Two printing modes, both readable by `parse_module` unless elided:
+
+- *saved* IR (`-o out.mlir`): every dense constant larger than `HEX_THRESHOLD` elements is
+  written as MLIR's hex form `dense<"0x...">`, straight from its bytes, so writing and
+  reading a 100M-weight model costs a hex conversion and no per-element Python work;
+- *dumps* (`--print-ir-after-all`, `--emit` to the terminal): constants with more than
+  `elide_threshold` elements print as `dense_resource<__elided__>` like MLIR's
+  `--mlir-elide-elementsattrs-if-larger`. Such dumps are for reading, not for parsing back.
+
+Print, parse and print again gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from xdsl.context import Context
+from xdsl.dialects import builtin, func
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
+from xdsl.ir import Attribute
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import ParseError, VerifyException
+
+from compiler.errors import DlhwcError
+
+HEX_THRESHOLD = 16
+DEFAULT_ELIDE_THRESHOLD = 16
+
+
+class IRPrinter(Printer):
+    """An xDSL printer that writes large dense constants as hex, or elides them."""
+
+    elide_threshold: int | None = None
+
+    def print_attribute(self, attribute: Attribute) -> None:
+        if isinstance(attribute, DenseIntOrFPElementsAttr):
+            count = len(attribute)
+            if self.elide_threshold is not None and count > self.elide_threshold:
+                self.print_string("dense_resource<__elided__> : ")
+                self.print_attribute(attribute.get_type())
+                return
+            if count > HEX_THRESHOLD:
+                self.print_string('dense<"0x')
+                self.print_string(attribute.data.data.hex().upper())
+                self.print_string('"> : ')
+                self.print_attribute(attribute.get_type())
+                return
+        super().print_attribute(attribute)
+
+
+def module_to_string(module: ModuleOp, elide_threshold: int | None = None) -> str:
+    """The module's text; constants above ``elide_threshold`` elements are elided if given."""
+    stream = io.StringIO()
+    printer = IRPrinter(stream=stream)
+    printer.elide_threshold = elide_threshold
+    printer.print_op(module)
+    stream.write("\n")
+    return stream.getvalue()
+
+
+def context() -> Context:
+    """A context with every dialect dlhwc's IR may contain."""
+    from dialects import ALL_DIALECTS
+
+    ctx = Context()
+    ctx.load_dialect(builtin.Builtin)
+    ctx.load_dialect(func.Func)
+    for dialect in ALL_DIALECTS:
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
+    """Parse and verify IR text; errors become one-line `DlhwcError`s with line:column."""
+    try:
+        module = Parser(context(), text, name=filename).parse_module()
+    except ParseError as e:
+        loc = e.span.get_location()
+        reason = e.msg.strip().splitlines()[0] if e.msg.strip() else "parse error"
+        raise DlhwcError(reason, file=filename, where=f"{loc.line}:{loc.col}") from None
+    try:
+        module.verify()
+    except VerifyException as e:
+        raise DlhwcError(f"invalid IR: {_first_line(str(e))}", file=filename) from None
+    return module
+
+
+def read_module(path: str | Path) -> ModuleOp:
+    """Read and verify a `.mlir` file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DlhwcError("no such file", file=str(path)) from None
+    except (IsADirectoryError, UnicodeDecodeError) as e:
+        raise DlhwcError(f"cannot read IR: {e.__class__.__name__}", file=str(path)) from None
+    return parse_module(text, str(path))
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else text

@@ -1,0 +1,705 @@
+"""The `onnx` dialect: one op per ONNX operator, as imported from a model.
+
+Every op takes its ONNX inputs as one positional operand list (an omitted optional input
+in the middle of the list is the result of an `onnx.NoValue`; omitted trailing inputs are
+dropped) and gives its ONNX outputs as results. ONNX attributes are op properties with
+their ONNX names; absent attributes take the ONNX default. The ONNX node name is the op's
+location, printed as `loc("name")`.
+
+Attribute kinds map to builtin attributes one to one:
+
+    INT     -> IntegerAttr i64        FLOAT   -> FloatAttr f32
+    INTS    -> array<i64: ...>        FLOATS  -> array<f32: ...>
+    STRING  -> StringAttr             STRINGS -> [StringAttr, ...]
+    TENSOR  -> dense<...> : tensor<...>
+
+Dedicated ops follow the newest opset's form of their operator (the importer rewrites
+older forms); every other ONNX operator, of any domain, is an `onnx.Node` that keeps its
+op type, domain and attributes.
+
+Custom assembly format of every op but `onnx.Constant`:
+
+    %y = onnx.Gemm(%x, %w, %b) {transB = 1 : i64} : (tensor<?x64xf32>, ...) -> tensor<?x300xf32> loc("fc1")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    AnyFloat,
+    ArrayAttr,
+    BFloat16Type,
+    BytesAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    DenseResourceAttr,
+    DictionaryAttr,
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    NameLoc,
+    NoneAttr,
+    NoneType,
+    Signedness,
+    StringAttr,
+    TensorType,
+    UnrankedTensorType,
+    f32,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
+from xdsl.irdl import (
+    IRDLOperation,
+    irdl_attr_definition,
+    irdl_op_definition,
+    opt_prop_def,
+    param_def,
+    prop_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.parser import AttrParser, Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import VerifyException
+
+# ---------------------------------------------------------------------------------------
+# Types
+# ---------------------------------------------------------------------------------------
+
+
+@irdl_attr_definition
+class OpaqueType(ParametrizedAttribute, TypeAttribute):
+    """A non-tensor ONNX value type (sequence, map, optional), kept as its ONNX spelling.
+
+    Only generic `onnx.Node` ops produce or consume such values; they run on the host.
+    """
+
+    name = "onnx.opaque"
+    spelling: StringAttr = param_def()
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            return (StringAttr(parser.parse_str_literal()),)
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string_literal(self.spelling.data)
+
+
+@irdl_attr_definition
+class ProtoAttr(ParametrizedAttribute):
+    """An ONNX attribute with no builtin counterpart (a graph, a sparse tensor, a type),
+    kept as the hex of its serialized AttributeProto so the node runs as it was imported.
+    """
+
+    name = "onnx.proto"
+    hex: StringAttr = param_def()
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            return (StringAttr(parser.parse_str_literal()),)
+
+    def print_parameters(self, printer: Printer) -> None:
+        with printer.in_angle_brackets():
+            printer.print_string_literal(self.hex.data)
+
+
+# numpy dtype <-> builtin element type. Signless integers stand for ONNX's signed ones.
+_ELEMENT_TYPES: dict[np.dtype, Attribute] = {
+    np.dtype(np.float32): Float32Type(),
+    np.dtype(np.float64): Float64Type(),
+    np.dtype(np.float16): Float16Type(),
+    np.dtype(np.int64): IntegerType(64),
+    np.dtype(np.int32): IntegerType(32),
+    np.dtype(np.int16): IntegerType(16),
+    np.dtype(np.int8): IntegerType(8),
+    np.dtype(np.uint64): IntegerType(64, Signedness.UNSIGNED),
+    np.dtype(np.uint32): IntegerType(32, Signedness.UNSIGNED),
+    np.dtype(np.uint16): IntegerType(16, Signedness.UNSIGNED),
+    np.dtype(np.uint8): IntegerType(8, Signedness.UNSIGNED),
+    np.dtype(np.bool_): IntegerType(1),
+}
+_DTYPES: dict[Attribute, np.dtype] = {v: k for k, v in _ELEMENT_TYPES.items()}
+
+
+def element_type(dtype: np.dtype) -> Attribute:
+    """The builtin element type that stands for numpy ``dtype``."""
+    try:
+        return _ELEMENT_TYPES[np.dtype(dtype)]
+    except KeyError:
+        raise ValueError(f"element type {np.dtype(dtype)} is not supported") from None
+
+
+def numpy_dtype(elem: Attribute) -> np.dtype:
+    """The numpy dtype of builtin element type ``elem`` (bf16 has none: it is refused)."""
+    if isinstance(elem, BFloat16Type):
+        raise ValueError("bf16 tensors are not supported by numpy")
+    try:
+        return _DTYPES[elem]
+    except KeyError:
+        raise ValueError(f"element type {elem} has no numpy dtype") from None
+
+
+def tensor_type(dtype: np.dtype, shape: Sequence[int | None]) -> TensorType:
+    """A ranked tensor type; a dimension given as None or a negative number is dynamic (`?`)."""
+    dims = [DYNAMIC_INDEX if d is None or d < 0 else int(d) for d in shape]
+    return TensorType(element_type(dtype), dims)
+
+
+def dense_from_array(array: np.ndarray) -> DenseIntOrFPElementsAttr:
+    """A dense attribute backed by ``array``'s bytes (little-endian, C order), no copy of values."""
+    array = np.asarray(array)
+    typ = tensor_type(array.dtype, array.shape)
+    if array.dtype == np.bool_:
+        data = np.ascontiguousarray(array).view(np.uint8).tobytes()
+    else:
+        data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return DenseIntOrFPElementsAttr(typ, BytesAttr(data))
+
+
+def array_from_dense(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """The numpy array a dense attribute holds, read straight from its bytes (read-only view)."""
+    typ = attr.get_type()
+    dtype = numpy_dtype(typ.get_element_type())
+    raw = attr.data.data
+    shape = tuple(typ.get_shape())
+    count = int(np.prod(shape)) if shape else 1
+    if dtype == np.bool_:
+        values = np.frombuffer(raw, dtype=np.uint8).astype(np.bool_)
+    else:
+        values = np.frombuffer(raw, dtype=dtype.newbyteorder("<"))
+    if values.size == 1 and count != 1:
+        values = np.broadcast_to(values, (count,))
+    return values.reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------
+# Attribute conversion (builtin attribute <-> python value)
+# ---------------------------------------------------------------------------------------
+
+
+def attr_from_python(value: object) -> Attribute:
+    """The builtin attribute for an ONNX attribute value given as a python value."""
+    if isinstance(value, Attribute):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return IntegerAttr(int(value), i64)
+    if isinstance(value, int | np.integer):
+        return IntegerAttr(int(value), i64)
+    if isinstance(value, float | np.floating):
+        return FloatAttr(float(np.float32(value)), f32)
+    if isinstance(value, str):
+        return StringAttr(value)
+    if isinstance(value, np.ndarray):
+        return dense_from_array(value)
+    if isinstance(value, list | tuple):
+        if all(isinstance(v, str) for v in value) and value:
+            return ArrayAttr([StringAttr(v) for v in value])
+        if all(isinstance(v, int | np.integer) for v in value):
+            return DenseArrayBase.from_list(i64, [int(v) for v in value])
+        if all(isinstance(v, int | float | np.number) for v in value):
+            return DenseArrayBase.from_list(f32, [float(np.float32(v)) for v in value])
+    raise ValueError(f"cannot represent attribute value {value!r}")
+
+
+def attr_to_python(attr: Attribute) -> object:
+    """The python value of an ONNX attribute (int, float, str, lists of them, or ndarray)."""
+    if isinstance(attr, IntegerAttr):
+        return attr.value.data
+    if isinstance(attr, FloatAttr):
+        return attr.value.data
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, DenseArrayBase):
+        return list(attr.get_values())
+    if isinstance(attr, ArrayAttr):
+        return [attr_to_python(a) for a in attr.data]
+    if isinstance(attr, DenseIntOrFPElementsAttr):
+        return array_from_dense(attr)
+    if isinstance(attr, DictionaryAttr):
+        return {k: attr_to_python(v) for k, v in attr.data.items()}
+    if isinstance(attr, ProtoAttr):
+        return attr
+    raise ValueError(f"attribute {attr} has no python value")
+
+
+# ---------------------------------------------------------------------------------------
+# Ops
+# ---------------------------------------------------------------------------------------
+
+
+def _print_node_name(printer: Printer, op: IRDLOperation) -> None:
+    if isinstance(op.location, NameLoc):
+        printer.print_string(" loc(")
+        printer.print_string_literal(op.location.desc.data)
+        printer.print_string(")")
+
+
+class OnnxOp(IRDLOperation):
+    """Base of every op of the `onnx` dialect (see the module docstring for its format)."""
+
+    inputs = var_operand_def()
+    outputs = var_result_def()
+
+    # The most outputs the ONNX operator has (None: any number).
+    MAX_OUTPUTS: ClassVar[int | None] = 1
+
+    def __init__(
+        self,
+        inputs: Sequence[SSAValue],
+        result_types: Sequence[Attribute],
+        attributes: Mapping[str, Attribute] | None = None,
+        node_name: str | None = None,
+    ):
+        super().__init__(
+            operands=[list(inputs)],
+            result_types=[list(result_types)],
+            properties={k: v for k, v in (attributes or {}).items() if v is not None},
+        )
+        if node_name:
+            self.location = NameLoc(StringAttr(node_name), NoneAttr())
+
+    @property
+    def onnx_type(self) -> str:
+        """The ONNX op type, e.g. ``"Gemm"``."""
+        return self.name.removeprefix("onnx.")
+
+    @property
+    def onnx_domain(self) -> str:
+        """The ONNX domain ("" is the default ai.onnx domain)."""
+        return ""
+
+    @property
+    def node_name(self) -> str | None:
+        """The ONNX node name carried as this op's location, if any."""
+        return self.location.desc.data if isinstance(self.location, NameLoc) else None
+
+    def onnx_attributes(self) -> dict[str, object]:
+        """The op's ONNX attributes as python values (only those that are set)."""
+        return {k: attr_to_python(v) for k, v in self.properties.items()}
+
+    def verify_(self) -> None:
+        if self.MAX_OUTPUTS is not None and len(self.outputs) > self.MAX_OUTPUTS:
+            raise VerifyException(
+                f"{self.name} has {len(self.outputs)} results, at most {self.MAX_OUTPUTS} allowed"
+            )
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string("(")
+        printer.print_list(self.inputs, printer.print_operand)
+        printer.print_string(")")
+        if self.properties:
+            printer.print_string(" ")
+            printer.print_attr_dict(self.properties)
+        printer.print_string(" : ")
+        printer.print_function_type(self.inputs.types, self.outputs.types)
+        _print_node_name(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> OnnxOp:
+        operands = parser.parse_comma_separated_list(
+            Parser.Delimiter.PAREN, parser.parse_unresolved_operand
+        )
+        props = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        pos = parser.pos
+        fn_type = parser.parse_function_type()
+        if len(fn_type.inputs.data) != len(operands):
+            parser.raise_error(
+                f"{len(operands)} operands but {len(fn_type.inputs.data)} operand types",
+                pos,
+                parser.pos,
+            )
+        resolved = parser.resolve_operands(operands, fn_type.inputs.data, parser.pos)
+        op = cls.__new__(cls)
+        IRDLOperation.__init__(
+            op,
+            operands=[resolved],
+            result_types=[list(fn_type.outputs.data)],
+            properties=props,
+        )
+        return op
+
+
+# Dedicated ops, in the newest opset's form. The numpy kernels in
+# runtime/interpreters/onnx_ops.py and onnx_rnn.py are their living definition.
+
+
+@irdl_op_definition
+class GemmOp(OnnxOp):
+    """Y = alpha * op(A) @ op(B) + beta * C, op transposing when transA/transB is 1."""
+
+    name = "onnx.Gemm"
+    alpha = opt_prop_def(FloatAttr)
+    beta = opt_prop_def(FloatAttr)
+    transA = opt_prop_def(IntegerAttr)
+    transB = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class MatMulOp(OnnxOp):
+    """Y = A @ B with numpy matmul broadcasting."""
+
+    name = "onnx.MatMul"
+
+
+@irdl_op_definition
+class AddOp(OnnxOp):
+    """C = A + B, broadcasting."""
+
+    name = "onnx.Add"
+
+
+@irdl_op_definition
+class SubOp(OnnxOp):
+    """C = A - B, broadcasting."""
+
+    name = "onnx.Sub"
+
+
+@irdl_op_definition
+class MulOp(OnnxOp):
+    """C = A * B, broadcasting."""
+
+    name = "onnx.Mul"
+
+
+@irdl_op_definition
+class DivOp(OnnxOp):
+    """C = A / B, broadcasting; integer division truncates toward zero."""
+
+    name = "onnx.Div"
+
+
+@irdl_op_definition
+class ReluOp(OnnxOp):
+    """Y = max(X, 0)."""
+
+    name = "onnx.Relu"
+
+
+@irdl_op_definition
+class SigmoidOp(OnnxOp):
+    """Y = 1 / (1 + exp(-X))."""
+
+    name = "onnx.Sigmoid"
+
+
+@irdl_op_definition
+class TanhOp(OnnxOp):
+    """Y = tanh(X)."""
+
+    name = "onnx.Tanh"
+
+
+@irdl_op_definition
+class SoftmaxOp(OnnxOp):
+    """Y = exp(X) / sum(exp(X)) along one axis (default -1)."""
+
+    name = "onnx.Softmax"
+    axis = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class LogSoftmaxOp(OnnxOp):
+    """Y = X - log(sum(exp(X))) along one axis (default -1)."""
+
+    name = "onnx.LogSoftmax"
+    axis = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class FlattenOp(OnnxOp):
+    """Y = X reshaped to [prod(shape[:axis]), prod(shape[axis:])] (default axis 1)."""
+
+    name = "onnx.Flatten"
+    axis = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class ReshapeOp(OnnxOp):
+    """Y = X reshaped to input `shape`: 0 copies the input dim unless allowzero, -1 is inferred."""
+
+    name = "onnx.Reshape"
+    allowzero = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class TransposeOp(OnnxOp):
+    """Y = X with its axes permuted by perm (default: reversed)."""
+
+    name = "onnx.Transpose"
+    perm = opt_prop_def(DenseArrayBase)
+
+
+@irdl_op_definition
+class SqueezeOp(OnnxOp):
+    """Y = X without the size-1 axes listed in input `axes` (all size-1 axes if omitted)."""
+
+    name = "onnx.Squeeze"
+
+
+@irdl_op_definition
+class UnsqueezeOp(OnnxOp):
+    """Y = X with size-1 axes inserted at the output positions in input `axes`."""
+
+    name = "onnx.Unsqueeze"
+
+
+@irdl_op_definition
+class ConcatOp(OnnxOp):
+    """Y = the inputs concatenated along axis."""
+
+    name = "onnx.Concat"
+    axis = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class GatherOp(OnnxOp):
+    """Y = take(data, indices, axis); negative indices count from the end."""
+
+    name = "onnx.Gather"
+    axis = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class SliceOp(OnnxOp):
+    """Y = data[starts:ends:steps] on `axes`, all four given as inputs."""
+
+    name = "onnx.Slice"
+
+
+@irdl_op_definition
+class ShapeOp(OnnxOp):
+    """Y = shape(X)[start:end] as int64."""
+
+    name = "onnx.Shape"
+    start = opt_prop_def(IntegerAttr)
+    end = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class ExpandOp(OnnxOp):
+    """Y = X broadcast bidirectionally with input `shape`."""
+
+    name = "onnx.Expand"
+
+
+@irdl_op_definition
+class ConstantOfShapeOp(OnnxOp):
+    """Y = a tensor of shape `input` filled with value (default float32 0)."""
+
+    name = "onnx.ConstantOfShape"
+    value = opt_prop_def(DenseIntOrFPElementsAttr)
+
+
+@irdl_op_definition
+class IdentityOp(OnnxOp):
+    """Y = X."""
+
+    name = "onnx.Identity"
+
+
+@irdl_op_definition
+class DropoutOp(OnnxOp):
+    """Inference only: Y = X and mask = all true; training_mode true is refused."""
+
+    name = "onnx.Dropout"
+    MAX_OUTPUTS: ClassVar[int | None] = 2
+    seed = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class CastOp(OnnxOp):
+    """Y = X converted to element type `to` (an onnx.TensorProto data type id)."""
+
+    name = "onnx.Cast"
+    to = opt_prop_def(IntegerAttr)
+    saturate = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class LSTMOp(OnnxOp):
+    """LSTM over a sequence; gates i,o,f,c; outputs Y, Y_h, Y_c (see onnx_rnn.LSTM)."""
+
+    name = "onnx.LSTM"
+    MAX_OUTPUTS: ClassVar[int | None] = 3
+    activation_alpha = opt_prop_def(DenseArrayBase)
+    activation_beta = opt_prop_def(DenseArrayBase)
+    activations = opt_prop_def(ArrayAttr)
+    clip = opt_prop_def(FloatAttr)
+    direction = opt_prop_def(StringAttr)
+    hidden_size = opt_prop_def(IntegerAttr)
+    layout = opt_prop_def(IntegerAttr)
+    input_forget = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class GRUOp(OnnxOp):
+    """GRU over a sequence; gates z,r,h; outputs Y, Y_h (see onnx_rnn.GRU)."""
+
+    name = "onnx.GRU"
+    MAX_OUTPUTS: ClassVar[int | None] = 2
+    activation_alpha = opt_prop_def(DenseArrayBase)
+    activation_beta = opt_prop_def(DenseArrayBase)
+    activations = opt_prop_def(ArrayAttr)
+    clip = opt_prop_def(FloatAttr)
+    direction = opt_prop_def(StringAttr)
+    hidden_size = opt_prop_def(IntegerAttr)
+    layout = opt_prop_def(IntegerAttr)
+    linear_before_reset = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class RNNOp(OnnxOp):
+    """Simple RNN over a sequence; outputs Y, Y_h (see onnx_rnn.RNN)."""
+
+    name = "onnx.RNN"
+    MAX_OUTPUTS: ClassVar[int | None] = 2
+    activation_alpha = opt_prop_def(DenseArrayBase)
+    activation_beta = opt_prop_def(DenseArrayBase)
+    activations = opt_prop_def(ArrayAttr)
+    clip = opt_prop_def(FloatAttr)
+    direction = opt_prop_def(StringAttr)
+    hidden_size = opt_prop_def(IntegerAttr)
+    layout = opt_prop_def(IntegerAttr)
+
+
+@irdl_op_definition
+class ConstantOp(OnnxOp):
+    """Y = value: a tensor held in the IR as bytes (initializers and Constant nodes).
+
+    Format: `%w = onnx.Constant dense<...> : tensor<...> loc("name")`.
+    """
+
+    name = "onnx.Constant"
+    value = prop_def(DenseIntOrFPElementsAttr)
+
+    def __init__(self, value: DenseIntOrFPElementsAttr | np.ndarray, node_name: str | None = None):
+        if isinstance(value, np.ndarray):
+            value = dense_from_array(value)
+        super().__init__([], [value.get_type()], {"value": value}, node_name)
+
+    def to_array(self) -> np.ndarray:
+        """The constant's value as a read-only numpy array over the IR's bytes."""
+        return array_from_dense(self.value)
+
+    def verify_(self) -> None:
+        if len(self.inputs) or len(self.outputs) != 1:
+            raise VerifyException("onnx.Constant takes no operands and has one result")
+        if self.outputs[0].type != self.value.get_type():
+            raise VerifyException(
+                f"onnx.Constant result type {self.outputs[0].type} differs from its value's "
+                f"type {self.value.get_type()}"
+            )
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_attribute(self.value)
+        _print_node_name(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> ConstantOp:
+        pos = parser.pos
+        value = parser.parse_attribute()
+        if isinstance(value, DenseResourceAttr):
+            parser.raise_error(
+                "this constant was elided when the IR was printed; a dump with elided "
+                "weights cannot be read back (write the IR with -o to keep them)",
+                pos,
+                parser.pos,
+            )
+        if not isinstance(value, DenseIntOrFPElementsAttr):
+            parser.raise_error("expected a dense elements attribute", pos, parser.pos)
+        return cls(value)
+
+
+@irdl_op_definition
+class NoValueOp(OnnxOp):
+    """An omitted optional input: the result stands for 'no value' (type none)."""
+
+    name = "onnx.NoValue"
+
+    def __init__(self):
+        super().__init__([], [NoneType()])
+
+
+@irdl_op_definition
+class NodeOp(OnnxOp):
+    """Any ONNX operator without a dedicated op, of any domain, kept as it was imported.
+
+    `op_type` and `domain` name the operator; `attrs` holds its ONNX attributes. It runs
+    on the host through onnxruntime as a one-node model.
+    """
+
+    name = "onnx.Node"
+    MAX_OUTPUTS: ClassVar[int | None] = None
+    op_type = prop_def(StringAttr)
+    domain = prop_def(StringAttr)
+    opset = prop_def(IntegerAttr)
+    attrs = opt_prop_def(DictionaryAttr)
+
+    def __init__(
+        self,
+        op_type: str,
+        domain: str,
+        opset: int,
+        inputs: Sequence[SSAValue],
+        result_types: Sequence[Attribute],
+        attrs: Mapping[str, Attribute] | None = None,
+        node_name: str | None = None,
+    ):
+        props: dict[str, Attribute] = {
+            "op_type": StringAttr(op_type),
+            "domain": StringAttr(domain),
+            "opset": IntegerAttr(opset, i64),
+        }
+        if attrs:
+            props["attrs"] = DictionaryAttr(dict(attrs))
+        super().__init__(inputs, result_types, props, node_name)
+
+    @property
+    def onnx_type(self) -> str:
+        return self.op_type.data
+
+    @property
+    def onnx_domain(self) -> str:
+        return self.domain.data
+
+    def onnx_attributes(self) -> dict[str, object]:
+        if self.attrs is None:
+            return {}
+        return {k: attr_to_python(v) for k, v in self.attrs.data.items()}
+
+
+DEDICATED_OPS: tuple[type[OnnxOp], ...] = (
+    GemmOp, MatMulOp, AddOp, SubOp, MulOp, DivOp, ReluOp, SigmoidOp, TanhOp, SoftmaxOp,
+    LogSoftmaxOp, FlattenOp, ReshapeOp, TransposeOp, SqueezeOp, UnsqueezeOp, ConcatOp,
+    GatherOp, SliceOp, ShapeOp, ExpandOp, ConstantOp, ConstantOfShapeOp, IdentityOp,
+    DropoutOp, CastOp, LSTMOp, GRUOp, RNNOp,
+)  # fmt: skip
+
+OPS_BY_TYPE: dict[str, type[OnnxOp]] = {op.name.removeprefix("onnx."): op for op in DEDICATED_OPS}
+
+ONNX = Dialect("onnx", [*DEDICATED_OPS, NoValueOp, NodeOp], [OpaqueType, ProtoAttr])
+
+__all__ = [
+    "ONNX",
+    "OPS_BY_TYPE",
+    "AnyFloat",
+    "OnnxOp",
+    "ConstantOp",
+    "NoValueOp",
+    "NodeOp",
+    "OpaqueType",
+    "UnrankedTensorType",
+]
