@@ -1,0 +1,24 @@
+"""Every pass dlhwc ships, registered in this one place.
+
+A pass is a frozen-dataclass `xdsl.passes.ModulePass` in a file of its own, with a
+kebab-case `name`; its fields are its options and its docstring is its documentation
+(`dlhwc passes` prints both). Passes from `--load-pass-plugin FILE.py` and from the
+`dlhwc.passes` entry-point group join this table at run time (see `compiler.plugins`).
+"""
+
+from collections.abc import Callable
+
+from xdsl.passes import ModulePass
+
+
+def _fold_constants() -> type[ModulePass]:
+    from compiler.passes.fold_constants import FoldConstantsPass
+
+    return FoldConstantsPass
+
+
+# name -> a function returning the pass class; passes import lazily so that start-up
+# stays fast.
+BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
+    "fold-constants": _fold_constants,
+}

@@ -1,0 +1,98 @@
+"""The compile pipeline: one straight-line function with named stages.
+
+    import      ONNX file -> `onnx` IR (compiler/frontend)            --emit onnx
+    passes      the user's `-p` pipeline, or the target's default one
+
+Every stage's IR is verified; `--emit STAGE` stops after it, and `--print-ir-after-all`
+prints the IR after the import and after every pass, headed by its name.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.utils.exceptions import ArgSpecParseError, VerifyException
+
+from compiler.errors import DlhwcError
+from compiler.irio import DEFAULT_ELIDE_THRESHOLD, context, module_to_string
+
+STAGES = ("onnx",)
+
+
+def parse_pipeline(
+    spec: str, available: dict[str, Callable[[], type[ModulePass]]]
+) -> list[ModulePass]:
+    """Turn a `-p` string like ``'prune{sparsity=0.9},share-weights'`` into pass instances."""
+    from xdsl.utils.arg_spec import parse_pipeline as parse_specs
+
+    try:
+        specs = list(parse_specs(spec))
+    except ArgSpecParseError as e:
+        reason = str(e).strip().splitlines()[-1].strip()
+        raise DlhwcError(f"bad pass pipeline '{spec}': {reason}") from None
+    passes = []
+    for s in specs:
+        if s.name not in available:
+            known = ", ".join(sorted(available))
+            raise DlhwcError(f"unknown pass '{s.name}' (known passes: {known})")
+        cls = available[s.name]()
+        try:
+            passes.append(cls.from_pass_spec(s))
+        except (ValueError, TypeError) as e:
+            raise DlhwcError(f"pass '{s.name}': {_one_line(e)}") from None
+    return passes
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+@dataclass
+class IRDumper:
+    """Prints the IR after a stage or pass (for `--print-ir-after-all`)."""
+
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    elide_threshold: int | None = DEFAULT_ELIDE_THRESHOLD
+
+    def __call__(self, after: str, module: ModuleOp) -> None:
+        self.stream.write(f"// -----// IR Dump After {after} //----- //\n")
+        self.stream.write(module_to_string(module, self.elide_threshold))
+        self.stream.write("\n")
+
+
+def apply_passes(
+    module: ModuleOp, passes: Iterable[ModulePass], dump: IRDumper | None = None
+) -> ModuleOp:
+    """Run ``passes`` in order on ``module``, verifying the IR after each one."""
+    ctx = context()
+    for p in passes:
+        p.apply(ctx, module)
+        try:
+            module.verify()
+        except VerifyException as e:
+            raise DlhwcError(f"pass '{p.name}' produced invalid IR: {_one_line(e)}") from None
+        if dump is not None:
+            dump(p.name, module)
+    return module
+
+
+def compile_model(
+    model_path: str,
+    passes: list[ModulePass],
+    emit: str = "onnx",
+    dump: IRDumper | None = None,
+) -> ModuleOp:
+    """Import ``model_path`` and run the pipeline up to the stage ``emit``."""
+    from compiler.frontend.onnx_importer import import_file
+
+    if emit not in STAGES:
+        raise DlhwcError(f"unknown stage '{emit}' for --emit (stages: {', '.join(STAGES)})")
+    module = import_file(model_path)
+    if dump is not None:
+        dump("import", module)
+    return apply_passes(module, passes, dump)

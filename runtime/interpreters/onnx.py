@@ -1,0 +1,93 @@
+"""Semantics of the `onnx` dialect for the reference interpreter.
+
+Dedicated ops call their numpy kernel (onnx_ops.py, onnx_rnn.py) with the op's ONNX
+attributes as keyword arguments. A generic `onnx.Node` runs in onnxruntime as a one-node
+model built from the op, with the module's opset imports; its session is cached per op.
+"""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+import runtime.interpreters.onnx_ops  # noqa: F401 - registers kernels
+import runtime.interpreters.onnx_rnn  # noqa: F401 - registers kernels
+from dialects import onnx as onnx_d
+from runtime.interpreters.interpreter import IMPLS, impl
+from runtime.interpreters.registry import KERNELS
+
+
+@impl(onnx_d.ConstantOp)
+def constant(op: onnx_d.ConstantOp, args: list) -> tuple:
+    """The constant's bytes as a numpy array."""
+    return (op.to_array(),)
+
+
+@impl(onnx_d.NoValueOp)
+def no_value(op: onnx_d.NoValueOp, args: list) -> tuple:
+    """An omitted input: None."""
+    return (None,)
+
+
+def _dedicated(op: onnx_d.OnnxOp, args: list) -> tuple:
+    """Call the op's numpy kernel; trailing None inputs are omitted."""
+    while args and args[-1] is None:
+        args = args[:-1]
+    outputs = KERNELS[op.onnx_type](*args, **op.onnx_attributes())
+    return tuple(outputs)[: len(op.results)]
+
+
+for _cls in onnx_d.DEDICATED_OPS:
+    if _cls is not onnx_d.ConstantOp:
+        IMPLS[_cls] = _dedicated
+
+
+# Sessions per op and per input signature; dropped with the op.
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@impl(onnx_d.NodeOp)
+def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
+    """Run the node in onnxruntime as a one-node model."""
+    import onnx
+    import onnxruntime as ort
+
+    from compiler.frontend.onnx_exporter import node_proto, opset_imports
+
+    present = [i for i, a in enumerate(args) if a is not None]
+    in_names = [f"in{i}" if args[i] is not None else "" for i in range(len(args))]
+    out_names = [
+        f"out{i}" if not isinstance(r.type, onnx_d.NoneType) else ""
+        for i, r in enumerate(op.results)
+    ]
+    key = tuple((args[i].dtype.str, args[i].ndim) for i in present)
+    sessions = _SESSIONS.setdefault(op, {})
+    session = sessions.get(key)
+    if session is None:
+        graph_inputs = [
+            onnx.helper.make_tensor_value_info(
+                in_names[i],
+                onnx.helper.np_dtype_to_tensor_dtype(args[i].dtype),
+                [None] * args[i].ndim,
+            )
+            for i in present
+        ]
+        graph_outputs = [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in out_names if n]
+        graph = onnx.helper.make_graph(
+            [node_proto(op, in_names, out_names)], "node", graph_inputs, graph_outputs
+        )
+        module = op.get_toplevel_object()
+        model = onnx.helper.make_model(graph, opset_imports=opset_imports(module))
+        ir = module.attributes.get("onnx.ir_version")
+        model.ir_version = ir.value.data if ir is not None else onnx.IR_VERSION
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        sessions[key] = session
+    feeds = {in_names[i]: np.ascontiguousarray(args[i]) for i in present}
+    produced = session.run([n for n in out_names if n], feeds)
+    it = iter(produced)
+    return tuple(next(it) if n else None for n in out_names)
