@@ -263,7 +263,7 @@ class OnnxOp(IRDLOperation):
         super().__init__(
             operands=[list(inputs)],
             result_types=[list(result_types)],
-            properties={k: v for k, v in (attributes or {}).items() if v is not None},
+            properties={k: v for k, v in sorted((attributes or {}).items()) if v is not None},
         )
         if node_name:
             self.location = NameLoc(StringAttr(node_name), NoneAttr())
@@ -325,7 +325,7 @@ class OnnxOp(IRDLOperation):
             op,
             operands=[resolved],
             result_types=[list(fn_type.outputs.data)],
-            properties=props,
+            properties=dict(sorted(props.items())),
         )
         return op
 

@@ -165,3 +165,9 @@ def run_module(
     args = check_inputs(fn, inputs, source)
     results = run_function(fn, args)
     return dict(zip(output_names(fn), results, strict=True))
+
+
+def evaluate_op(op: Operation, args: list) -> tuple:
+    """The result values of one op on the given operand values."""
+    _load_dialect_impls()
+    return tuple(IMPLS[type(op)](op, args))
