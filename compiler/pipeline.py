@@ -21,7 +21,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, VerifyException
 from compiler.errors import DlhwcError
 from compiler.irio import DEFAULT_ELIDE_THRESHOLD, context, module_to_string
 
-STAGES = ("onnx",)
+STAGES = ("onnx", "comp")
 
 
 def parse_pipeline(

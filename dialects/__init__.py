@@ -1,5 +1,6 @@
-"""IR definitions: one module per dialect (`onnx`, and the compression and target dialects)."""
+"""IR definitions: one module per dialect (`onnx`, `comp`, and the target dialects)."""
 
+from dialects.comp import COMP
 from dialects.onnx import ONNX
 
-ALL_DIALECTS = (ONNX,)
+ALL_DIALECTS = (ONNX, COMP)

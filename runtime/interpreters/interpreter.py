@@ -32,6 +32,7 @@ def impl(op_class: type[Operation]) -> Callable[[Impl], Impl]:
 
 
 def _load_dialect_impls() -> None:
+    import runtime.interpreters.comp  # noqa: F401
     import runtime.interpreters.onnx  # noqa: F401
 
 

@@ -1,0 +1,296 @@
+"""The `comp` dialect: compression state as first-class IR.
+
+`comp.weight` is a compressed weight tensor. It replaces the `onnx.Constant` that fed a
+weight operand (a Gemm/MatMul matrix, an LSTM/GRU/RNN W or R, or a bias) and says what
+the weight has become, stage by stage:
+
+    after prune          mask (i1, full shape) + values (f32, zero where pruned)
+    after share-weights  mask + codebook (f32 [k]) + indices (ui8, full shape) + index_bits
+    after quantize       + format: the codebook (or values) are exact in fixed<N, F>
+    after huffman        + index_code / run_code: Huffman code lengths of the index and
+                         relative-position (zero-run) streams, and pes, the row
+                         interleaving the zero runs were counted for
+
+Its reference semantics materialize the dense tensor: values, or codebook[indices],
+with zeros where the mask is false. Weights that are exactly zero are pruned: the mask
+is false there from the first compression pass on.
+
+`comp.quantize` rounds and saturates an activation tensor to a fixed-point format (see
+runtime/fixedpoint.py for the rules); it is the IR's record of activation formats.
+
+Printed form (payloads are ordinary dense attributes: hex when saved, elided in dumps;
+the trailing comment is a summary for readers, ignored by the parser):
+
+    %w = comp.weight {codebook = dense<...> : tensor<16xf32>, format = #comp.fixed<16, 14>,
+           index_bits = 4 : i64, indices = dense<"0x..."> : tensor<300x64xui8>,
+           mask = dense<"0x..."> : tensor<300x64xi1>} : tensor<300x64xf32> loc("fc1.weight")
+           // density 10.00%, 4-bit indices, 16 centroids, fixed<16,14>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    FloatAttr,
+    IntegerAttr,
+    NameLoc,
+    NoneAttr,
+    StringAttr,
+    TensorType,
+    f64,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue
+from xdsl.irdl import (
+    IRDLOperation,
+    ParsePropInAttrDict,
+    VarConstraint,
+    base,
+    irdl_attr_definition,
+    irdl_op_definition,
+    operand_def,
+    opt_prop_def,
+    param_def,
+    prop_def,
+    result_def,
+)
+from xdsl.parser import AttrParser, Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import VerifyException
+
+from dialects.onnx import array_from_dense, dense_from_array
+from runtime.fixedpoint import FixedFormat
+
+
+@irdl_attr_definition
+class FixedAttr(ParametrizedAttribute):
+    """`#comp.fixed<N, F>`: signed fixed point, N bits in total, F after the point."""
+
+    name = "comp.fixed"
+    bits: IntegerAttr = param_def()
+    frac: IntegerAttr = param_def()
+
+    @staticmethod
+    def get(fmt: FixedFormat) -> FixedAttr:
+        return FixedAttr(IntegerAttr(fmt.bits, i64), IntegerAttr(fmt.frac, i64))
+
+    @property
+    def format(self) -> FixedFormat:
+        return FixedFormat(self.bits.value.data, self.frac.value.data)
+
+    @classmethod
+    def parse_parameters(cls, parser: AttrParser) -> Sequence[Attribute]:
+        with parser.in_angle_brackets():
+            bits = parser.parse_integer()
+            parser.parse_punctuation(",")
+            frac = parser.parse_integer()
+        return (IntegerAttr(bits, i64), IntegerAttr(frac, i64))
+
+    def print_parameters(self, printer: Printer) -> None:
+        printer.print_string(f"<{self.bits.value.data}, {self.frac.value.data}>")
+
+    def verify(self) -> None:
+        if not 2 <= self.bits.value.data <= 32:
+            raise VerifyException(f"fixed-point width {self.bits.value.data} outside 2..32")
+
+
+def _print_loc(printer: Printer, op: IRDLOperation) -> None:
+    if isinstance(op.location, NameLoc):
+        printer.print_string(" loc(")
+        printer.print_string_literal(op.location.desc.data)
+        printer.print_string(")")
+
+
+@irdl_op_definition
+class WeightOp(IRDLOperation):
+    """A compressed weight tensor; its value is the dense tensor it materializes.
+
+    value = where(mask, values, 0)              (pruned, not shared)
+          = where(mask, codebook[indices], 0)   (shared)
+    """
+
+    name = "comp.weight"
+
+    mask = prop_def(DenseIntOrFPElementsAttr)
+    values = opt_prop_def(DenseIntOrFPElementsAttr)
+    codebook = opt_prop_def(DenseIntOrFPElementsAttr)
+    indices = opt_prop_def(DenseIntOrFPElementsAttr)
+    index_bits = opt_prop_def(IntegerAttr)
+    format = opt_prop_def(FixedAttr)
+    index_code = opt_prop_def(DenseArrayBase)
+    run_code = opt_prop_def(DenseArrayBase)
+    pes = opt_prop_def(IntegerAttr)
+
+    output = result_def(TensorType)
+
+    def __init__(
+        self,
+        result_type: TensorType,
+        properties: dict[str, Attribute],
+        node_name: str | None = None,
+    ):
+        super().__init__(
+            result_types=[result_type],
+            properties={k: v for k, v in sorted(properties.items()) if v is not None},
+        )
+        if node_name:
+            self.location = NameLoc(StringAttr(node_name), NoneAttr())
+
+    # -- construction from arrays ------------------------------------------------------
+
+    @staticmethod
+    def from_arrays(
+        like: TensorType,
+        mask: np.ndarray,
+        values: np.ndarray | None = None,
+        codebook: np.ndarray | None = None,
+        indices: np.ndarray | None = None,
+        index_bits: int | None = None,
+        fmt: FixedFormat | None = None,
+        node_name: str | None = None,
+        **extra: Attribute,
+    ) -> WeightOp:
+        """A weight from numpy arrays (copied into the IR as bytes)."""
+        props: dict[str, Attribute] = {"mask": dense_from_array(np.asarray(mask, dtype=np.bool_))}
+        if values is not None:
+            props["values"] = dense_from_array(np.asarray(values, dtype=np.float32))
+        if codebook is not None:
+            props["codebook"] = dense_from_array(np.asarray(codebook, dtype=np.float32))
+            props["indices"] = dense_from_array(np.asarray(indices, dtype=np.uint8))
+        if index_bits is not None:
+            props["index_bits"] = IntegerAttr(index_bits, i64)
+        if fmt is not None:
+            props["format"] = FixedAttr.get(fmt)
+        props.update(extra)
+        return WeightOp(like, props, node_name)
+
+    # -- reading -----------------------------------------------------------------------
+
+    @property
+    def node_name(self) -> str | None:
+        return self.location.desc.data if isinstance(self.location, NameLoc) else None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.output.type.get_shape())
+
+    def mask_array(self) -> np.ndarray:
+        return array_from_dense(self.mask)
+
+    def values_array(self) -> np.ndarray | None:
+        return None if self.values is None else array_from_dense(self.values)
+
+    def codebook_array(self) -> np.ndarray | None:
+        return None if self.codebook is None else array_from_dense(self.codebook)
+
+    def indices_array(self) -> np.ndarray | None:
+        return None if self.indices is None else array_from_dense(self.indices)
+
+    @property
+    def fixed_format(self) -> FixedFormat | None:
+        return None if self.format is None else self.format.format
+
+    @property
+    def is_shared(self) -> bool:
+        return self.codebook is not None
+
+    def dense(self) -> np.ndarray:
+        """The dense float32 tensor this weight stands for."""
+        mask = self.mask_array()
+        if self.codebook is not None:
+            full = self.codebook_array()[self.indices_array()]
+        else:
+            full = self.values_array()
+        return np.where(mask, full, np.float32(0)).astype(np.float32, copy=False)
+
+    def density(self) -> float:
+        mask = self.mask_array()
+        return float(np.count_nonzero(mask)) / max(mask.size, 1)
+
+    def summary(self) -> str:
+        """One line for readers: density, index bits, codebook size, format, Huffman."""
+        parts = [f"density {self.density():.2%}"]
+        if self.codebook is not None:
+            bits = self.index_bits.value.data if self.index_bits else "?"
+            parts.append(f"{bits}-bit indices, {len(self.codebook)} centroids")
+        if self.format is not None:
+            parts.append(str(self.fixed_format))
+        if self.index_code is not None:
+            parts.append("huffman")
+        return ", ".join(parts)
+
+    # -- verification and format ---------------------------------------------------------
+
+    def verify_(self) -> None:
+        shape = self.shape
+        if tuple(self.mask.get_type().get_shape()) != shape:
+            raise VerifyException(
+                f"comp.weight mask shape {tuple(self.mask.get_type().get_shape())} differs "
+                f"from the weight shape {shape}"
+            )
+        if (self.values is None) == (self.codebook is None):
+            raise VerifyException("comp.weight needs exactly one of `values` or `codebook`")
+        if self.values is not None and tuple(self.values.get_type().get_shape()) != shape:
+            raise VerifyException("comp.weight values shape differs from the weight shape")
+        if self.codebook is not None:
+            if self.indices is None:
+                raise VerifyException("comp.weight with a codebook needs `indices`")
+            if tuple(self.indices.get_type().get_shape()) != shape:
+                raise VerifyException("comp.weight indices shape differs from the weight shape")
+            k = len(self.codebook)
+            if self.index_bits is not None and k > (1 << self.index_bits.value.data):
+                raise VerifyException(
+                    f"comp.weight codebook has {k} entries, more than 2^{self.index_bits.value.data}"
+                )
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_attr_dict(self.properties)
+        printer.print_string(" : ")
+        printer.print_attribute(self.output.type)
+        _print_loc(printer, self)
+        printer.print_string(f" // {self.summary()}")
+
+    @classmethod
+    def parse(cls, parser: Parser) -> WeightOp:
+        props = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        typ = parser.parse_type()
+        return cls(typ, props)
+
+
+@irdl_op_definition
+class QuantizeOp(IRDLOperation):
+    """y = round_half_even(x * 2^F) saturated to N bits, times 2^-F (an activation format).
+
+    `overflow_rate` records the fraction of calibration values that saturated.
+    """
+
+    name = "comp.quantize"
+
+    T: ClassVar = VarConstraint("T", base(TensorType))
+    input = operand_def(T)
+    output = result_def(T)
+    format = prop_def(FixedAttr)
+    overflow_rate = opt_prop_def(FloatAttr)
+
+    assembly_format = "$input attr-dict `:` type($output)"
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, value: SSAValue, fmt: FixedFormat, overflow: float | None = None):
+        props: dict[str, Attribute] = {"format": FixedAttr.get(fmt)}
+        if overflow is not None:
+            props["overflow_rate"] = FloatAttr(overflow, f64)
+        super().__init__(operands=[value], result_types=[value.type], properties=props)
+
+    def verify_(self) -> None:
+        if self.input.type != self.output.type:
+            raise VerifyException("comp.quantize keeps its operand's type")
+
+
+COMP = Dialect("comp", [WeightOp, QuantizeOp], [FixedAttr])
