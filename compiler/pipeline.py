@@ -9,6 +9,7 @@ prints the IR after the import and after every pass, headed by its name.
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ def parse_pipeline(
     from xdsl.utils.arg_spec import parse_pipeline as parse_specs
 
     try:
-        specs = list(parse_specs(spec))
+        specs = list(parse_specs(_spaces_between_options(spec)))
     except ArgSpecParseError as e:
         reason = str(e).strip().splitlines()[-1].strip()
         raise DlhwcError(f"bad pass pipeline '{spec}': {reason}") from None
@@ -46,6 +47,32 @@ def parse_pipeline(
         except (ValueError, TypeError) as e:
             raise DlhwcError(f"pass '{s.name}': {_one_line(e)}") from None
     return passes
+
+
+def _spaces_between_options(spec: str) -> str:
+    """Accept `pass{a=1,b=2}` as well as MLIR's `pass{a=1 b=2}`, and unquoted paths.
+
+    Inside braces, a comma followed by `name=` starts a new option; other commas still
+    separate the items of a list value (`opt=1,2,3`).
+    """
+    out, depth = [], 0
+    for i, ch in enumerate(spec):
+        depth += ch == "{"
+        depth -= ch == "}"
+        if ch == "," and depth > 0 and re.match(r"\s*[A-Za-z_][\w-]*\s*=", spec[i + 1 :]):
+            ch = " "
+        out.append(ch)
+    return re.sub(r"(?<==)([^\s,{}\"']+)", _quote_path, "".join(out))
+
+
+def _quote_path(match: re.Match) -> str:
+    # Paths (recipe.toml, data/calib.npz) are not tokens of xDSL's pipeline syntax.
+    value = match.group(1)
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return f'"{value}"' if re.search(r"[/.~\\]", value) else value
 
 
 def _one_line(e: BaseException) -> str:

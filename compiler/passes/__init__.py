@@ -17,8 +17,15 @@ def _fold_constants() -> type[ModulePass]:
     return FoldConstantsPass
 
 
+def _prune() -> type[ModulePass]:
+    from compiler.passes.prune import PrunePass
+
+    return PrunePass
+
+
 # name -> a function returning the pass class; passes import lazily so that start-up
 # stays fast.
 BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fold-constants": _fold_constants,
+    "prune": _prune,
 }

@@ -1,0 +1,132 @@
+"""The prune pass: target sparsity, threshold rule, load balance, recipes, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from compiler.errors import DlhwcError
+from compiler.frontend.onnx_importer import import_file
+from compiler.passes.prune import PrunePass
+from compiler.passes.weights import find_weights
+from compiler.pipeline import apply_passes, parse_pipeline
+from compiler.plugins import available_passes
+from dialects import comp
+
+MLP = "examples/models/digits_mlp.onnx"
+LSTM = "examples/models/digits_lstm.onnx"
+
+
+def pruned(model: str, spec: str):
+    module = import_file(model)
+    return apply_passes(module, parse_pipeline(spec, available_passes()))
+
+
+def matrices(module):
+    return [(s, s.to_rows(s.source.mask_array())) for s in find_weights(module, "matrix")]
+
+
+def test_target_sparsity_gives_density_per_matrix():
+    for slot, masks in matrices(pruned(MLP, "prune{sparsity=0.9}")):
+        for mask in masks:
+            assert abs(mask.mean() - 0.1) <= 0.005, slot.layer
+
+
+def test_pruned_weights_are_the_smallest():
+    module = import_file(MLP)
+    original = {s.layer: s.value() for s in find_weights(module, "matrix")}
+    apply_passes(module, [PrunePass(sparsity=0.5)])
+    for slot in find_weights(module, "matrix"):
+        w, mask = original[slot.layer], slot.source.mask_array()
+        assert np.abs(w[mask]).min() >= np.abs(w[~mask]).max()
+        np.testing.assert_array_equal(slot.value(), np.where(mask, w, 0))
+
+
+def test_quality_threshold_rule():
+    module = import_file(MLP)
+    original = {s.layer: s.value() for s in find_weights(module, "matrix")}
+    apply_passes(module, [PrunePass(quality=1.0)])
+    for slot in find_weights(module, "matrix"):
+        w = original[slot.layer]
+        np.testing.assert_array_equal(slot.source.mask_array(), np.abs(w) > np.std(w))
+
+
+@pytest.mark.parametrize("pes", [1, 4, 7, 64])
+def test_balance_pes_gives_equal_nonzeros_per_pe(pes):
+    module = pruned(MLP, f"prune{{sparsity=0.9,balance-pes={pes}}}")
+    for slot, masks in matrices(module):
+        mask = masks[0]
+        per_pe = np.bincount(np.arange(mask.shape[0]) % pes, weights=mask.sum(axis=1))
+        busy = per_pe[: min(pes, mask.shape[0])]
+        assert len(set(busy.tolist())) == 1, (slot.layer, busy)
+        assert abs(mask.mean() - 0.1) <= 0.02, slot.layer
+
+
+def test_recurrent_matrices_are_pruned_per_direction():
+    module = pruned(LSTM, "prune{sparsity=0.8,balance-pes=16}")
+    layers = {s.operand: masks for s, masks in matrices(module) if s.layer == "lstm"}
+    assert set(layers) == {1, 2}
+    for masks in layers.values():
+        for mask in masks:
+            assert abs(mask.mean() - 0.2) <= 0.005
+            per_pe = np.bincount(np.arange(mask.shape[0]) % 16, weights=mask.sum(axis=1))
+            assert len(set(per_pe.tolist())) == 1
+
+
+def test_zeros_count_as_pruned_and_stay_pruned():
+    module = pruned(MLP, "prune{sparsity=0.5},prune{sparsity=0.2}")
+    for _, masks in matrices(module):
+        assert abs(masks.mean() - 0.5) <= 0.005  # the second prune cannot revive weights
+
+
+def test_biases_are_untouched():
+    module = pruned(MLP, "prune{sparsity=0.9}")
+    assert all(not isinstance(s.source, comp.WeightOp) for s in find_weights(module, "bias"))
+
+
+def test_recipe_sets_per_layer_sparsity(tmp_path):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(
+        json.dumps(
+            {
+                "defaults": {"sparsity": 0.5},
+                "layers": {"fc2": {"sparsity": 0.8}, "fc3*": {"sparsity": 0.0}},
+            }
+        )
+    )
+    module = pruned(MLP, f"prune{{recipe={recipe}}}")
+    density = {s.layer: masks.mean() for s, masks in matrices(module)}
+    assert density["fc1"] == pytest.approx(0.5, abs=0.005)
+    assert density["fc2"] == pytest.approx(0.2, abs=0.005)
+    assert density["fc3"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("prune{sparsity=1.0}", "sparsity 1.0 outside [0, 1)"),
+        ("prune{sparsity=-0.1}", "outside [0, 1)"),
+        ("prune{sparsity=0.5,quality=1.0}", "not both"),
+        ("prune{balance-pes=0}", "balance-pes 0"),
+    ],
+)
+def test_bad_options_are_refused(spec, message):
+    with pytest.raises(
+        DlhwcError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
+        pruned(MLP, spec)
+
+
+def test_recipe_naming_a_missing_layer_is_refused(tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[layers.fc9]\nsparsity = 0.5\n")
+    with pytest.raises(DlhwcError, match="'fc9' matches no layer"):
+        pruned(MLP, f"prune{{recipe={recipe}}}")
+
+
+def test_deterministic():
+    from compiler.irio import module_to_string
+
+    a = module_to_string(pruned(MLP, "prune{sparsity=0.9,balance-pes=8}"))
+    b = module_to_string(pruned(MLP, "prune{sparsity=0.9,balance-pes=8}"))
+    assert a == b
