@@ -75,7 +75,7 @@ class Instruction:
         if unknown:
             raise IsaError(f"{self.mnemonic}: unknown operand(s) {', '.join(sorted(unknown))}")
         word = 0
-        for hi, lo, value in self.fixed:
+        for _hi, lo, value in self.fixed:
             word |= value << lo
         for f in self.fields:
             if f.name not in operands:
