@@ -100,35 +100,53 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
 # ---------------------------------------------------------------------------------------
 # The checker and shape inference copy the model (more than once); on a model with
 # 100M weights that costs seconds. They need only the shapes of large initializers, so
-# they run on a copy whose large initializers are empty external-data stubs.
+# they run on a skeleton where each large initializer is a graph input of the same type.
+# (Not an external-data stub: the checker requires a stub's file to exist.) The skeleton
+# is built field by field, so the weights are never copied and the caller's model is
+# never modified.
 
 _LARGE = 1 << 16
 
 
 def _without_large_weights(model: onnx.ModelProto) -> onnx.ModelProto:
-    large = [t for t in model.graph.initializer if _num_elements(t) > _LARGE]
+    large = {t.name for t in model.graph.initializer if _num_elements(t) > _LARGE}
     if not large:
         return model
     skeleton = onnx.ModelProto()
-    graph = model.graph
-    saved = list(graph.initializer)
-    del graph.initializer[:]
-    try:
-        skeleton.CopyFrom(model)
-    finally:
-        graph.initializer.extend(saved)
-    for t in saved:
-        if _num_elements(t) > _LARGE:
-            stub = skeleton.graph.initializer.add()
-            stub.name = t.name
-            stub.data_type = t.data_type
-            stub.dims.extend(t.dims)
-            stub.data_location = TensorProto.EXTERNAL
-            entry = stub.external_data.add()
-            entry.key, entry.value = "location", "elided.bin"
+    _copy_fields_except(model, skeleton, "graph")
+    _copy_fields_except(model.graph, skeleton.graph, "initializer")
+    declared = {i.name for i in skeleton.graph.input}
+    for t in model.graph.initializer:
+        if t.name in large and t.name in declared:
+            continue  # the graph input already gives its type
+        if t.name in large and model.ir_version >= 4:
+            skeleton.graph.input.append(
+                onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+            )
         else:
+            # Small, or an IR < 4 initializer missing from the inputs: the checker must
+            # see it as it is to reject the model with its own message.
             skeleton.graph.initializer.append(t)
     return skeleton
+
+
+def _copy_fields_except(src, dst, skip: str) -> None:
+    """Copy every set field of protobuf message ``src`` but ``skip`` into ``dst``."""
+    for field, value in src.ListFields():
+        if field.name == skip:
+            continue
+        if _is_repeated(field):
+            getattr(dst, field.name).extend(value)
+        elif field.message_type is not None:
+            getattr(dst, field.name).CopyFrom(value)
+        else:
+            setattr(dst, field.name, value)
+
+
+def _is_repeated(field) -> bool:
+    if hasattr(field, "is_repeated"):  # protobuf >= 6; `label` is deprecated there
+        return field.is_repeated
+    return field.label == field.LABEL_REPEATED
 
 
 def _num_elements(t: TensorProto) -> int:
