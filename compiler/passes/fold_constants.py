@@ -96,6 +96,8 @@ class _Folder:
         return False
 
     def _bypass(self, op: Operation) -> bool:
+        if op.operands[0].type != op.results[0].type:
+            return False  # the op also carries a type refinement (e.g. to a return)
         if isinstance(op, onnx_d.DropoutOp):
             if len(op.operands) > 2 or (len(op.results) > 1 and op.results[1].uses):
                 return False
