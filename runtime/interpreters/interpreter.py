@@ -33,6 +33,7 @@ def impl(op_class: type[Operation]) -> Callable[[Impl], Impl]:
 
 def _load_dialect_impls() -> None:
     import runtime.interpreters.comp  # noqa: F401
+    import runtime.interpreters.eie  # noqa: F401
     import runtime.interpreters.onnx  # noqa: F401
 
 
@@ -131,10 +132,20 @@ def _dim_params(fn: func.FuncOp, index: int) -> list[str]:
     return [s.data for s in entry.data]
 
 
-def run_function(fn: func.FuncOp, args: list[np.ndarray]) -> list[np.ndarray]:
-    """Interpret ``fn`` on ``args``; returns the values `func.return` returns."""
+def run_function(
+    fn: func.FuncOp,
+    args: list[np.ndarray],
+    observe: Callable[[SSAValue, Any], None] | None = None,
+) -> list[np.ndarray]:
+    """Interpret ``fn`` on ``args``; returns the values `func.return` returns.
+
+    ``observe(value, array)``, if given, sees every argument and op result as it is computed.
+    """
     _load_dialect_impls()
     env: dict[SSAValue, Any] = dict(zip(fn.body.block.args, args, strict=True))
+    if observe is not None:
+        for value, array in env.items():
+            observe(value, array)
     for op in fn.body.block.ops:
         if isinstance(op, func.ReturnOp):
             return [env[v] for v in op.operands]
@@ -150,6 +161,8 @@ def run_function(fn: func.FuncOp, args: list[np.ndarray]) -> list[np.ndarray]:
             raise DlhwcError(f"{where}: {type(e).__name__}: {' '.join(str(e).split())}") from None
         for value, result in zip(op.results, results, strict=False):
             env[value] = result
+            if observe is not None:
+                observe(value, result)
     raise DlhwcError("the function has no func.return")
 
 
