@@ -11,7 +11,8 @@ Table syntax (in the spirit of riscv-opcodes), one instruction per line, 64-bit 
 - `#` starts a comment.
 
 `IsaTable.parse` refuses a line whose ranges overlap or leave a bit uncovered, an
-opcode used twice, and an operand named twice. From the table come the encoder and
+opcode or a mnemonic used twice, and an operand named twice. Mnemonics are
+`[A-Za-z_][A-Za-z0-9_.]*` (e.g. `dma.in`), operand names `[A-Za-z_][A-Za-z0-9_]*`. From the table come the encoder and
 decoder here, the assembler grammar and disassembler (backends/asm.py), the simulator's
 dispatch and the ISA reference page (`IsaTable.markdown`).
 """
@@ -82,9 +83,7 @@ class Instruction:
                 raise IsaError(f"{self.mnemonic}: missing operand {f.name}")
             value = int(operands[f.name])
             if not f.min <= value <= f.max:
-                raise IsaError(
-                    f"{self.mnemonic}: {f.name}={value} outside {f.min}..{f.max} ({f.width} bits)"
-                )
+                raise IsaError(f"{self.mnemonic}: {f.name}={value} outside {range_text(f)}")
             word |= (value & ((1 << f.width) - 1)) << f.lo
         return word
 
@@ -99,7 +98,15 @@ class Instruction:
         return values
 
 
+def range_text(f: Field) -> str:
+    """The allowed values of a field, e.g. ``-32..31 (6-bit signed)``."""
+    kind = "signed" if f.signed else "unsigned"
+    return f"{f.min}..{f.max} ({f.width}-bit {kind})"
+
+
 _RANGE = re.compile(r"^(\d+)(?:\.\.(\d+))?$")
+_MNEMONIC = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+_OPERAND = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class IsaTable:
@@ -122,8 +129,8 @@ class IsaTable:
                 line = raw.rstrip()
                 if current is None:
                     raise IsaError(f"line {lineno}: semantics before any instruction")
-                text = line.lstrip()[1:]
-                current["doc"].append(text[1:] if text.startswith(" ") else text)
+                doc = line.lstrip()[1:]
+                current["doc"].append(doc[1:] if doc.startswith(" ") else doc)
                 continue
             line = raw.split("#", 1)[0].rstrip()
             if not line.strip():
@@ -139,10 +146,15 @@ class IsaTable:
         if len(opcode_ranges) != 1:
             raise IsaError("every instruction must put its opcode in the same bits")
         seen: dict[int, str] = {}
+        mnemonics: set[str] = set()
         for i in instructions:
+            if i.mnemonic in mnemonics:
+                raise IsaError(f"{i.mnemonic}: mnemonic declared twice")
+            mnemonics.add(i.mnemonic)
             if i.opcode in seen:
                 raise IsaError(
-                    f"{i.mnemonic}: opcode {i.opcode:#x} already used by {seen[i.opcode]}"
+                    f"{i.mnemonic}: opcode {i.opcode:#x} (bits {i.opcode_hi}..{i.opcode_lo}) "
+                    f"already used by {seen[i.opcode]}"
                 )
             seen[i.opcode] = i.mnemonic
         return IsaTable(target, instructions)
@@ -192,6 +204,8 @@ class IsaTable:
 def _parse_line(line: str, lineno: int) -> dict:
     parts = line.split()
     mnemonic, specs = parts[0], parts[1:]
+    if not _MNEMONIC.match(mnemonic):
+        raise IsaError(f"line {lineno}: bad mnemonic '{mnemonic}'")
     fixed: list[tuple[int, int, int]] = []
     fields: list[Field] = []
     for spec in specs:
@@ -200,15 +214,24 @@ def _parse_line(line: str, lineno: int) -> dict:
             raise IsaError(f"line {lineno}: '{spec}' is neither NAME=BITS nor BITS=VALUE")
         if _RANGE.match(left):
             hi, lo = _bits(left, lineno)
-            value = int(right, 0)
-            if value >= 1 << (hi - lo + 1):
+            try:
+                value = int(right, 0)
+            except ValueError:
+                raise IsaError(f"line {lineno}: bad value '{right}' for bits {left}") from None
+            if not 0 <= value < 1 << (hi - lo + 1):
                 raise IsaError(f"line {lineno}: value {right} does not fit bits {left}")
             fixed.append((hi, lo, value))
         else:
             signed = right.endswith(":s")
             hi, lo = _bits(right.removesuffix(":s"), lineno)
-            if any(f.name == left for f in fields):
-                raise IsaError(f"line {lineno}: operand '{left}' named twice")
+            if not _OPERAND.match(left):
+                raise IsaError(f"line {lineno}: bad operand name '{left}'")
+            for f in fields:
+                if f.name == left:
+                    raise IsaError(
+                        f"line {lineno}: {mnemonic}: operand '{left}' named twice "
+                        f"(bits {f.hi}..{f.lo} and {hi}..{lo})"
+                    )
             fields.append(Field(left, hi, lo, signed))
     covered = [0] * WORD_BITS
     for hi, lo in [(h, lo) for h, lo, _ in fixed] + [(f.hi, f.lo) for f in fields]:

@@ -1,9 +1,17 @@
 """The `dlhwc` command line.
 
     dlhwc compile model.onnx [--emit STAGE] [-p PIPELINE] [-o OUT] [--print-ir-after-all]
-    dlhwc opt in.mlir -p PIPELINE [-o OUT] [--print-ir-after-all]
+                  [--calibration DATA.npz]
+    dlhwc opt in.mlir -p PIPELINE [-o OUT] [--print-ir-after-all] [--calibration DATA.npz]
     dlhwc run model.onnx|in.mlir --input x.npy|inputs.npz [--output out.npz]
+    dlhwc export in.mlir|model.onnx -o model.onnx [--quantize-as qdq|float]
+    dlhwc eval MODEL --data data.npz [--labels KEY] (-p PIPELINE | --compressed COMP.mlir)
+               [--json FILE]
     dlhwc passes
+
+`--report` on compile and opt prints the compression ledger (compiler/compression/
+ledger.py) to stdout: after the IR when there is no -o, alone when the IR goes to -o.
+`--report-json FILE` writes the ledger as JSON.
 
 Heavy modules (xDSL, onnx, onnxruntime) are imported only by the command that needs
 them, so `dlhwc --help` starts fast. Errors in the user's input print one line and exit
@@ -50,6 +58,43 @@ def _add_pass_options(p: argparse.ArgumentParser) -> None:
         help="in IR printed to the terminal, elide constants with more than N elements "
         "(default 16; -1 prints everything). Files written with -o are never elided.",
     )
+    p.add_argument(
+        "--calibration",
+        metavar="DATA.npz",
+        default=None,
+        help="inputs keyed by input name for every quantize pass that sets no calibration",
+    )
+
+
+def _add_report_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="print the compression ledger (bits per layer, compression rates) to stdout, "
+        "after the IR when there is no -o",
+    )
+    p.add_argument(
+        "--report-json",
+        metavar="FILE",
+        default=None,
+        help="write the compression ledger as JSON to FILE",
+    )
+
+
+def _report(module, args) -> None:
+    """The compression ledger for --report (stdout) and --report-json (a file)."""
+    if not (getattr(args, "report", False) or getattr(args, "report_json", None)):
+        return
+    import json
+
+    from compiler.compression.ledger import ledger
+    from compiler.fileio import write_atomic
+
+    table = ledger(module)
+    if args.report_json:
+        write_atomic(args.report_json, json.dumps(table.to_json(), indent=2) + "\n")
+    if args.report:
+        sys.stdout.write(table.format_table())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,12 +106,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compile", help="import an ONNX model and run the compile pipeline")
     p.add_argument("model", help="the ONNX model")
-    p.add_argument("--emit", default="onnx", help="the stage to stop at and write (onnx)")
+    p.add_argument(
+        "--emit",
+        default=None,
+        help="the stage to stop at and write: onnx, comp; with --target also the target's "
+        "dialect (eie), asm, dlhw (default: onnx, or dlhw with --target)",
+    )
+    p.add_argument("--target", help="compile for an accelerator: eie")
+    p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
+    _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
     _add_pass_options(p)
 
     p = sub.add_parser("opt", help="run passes over a .mlir file")
     p.add_argument("input", help="the .mlir file")
+    _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
     _add_pass_options(p)
 
@@ -74,6 +128,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="an ONNX model or a .mlir file")
     p.add_argument("--input", required=True, help=".npz keyed by input name, or .npy")
     p.add_argument("--output", help="write the outputs here (.npz keyed by output name)")
+
+    p = sub.add_parser("export", help="write a .mlir (or an imported ONNX model) as ONNX")
+    p.add_argument("input", help="a .mlir file at the onnx or comp level, or an ONNX model")
+    p.add_argument("-o", "--output", help="the ONNX file to write (required)")
+    p.add_argument(
+        "--quantize-as",
+        choices=("qdq", "float"),
+        default="qdq",
+        help="comp.quantize as QuantizeLinear/DequantizeLinear (qdq, default) or as "
+        "Mul/Round/Clip/Mul in float (float); both are exact",
+    )
+
+    p = sub.add_parser("eval", help="compare a compressed model with its float model")
+    p.add_argument("model", help="the float model: an ONNX model or a .mlir file")
+    p.add_argument("--data", required=True, help=".npz keyed by input name, or .npy")
+    p.add_argument("--labels", metavar="KEY", help="the array of the data file with labels")
+    p.add_argument(
+        "--compressed",
+        metavar="COMP.mlir",
+        help="the compressed model (default: MODEL compiled with -p)",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
+    _add_pass_options(p)
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
     p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py")
@@ -116,6 +193,7 @@ def _emit_module(module, args) -> None:
         write_atomic(args.output, module_to_string(module))
     else:
         sys.stdout.write(module_to_string(module, _threshold(args)))
+    _report(module, args)
 
 
 def _passes_and_dumper(args):
@@ -124,17 +202,78 @@ def _passes_and_dumper(args):
 
     available = available_passes(args.load_pass_plugin)
     passes = parse_pipeline(args.pipeline, available) if args.pipeline else []
+    if args.calibration:
+        from compiler.passes.quantize import with_calibration
+
+        passes, used = with_calibration(passes, args.calibration)
+        if not used:
+            print("dlhwc: note: --calibration unused: no quantize pass takes it", file=sys.stderr)
     dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
     return passes, dump
 
 
 def cmd_compile(args) -> int:
+    if args.target:
+        return _compile_for_target(args)
     from compiler.pipeline import compile_model
 
     passes, dump = _passes_and_dumper(args)
-    module = compile_model(args.model, passes, emit=args.emit, dump=dump)
+    module = compile_model(args.model, passes, emit=args.emit or "onnx", dump=dump)
     _emit_module(module, args)
     return 0
+
+
+def _compile_for_target(args) -> int:
+    from compiler.pipeline import IRDumper, compile_for_target
+    from compiler.plugins import available_passes
+    from runtime.container import Container
+
+    available = available_passes(args.load_pass_plugin)
+    dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
+
+    def configure(passes):
+        if not args.calibration:
+            return passes
+        from compiler.passes.quantize import with_calibration
+
+        return with_calibration(passes, args.calibration)[0]
+
+    emit = args.emit or "dlhw"
+    result = compile_for_target(
+        args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure
+    )
+    if not isinstance(result, Container):
+        _emit_module(result, args)
+        return 0
+    _print_placement(result)
+    if emit == "asm":
+        from backends.asm import disassemble
+
+        text = disassemble(result)
+        if args.output:
+            from compiler.fileio import write_atomic
+
+            write_atomic(args.output, text)
+        else:
+            sys.stdout.write(text)
+        return 0
+    output = args.output or f"{Path(args.model).stem}.dlhw"
+    result.write(output)
+    print(f"dlhwc: wrote {output}", file=sys.stderr)
+    return 0
+
+
+def _print_placement(container) -> None:
+    """Which op runs where (to stderr, so that stdout stays the program's)."""
+    rows = container.header.get("placement", [])
+    if not rows:
+        return
+    width = max(len(r["name"] or r["op"]) for r in rows)
+    print("placement:", file=sys.stderr)
+    for r in rows:
+        print(
+            f"  {(r['name'] or r['op']).ljust(width)}  {r['op']:<14} {r['where']}", file=sys.stderr
+        )
 
 
 def cmd_opt(args) -> int:
@@ -188,6 +327,67 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from compiler.errors import DlhwcError
+
+    if not args.output:
+        raise DlhwcError("export needs -o FILE.onnx: where to write the model")
+    from compiler.fileio import write_atomic
+    from compiler.frontend.onnx_exporter import export_module
+
+    model = export_module(load_program(args.input), quantize_as=args.quantize_as)
+    write_atomic(args.output, model.SerializeToString())
+    if any(n.op_type == "QuantizeLinear" for n in model.graph.node):
+        print(
+            "dlhwc: note: onnxruntime's default QDQ optimizations requantize float weights "
+            "next to QuantizeLinear/DequantizeLinear; for dlhwc's exact values run with "
+            "session config session.disable_quant_qdq=1, or export with --quantize-as float",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from compiler.errors import DlhwcError
+
+    if bool(args.pipeline) == bool(args.compressed):
+        raise DlhwcError(
+            "eval needs the compressed model: give either -p PIPELINE (to compile MODEL) "
+            "or --compressed COMP.mlir" + (", not both" if args.pipeline else "")
+        )
+    from compiler.evaluate import compare, format_report, split_data, to_json
+    from compiler.fileio import load_arrays, write_atomic
+    from compiler.pipeline import apply_passes
+    from runtime.interpreters.interpreter import input_names, main_function
+
+    float_module = load_program(args.model)
+    if args.compressed:
+        comp_module, described = load_program(args.compressed), args.compressed
+    else:
+        passes, dump = _passes_and_dumper(args)
+        comp_module = load_program(args.model)
+        apply_passes(comp_module, passes, dump)
+        described = f"{args.model} with -p '{args.pipeline}'"
+    names = input_names(main_function(float_module))
+    arrays = load_arrays(args.data, names[0] if len(names) == 1 else None)
+    inputs, labels, ignored = split_data(arrays, names, args.labels, args.data)
+    if ignored:
+        print(
+            f"dlhwc: note: ignoring arrays not among the model's inputs: {', '.join(ignored)}",
+            file=sys.stderr,
+        )
+    result = compare(float_module, comp_module, inputs, labels, source=args.data)
+    data = f"{args.data} ({result['samples']} samples"
+    data += f", labels '{args.labels}')" if args.labels else ")"
+    header = [("float model", args.model), ("compressed model", described), ("data", data)]
+    sys.stdout.write(format_report(result, header))
+    if args.json:
+        info = {"float_model": args.model, "compressed_model": described, "data": args.data}
+        info["labels"] = args.labels
+        write_atomic(args.json, to_json({**info, **result}))
+    return 0
+
+
 def cmd_passes(args) -> int:
     import inspect
 
@@ -211,7 +411,14 @@ def cmd_passes(args) -> int:
     return 0
 
 
-COMMANDS = {"compile": cmd_compile, "opt": cmd_opt, "run": cmd_run, "passes": cmd_passes}
+COMMANDS = {
+    "compile": cmd_compile,
+    "opt": cmd_opt,
+    "run": cmd_run,
+    "export": cmd_export,
+    "eval": cmd_eval,
+    "passes": cmd_passes,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

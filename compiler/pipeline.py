@@ -1,7 +1,17 @@
 """The compile pipeline: one straight-line function with named stages.
 
-    import      ONNX file -> `onnx` IR (compiler/frontend)            --emit onnx
-    passes      the user's `-p` pipeline, or the target's default one
+Without a target:
+
+    onnx    import: ONNX file -> `onnx` IR (compiler/frontend), then the `-p` passes
+
+With `--target eie`:
+
+    onnx    import, then fold-constants
+    comp    compression: the `-p` passes, or the target's default pipeline; passes the
+            target needs and `-p` lacks (share-weights, quantize) are appended
+    eie     lowering to the target dialect (convert-onnx-to-eie)
+    asm     the program as assembly text
+    dlhw    the program container (the default)
 
 Every stage's IR is verified; `--emit STAGE` stops after it, and `--print-ir-after-all`
 prints the IR after the import and after every pass, headed by its name.
@@ -113,8 +123,8 @@ def compile_model(
     passes: list[ModulePass],
     emit: str = "onnx",
     dump: IRDumper | None = None,
-) -> ModuleOp:
-    """Import ``model_path`` and run the pipeline up to the stage ``emit``."""
+):
+    """Import ``model_path`` and run the ``-p`` passes (no target: stages onnx, comp)."""
     from compiler.frontend.onnx_importer import import_file
 
     if emit not in STAGES:
@@ -123,3 +133,55 @@ def compile_model(
     if dump is not None:
         dump("import", module)
     return apply_passes(module, passes, dump)
+
+
+def target_stages(target_name: str) -> tuple[str, ...]:
+    """The stages `--emit` can stop at when compiling for ``target_name``."""
+    return ("onnx", "comp", target_name, "asm", "dlhw")
+
+
+def compile_for_target(
+    model_path: str,
+    target_name: str,
+    pipeline: str | None,
+    available: dict[str, Callable[[], type[ModulePass]]],
+    emit: str = "dlhw",
+    hw: str | None = None,
+    dump: IRDumper | None = None,
+    configure: Callable[[list[ModulePass]], list[ModulePass]] = lambda passes: passes,
+):
+    """Compile ``model_path`` for a target, stopping after stage ``emit``.
+
+    Returns the IR module for the onnx, comp and eie stages, and the program container
+    for asm and dlhw. ``configure`` may adjust the compression passes (e.g. calibration).
+    """
+    from backends import target as get_target
+    from compiler.frontend.onnx_importer import import_file
+
+    target = get_target(target_name)
+    stages = target_stages(target_name)
+    if emit not in stages:
+        raise DlhwcError(f"unknown stage '{emit}' for --emit (stages: {', '.join(stages)})")
+    config = target.load_config(hw)
+
+    module = import_file(model_path)
+    if dump is not None:
+        dump("import", module)
+    apply_passes(module, parse_pipeline("fold-constants", available), dump)
+    if emit == "onnx":
+        return module
+
+    compression = parse_pipeline(pipeline or target.default_passes(config), available)
+    present = {p.name for p in compression}
+    for spec in target.required_passes(config):
+        extra = parse_pipeline(spec, available)[0]
+        if extra.name not in present:
+            compression.append(extra)
+    apply_passes(module, configure(compression), dump)
+    if emit == "comp":
+        return module
+
+    apply_passes(module, parse_pipeline(target.lowering_passes(hw), available), dump)
+    if emit == target_name:
+        return module
+    return target.build(module, config)

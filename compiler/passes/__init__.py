@@ -23,9 +23,37 @@ def _prune() -> type[ModulePass]:
     return PrunePass
 
 
+def _share_weights() -> type[ModulePass]:
+    from compiler.passes.share_weights import ShareWeightsPass
+
+    return ShareWeightsPass
+
+
+def _quantize() -> type[ModulePass]:
+    from compiler.passes.quantize import QuantizePass
+
+    return QuantizePass
+
+
+def _huffman() -> type[ModulePass]:
+    from compiler.passes.huffman import HuffmanPass
+
+    return HuffmanPass
+
+
+def _convert_onnx_to_eie() -> type[ModulePass]:
+    from compiler.passes.convert_onnx_to_eie import ConvertOnnxToEiePass
+
+    return ConvertOnnxToEiePass
+
+
 # name -> a function returning the pass class; passes import lazily so that start-up
 # stays fast.
 BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fold-constants": _fold_constants,
     "prune": _prune,
+    "share-weights": _share_weights,
+    "quantize": _quantize,
+    "huffman": _huffman,
+    "convert-onnx-to-eie": _convert_onnx_to_eie,
 }

@@ -1,0 +1,218 @@
+"""convert-onnx-to-eie: fully connected layers to `eie.fc`; the rest stays for the host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from xdsl.context import Context
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+
+from backends.eie.config import EIEConfig
+from compiler.errors import DlhwcError
+from dialects import comp, eie
+from dialects import onnx as onnx_d
+from runtime.fixedpoint import FixedFormat
+
+_ACTIVATIONS = (onnx_d.ReluOp,)
+
+
+@dataclass(frozen=True)
+class ConvertOnnxToEiePass(ModulePass):
+    """Lower each fully connected layer EIE can run to one `eie.fc`.
+
+    A layer is `Gemm(x, W, b)` (transA=0, alpha=beta=1) or `MatMul(x, W)` followed by an
+    `Add` of a constant bias, then optionally a single-use `Relu`, where
+      - x is a 2-D activation [batch, in] in a fixed-point format: the result of a
+        `comp.quantize` (from the `quantize` pass) or of an earlier `eie.fc`;
+      - W is a weight-shared, quantized `comp.weight` whose codebook fits the machine's
+        index bits and has the value 0.0 (the filler code; it is moved to index 0, or
+        added when the codebook has room);
+      - the layer's result is quantized by a `comp.quantize` (its output format).
+    Weights are stored [rows = outputs, cols = inputs] (transposed when needed).
+
+    Every other op stays as it is and later runs on the host, in ONNX segments.
+
+    Options:
+      hw   a TOML file of EIE hardware parameters (default: the paper's machine).
+    """
+
+    name: ClassVar[str] = "convert-onnx-to-eie"
+
+    hw: str | None = None
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        config = EIEConfig.load(self.hw) if self.hw else EIEConfig()
+        for fn in op.walk():
+            if isinstance(fn, func.FuncOp):
+                for layer in list(fn.body.block.ops):
+                    if isinstance(layer, onnx_d.GemmOp | onnx_d.MatMulOp) and layer.parent:
+                        _lower(layer, config)
+
+
+@dataclass
+class _Layer:
+    x: SSAValue
+    weight: comp.WeightOp
+    transpose: bool
+    bias: SSAValue | None
+    relu: bool
+    chain: list[Operation]  # the ops replaced, in order
+    quantize: comp.QuantizeOp
+
+
+def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
+    layer = _match(op)
+    if layer is None:
+        return
+    name = op.node_name or layer.weight.node_name or "fc"
+    in_format = _input_format(layer.x)
+    if in_format is None:
+        return
+    out_format = layer.quantize.format.format
+    for what, fmt in (("input", in_format), ("output", out_format)):
+        if fmt.bits != config.act_bits:
+            raise DlhwcError(
+                f"layer '{name}': {what} activations are {fmt.bits}-bit, the EIE machine "
+                f"computes on {config.act_bits}-bit activations (quantize{{act-bits={config.act_bits}}})"
+            )
+    weight = _eie_weight(layer.weight, layer.transpose, name, config)
+    block = op.parent_block()
+    block.insert_op_before(weight, layer.chain[0])
+    bias = layer.bias
+    fc = eie.FCOp(
+        layer.x, weight.output, bias, layer.quantize.output.type, in_format, out_format,
+        layer.relu, config.acc_bits, name,
+    )  # fmt: skip
+    block.insert_op_before(fc, layer.quantize)
+    fc.output.name_hint = layer.quantize.output.name_hint or layer.chain[-1].results[0].name_hint
+    layer.quantize.output.replace_all_uses_with(fc.output)
+    for dead in [layer.quantize, *reversed(layer.chain)]:
+        dead.detach()
+        dead.erase()
+    if not layer.weight.output.uses:
+        layer.weight.detach()
+        layer.weight.erase()
+
+
+def _match(op: onnx_d.OnnxOp) -> _Layer | None:
+    operands = list(op.operands)
+    if isinstance(op, onnx_d.GemmOp):
+        attrs = op.onnx_attributes()
+        if (
+            attrs.get("transA", 0)
+            or attrs.get("alpha", 1.0) != 1.0
+            or attrs.get("beta", 1.0) != 1.0
+        ):
+            return None
+        x, w = operands[0], operands[1]
+        transpose = not attrs.get("transB", 0)
+        bias = (
+            operands[2]
+            if len(operands) > 2 and not isinstance(operands[2].type, onnx_d.NoneType)
+            else None
+        )
+    else:
+        x, w = operands
+        transpose, bias = True, None
+    if not isinstance(w.owner, comp.WeightOp) or len(w.type.get_shape()) != 2:
+        return None
+    if not isinstance(x.type, TensorType) or len(x.type.get_shape()) != 2:
+        return None
+    chain: list[Operation] = [op]
+    value = op.results[0]
+    rows = w.type.get_shape()[0 if not transpose else 1]
+    user = _sole_user(value)
+    if bias is None and isinstance(user, onnx_d.AddOp):
+        other = user.operands[1] if user.operands[0] is value else user.operands[0]
+        if _is_constant(other) and _bias_shape_ok(other, rows):
+            bias, value = other, user.results[0]
+            chain.append(user)
+            user = _sole_user(value)
+    if bias is not None and not (_is_constant(bias) and _bias_shape_ok(bias, rows)):
+        return None
+    relu = False
+    if isinstance(user, _ACTIVATIONS):
+        relu, value = True, user.results[0]
+        chain.append(user)
+        user = _sole_user(value)
+    if not isinstance(user, comp.QuantizeOp):
+        return None
+    return _Layer(x, w.owner, transpose, bias, relu, chain, user)
+
+
+def _sole_user(value: SSAValue) -> Operation | None:
+    uses = list(value.uses)
+    return uses[0].operation if len(uses) == 1 else None
+
+
+def _is_constant(value: SSAValue) -> bool:
+    return isinstance(value.owner, onnx_d.ConstantOp | comp.WeightOp)
+
+
+def _bias_shape_ok(value: SSAValue, rows: int) -> bool:
+    shape = value.type.get_shape()
+    return int(np.prod(shape)) == rows and all(d == 1 for d in shape[:-1])
+
+
+def _input_format(x: SSAValue) -> FixedFormat | None:
+    owner = x.owner
+    if isinstance(owner, comp.QuantizeOp):
+        return owner.format.format
+    if isinstance(owner, eie.FCOp):
+        return owner.out_format.format
+    return None
+
+
+def _eie_weight(w: comp.WeightOp, transpose: bool, name: str, config: EIEConfig) -> comp.WeightOp:
+    """The weight as EIE stores it: [rows, cols], codebook[0] == 0.0."""
+    if not w.is_shared or w.fixed_format is None:
+        raise DlhwcError(
+            f"layer '{name}': EIE needs shared, quantized weights (run share-weights and "
+            "quantize before convert-onnx-to-eie)"
+        )
+    fmt = w.fixed_format
+    if fmt.bits > config.weight_bits:
+        raise DlhwcError(
+            f"layer '{name}': weights are {fmt.bits}-bit, the EIE machine has "
+            f"{config.weight_bits}-bit codebook entries"
+        )
+    mask, codebook, indices = w.mask_array(), w.codebook_array(), w.indices_array()
+    zero = np.flatnonzero(codebook == 0.0)
+    if zero.size:
+        # Swap the zero centroid into index 0.
+        perm = np.arange(len(codebook))
+        perm[[0, zero[0]]] = perm[[zero[0], 0]]
+        codebook = codebook[perm]
+        indices = np.argsort(perm).astype(np.uint8)[indices]
+    elif len(codebook) < config.codebook_entries:
+        codebook = np.concatenate([[0.0], codebook]).astype(np.float32)
+        indices = (indices.astype(np.int64) + 1).astype(np.uint8)
+    else:
+        raise DlhwcError(
+            f"layer '{name}': its codebook has {len(codebook)} non-zero entries, but EIE needs "
+            f"index 0 for 0.0 (the filler code) within {config.codebook_entries} entries: use "
+            f"share-weights{{bits={config.index_bits} zero-code=true}}"
+        )
+    if len(codebook) > config.codebook_entries:
+        raise DlhwcError(
+            f"layer '{name}': {len(codebook)} codebook entries, the EIE machine has "
+            f"{config.index_bits}-bit indices ({config.codebook_entries} entries)"
+        )
+    if transpose:
+        mask, indices = mask.T, indices.T
+    indices = np.where(mask, indices, 0).astype(np.uint8)
+    rows, cols = mask.shape
+    return comp.WeightOp.from_arrays(
+        TensorType(w.output.type.get_element_type(), [rows, cols]),
+        mask,
+        codebook=codebook,
+        indices=indices,
+        index_bits=config.index_bits,
+        fmt=fmt,
+        node_name=w.node_name,
+    )
