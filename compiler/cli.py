@@ -308,13 +308,14 @@ def cmd_run(args) -> int:
     names = input_names(main_function(module))
     inputs = load_arrays(args.input, names[0] if len(names) == 1 else None)
     extra = sorted(set(inputs) - set(names))
+    inputs = {k: v for k, v in inputs.items() if k in names}
+    outputs = run_module(module, inputs, source=args.input)
     if extra:
+        # After the run: a failing run prints its error alone.
         print(
             f"dlhwc: note: ignoring arrays not among the model's inputs: {', '.join(extra)}",
             file=sys.stderr,
         )
-        inputs = {k: v for k, v in inputs.items() if k in names}
-    outputs = run_module(module, inputs, source=args.input)
     if args.output:
         save_arrays(args.output, outputs)
     else:

@@ -62,8 +62,9 @@ def _error_line(e: Exception, path: Path) -> str | None:
         return f"{e.lineno}:{e.offset or 1}"
     tb = e.__traceback__
     line = None
+    target = path.resolve()
     while tb is not None:
-        if Path(tb.tb_frame.f_code.co_filename) == path:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == target:
             line = str(tb.tb_lineno)
         tb = tb.tb_next
     return line
