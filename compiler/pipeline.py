@@ -19,6 +19,7 @@ prints the IR after the import and after every pass, headed by its name.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -52,6 +53,13 @@ def parse_pipeline(
             known = ", ".join(sorted(available))
             raise DlhwcError(f"unknown pass '{s.name}' (known passes: {known})")
         cls = available[s.name]()
+        options = [f.name.replace("_", "-") for f in dataclasses.fields(cls)]
+        unknown = [k for k in s.parameters if k.replace("_", "-") not in options]
+        if unknown:
+            raise DlhwcError(
+                f"pass '{s.name}' has no option {', '.join(repr(u) for u in unknown)} "
+                f"(options: {', '.join(options) or 'none'})"
+            )
         try:
             passes.append(cls.from_pass_spec(s))
         except (ValueError, TypeError) as e:

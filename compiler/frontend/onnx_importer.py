@@ -86,7 +86,7 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
     try:
         onnx.checker.check_model(skeleton)
     except onnx.checker.ValidationError as e:
-        reason = _first_line(str(e))
+        reason = " ".join(str(e).split())
         raise DlhwcError(f"rejected by the ONNX checker: {reason}", file=source) from None
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
