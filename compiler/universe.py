@@ -5,13 +5,25 @@ from xdsl.universe import Universe
 from compiler.passes import BUILTIN_PASSES
 
 
-def _onnx_dialect():
+def _onnx():
     from dialects.onnx import ONNX
 
     return ONNX
 
 
+def _comp():
+    from dialects.comp import COMP
+
+    return COMP
+
+
+def _eie():
+    from dialects.eie import EIE
+
+    return EIE
+
+
 DLHWC_UNIVERSE = Universe(
-    all_dialects={"onnx": _onnx_dialect},
+    all_dialects={"onnx": _onnx, "comp": _comp, "eie": _eie},
     all_passes=dict(BUILTIN_PASSES),
 )

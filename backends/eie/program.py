@@ -40,6 +40,7 @@ from xdsl.ir import Block, Operation, SSAValue
 import compiler
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
+from backends.isa import IsaError
 from backends.encoding import SparseEncoding, encode_sparse
 from compiler.errors import DlhwcError
 from dialects import comp, eie
@@ -108,8 +109,12 @@ class _ProgramBuilder:
             raise DlhwcError("the program needs more than 256 symbols (the ISA's 8-bit field)")
         return len(self.symbols) - 1
 
-    def emit(self, mnemonic: str, **operands: int) -> None:
-        self.text.append(EIE_ISA.encode(mnemonic, **operands))
+    def emit(self, mnemonic: str, layer_name: str | None = None, **operands: int) -> None:
+        try:
+            self.text.append(EIE_ISA.encode(mnemonic, **operands))
+        except IsaError as e:
+            where = f"layer '{layer_name}': " if layer_name else ""
+            raise DlhwcError(f"{where}the program cannot be encoded: {e}") from None
 
     # -- the program -----------------------------------------------------------------
 
@@ -186,7 +191,7 @@ class _ProgramBuilder:
         for b in range(len(blocks)):
             self.emit("load", layer=layer, block=b)
             self.emit(
-                "spmv", layer=layer, block=b, src=src, dst=dst, first=int(b == 0),
+                "spmv", op.layer_name, layer=layer, block=b, src=src, dst=dst, first=int(b == 0),
                 last=int(b == len(blocks) - 1), bias=int(len(op.operands) > 2),
                 relu=int(op.relu.value.data), shift=op.shift,
             )  # fmt: skip
