@@ -40,8 +40,8 @@ from xdsl.ir import Block, Operation, SSAValue
 import compiler
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
-from backends.isa import IsaError
 from backends.encoding import SparseEncoding, encode_sparse
+from backends.isa import IsaError
 from compiler.errors import DlhwcError
 from dialects import comp, eie
 from dialects import onnx as onnx_d
