@@ -8,6 +8,8 @@
     dlhwc eval MODEL --data data.npz [--labels KEY] (-p PIPELINE | --compressed COMP.mlir)
                [--json FILE]
     dlhwc passes
+    dlhwc asm prog.s -o prog.dlhw
+    dlhwc disasm prog.dlhw [--show-encoding] [-o prog.s]
 
 `--report` on compile and opt prints the compression ledger (compiler/compression/
 ledger.py) to stdout: after the IR when there is no -o, alone when the IR goes to -o.
@@ -151,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
     _add_pass_options(p)
+
+    p = sub.add_parser("asm", help="assemble a program's text form (.s) into a .dlhw")
+    p.add_argument("input", help="the assembly text (syntax: backends/asm.py)")
+    p.add_argument("-o", "--output", required=True, help="the .dlhw container to write")
+
+    p = sub.add_parser("disasm", help="print a .dlhw container as assembly text")
+    p.add_argument("input", help="the .dlhw container")
+    p.add_argument(
+        "--show-encoding",
+        action="store_true",
+        help="append each instruction's 64-bit word as a '# 0x...' comment",
+    )
+    p.add_argument("-o", "--output", help="write the text here (default: print it)")
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
     p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py")
@@ -412,6 +427,22 @@ def cmd_passes(args) -> int:
     return 0
 
 
+def cmd_asm(args) -> int:
+    from backends.asm import assemble_file
+
+    assemble_file(args.input, args.output)
+    return 0
+
+
+def cmd_disasm(args) -> int:
+    from backends.asm import disassemble_file
+
+    text = disassemble_file(args.input, show_encoding=args.show_encoding, output=args.output)
+    if not args.output:
+        sys.stdout.write(text)
+    return 0
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "opt": cmd_opt,
@@ -419,6 +450,8 @@ COMMANDS = {
     "export": cmd_export,
     "eval": cmd_eval,
     "passes": cmd_passes,
+    "asm": cmd_asm,
+    "disasm": cmd_disasm,
 }
 
 if __name__ == "__main__":

@@ -294,7 +294,9 @@ class _ProgramBuilder:
             self.symbol(v, "output" if v in returned else "transfer", None) for v in outputs
         ]
         index = len(self.segments)
-        model = export_module(self._segment_module(ops, inputs, outputs, in_syms, out_syms))
+        # The float form of comp.quantize: onnxruntime rewrites Q/DQ pairs by default.
+        module = self._segment_module(ops, inputs, outputs, in_syms, out_syms)
+        model = export_module(module, quantize_as="float")
         self.container.add(f"host{index}", np.frombuffer(model.SerializeToString(), dtype=np.uint8))
         self.segments.append({
             "name": f"host{index}",
