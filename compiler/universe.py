@@ -23,7 +23,13 @@ def _eie():
     return EIE
 
 
+def _ese():
+    from dialects.ese import ESE
+
+    return ESE
+
+
 DLHWC_UNIVERSE = Universe(
-    all_dialects={"onnx": _onnx, "comp": _comp, "eie": _eie},
+    all_dialects={"onnx": _onnx, "comp": _comp, "eie": _eie, "ese": _ese},
     all_passes=dict(BUILTIN_PASSES),
 )

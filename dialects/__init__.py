@@ -2,6 +2,7 @@
 
 from dialects.comp import COMP
 from dialects.eie import EIE
+from dialects.ese import ESE
 from dialects.onnx import ONNX
 
-ALL_DIALECTS = (ONNX, COMP, EIE)
+ALL_DIALECTS = (ONNX, COMP, EIE, ESE)

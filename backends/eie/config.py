@@ -23,11 +23,10 @@ A TOML file given with `--hw FILE` overrides any field:
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.errors import DlhwcError
+from backends.config import config_from_dict, load_config
 
 
 @dataclass(frozen=True)
@@ -152,37 +151,12 @@ class EIEConfig:
     @staticmethod
     def from_dict(data: dict, source: str = "<config>") -> EIEConfig:
         """A config from a dict (unknown keys are errors), e.g. a container's header."""
-        data = dict(data)
-        energy = data.pop("energy", {})
-        known = {f.name for f in dataclasses.fields(EIEConfig)} - {"energy"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise DlhwcError(f"unknown EIE config field(s): {', '.join(unknown)}", file=source)
-        known_e = {f.name for f in dataclasses.fields(EIEEnergy)}
-        unknown_e = sorted(set(energy) - known_e)
-        if unknown_e:
-            raise DlhwcError(f"unknown [energy] field(s): {', '.join(unknown_e)}", file=source)
-        try:
-            types = {f.name: f.type for f in dataclasses.fields(EIEConfig)}
-            for k, v in data.items():
-                if types[k] == "int" and not isinstance(v, int):
-                    raise ValueError(f"{k} must be an integer, got {v!r}")
-                if types[k] == "float" and not isinstance(v, int | float):
-                    raise ValueError(f"{k} must be a number, got {v!r}")
-            return EIEConfig(**data, energy=EIEEnergy(**{k: float(v) for k, v in energy.items()}))
-        except (ValueError, TypeError) as e:
-            raise DlhwcError(str(e), file=source) from None
+        return config_from_dict(EIEConfig, data, source)
 
     @staticmethod
     def load(path: str | Path) -> EIEConfig:
         """A config from a TOML file of overrides."""
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise DlhwcError("no such hardware config file", file=str(path)) from None
-        except tomllib.TOMLDecodeError as e:
-            raise DlhwcError(f"invalid TOML: {e}", file=str(path)) from None
-        return EIEConfig.from_dict(data, str(path))
+        return load_config(EIEConfig, path)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -34,6 +34,7 @@ def impl(op_class: type[Operation]) -> Callable[[Impl], Impl]:
 def _load_dialect_impls() -> None:
     import runtime.interpreters.comp  # noqa: F401
     import runtime.interpreters.eie  # noqa: F401
+    import runtime.interpreters.ese  # noqa: F401
     import runtime.interpreters.onnx  # noqa: F401
 
 

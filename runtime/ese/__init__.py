@@ -1,0 +1,1 @@
+"""The ESE simulator (see backends/ese/README.md)."""
