@@ -186,7 +186,8 @@ class IsaTable:
         ]
         for i in self.instructions:
             ops = ", ".join(
-                f"`{f.name}` {f.hi}..{f.lo}" + (" (signed)" if f.signed else "") for f in i.fields
+                f"`{f.name}` {_bit_range(f.hi, f.lo)}" + (" (signed)" if f.signed else "")
+                for f in i.fields
             )
             lines.append(f"| `{i.mnemonic}` | `{i.opcode:#04x}` | {ops or '-'} |")
         lines.append("")
@@ -264,6 +265,10 @@ def _bits(text: str, lineno: int) -> tuple[int, int]:
     if not WORD_BITS > hi >= lo >= 0:
         raise IsaError(f"line {lineno}: bit range '{text}' outside {WORD_BITS - 1}..0")
     return hi, lo
+
+
+def _bit_range(hi: int, lo: int) -> str:
+    return f"{hi}..{lo}" if hi != lo else str(hi)
 
 
 def _spans(bits: list[int]) -> str:

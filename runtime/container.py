@@ -52,7 +52,7 @@ class Container:
     def add(self, name: str, array: np.ndarray) -> None:
         if name in self.sections:
             raise ValueError(f"section {name} added twice")
-        self.sections[name] = np.ascontiguousarray(array)
+        self.sections[name] = np.require(array, requirements="C")  # keeps 0-d arrays 0-d
 
     def section(self, name: str) -> np.ndarray:
         try:
@@ -88,11 +88,11 @@ class Container:
     @staticmethod
     def from_bytes(data: bytes, source: str = "<container>") -> Container:
         """Parse and check a container; every defect is a one-line `DlhwcError`."""
+        if data[:4] != MAGIC[: len(data[:4])] or len(data) < 4:
+            raise DlhwcError("not a dlhwc program container (bad magic)", file=source)
         if len(data) < _PREFIX.size + _DIGEST:
             raise DlhwcError(f"truncated container ({len(data)} bytes)", file=source)
         magic, version, _, hlen = _PREFIX.unpack_from(data)
-        if magic != MAGIC:
-            raise DlhwcError("not a dlhwc program container (bad magic)", file=source)
         if version != FORMAT_VERSION:
             raise DlhwcError(
                 f"container format version {version}; this dlhwc reads version {FORMAT_VERSION}",
