@@ -4,6 +4,9 @@
                   [--calibration DATA.npz]
     dlhwc opt in.mlir -p PIPELINE [-o OUT] [--print-ir-after-all] [--calibration DATA.npz]
     dlhwc run model.onnx|in.mlir --input x.npy|inputs.npz [--output out.npz]
+    dlhwc run prog.dlhw --input x.npy|inputs.npz [--output out.npz] [--stats stats.json]
+              [--report]
+    dlhwc report prog.dlhw [--input data.npz | --stats stats.json]
     dlhwc export in.mlir|model.onnx -o model.onnx [--quantize-as qdq|float]
     dlhwc eval MODEL --data data.npz [--labels KEY] (-p PIPELINE | --compressed COMP.mlir)
                [--json FILE]
@@ -126,10 +129,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
     _add_pass_options(p)
 
-    p = sub.add_parser("run", help="run a model in the reference interpreter")
-    p.add_argument("model", help="an ONNX model or a .mlir file")
+    p = sub.add_parser(
+        "run", help="run a model in the reference interpreter, or a .dlhw in its simulator"
+    )
+    p.add_argument("model", help="an ONNX model, a .mlir file or a program container (.dlhw)")
     p.add_argument("--input", required=True, help=".npz keyed by input name, or .npy")
     p.add_argument("--output", help="write the outputs here (.npz keyed by output name)")
+    p.add_argument(
+        "--stats",
+        metavar="FILE.json",
+        help="(.dlhw) write the simulator's cycles, energy and efficiency as JSON",
+    )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="(.dlhw) print the per-layer stats table to stdout (default: a one-line "
+        "summary on stderr)",
+    )
+
+    p = sub.add_parser("report", help="the per-layer table of a program container")
+    p.add_argument("program", help="the .dlhw container")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--input", help="simulate these inputs (.npz or .npy) and report")
+    group.add_argument("--stats", metavar="FILE.json", help="report a stats file of `run`")
 
     p = sub.add_parser("export", help="write a .mlir (or an imported ONNX model) as ONNX")
     p.add_argument("input", help="a .mlir file at the onnx or comp level, or an ONNX model")
@@ -315,10 +337,98 @@ def load_program(path: str):
     return import_file(path)
 
 
+def _is_container(path: str) -> bool:
+    """A program container: the .dlhw suffix, or the container's magic bytes."""
+    if Path(path).suffix == ".dlhw":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"DLHW"
+    except OSError:
+        return False
+
+
+def _simulate(program: str, input_path: str):
+    """Run a container in its simulator on an input file; returns (outputs, stats)."""
+    from compiler.fileio import load_arrays
+    from runtime.eie.sim import Simulator
+
+    sim = Simulator.from_file(program)
+    names = [s.name for s in sim.symbols if s.kind == "input"]
+    inputs = load_arrays(input_path, names[0] if len(names) == 1 else None)
+    extra = sorted(set(inputs) - set(names))
+    outputs, stats = sim.run({k: v for k, v in inputs.items() if k in names})
+    if extra:
+        print(
+            f"dlhwc: note: ignoring arrays not among the program's inputs: {', '.join(extra)}",
+            file=sys.stderr,
+        )
+    return outputs, stats
+
+
+def _run_container(args) -> int:
+    from compiler.fileio import save_arrays, write_atomic
+    from runtime.eie.sim import summary_line
+
+    outputs, stats = _simulate(args.model, args.input)
+    if args.output:
+        save_arrays(args.output, outputs)
+    else:
+        _print_outputs(outputs)
+    if args.stats:
+        write_atomic(args.stats, stats.dumps())
+    if args.report:
+        sys.stdout.write(stats.format_table())
+    else:
+        print(f"dlhwc: {summary_line(stats)}", file=sys.stderr)
+    return 0
+
+
+def _print_outputs(outputs) -> None:
+    import numpy as np
+
+    with np.printoptions(precision=6, suppress=True, threshold=200):
+        for name, value in outputs.items():
+            print(f"{name}: shape {list(value.shape)} {value.dtype}")
+            print(value)
+
+
+def cmd_report(args) -> int:
+    from runtime.eie.sim import Simulator, Stats, static_report
+
+    if args.stats:
+        import json
+
+        from compiler.errors import DlhwcError
+
+        Simulator.from_file(args.program)  # the program must be readable too
+        try:
+            data = json.loads(Path(args.stats).read_text())
+        except FileNotFoundError:
+            raise DlhwcError("no such stats file", file=args.stats) from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DlhwcError(f"not a JSON file: {e}", file=args.stats) from None
+        if not isinstance(data, dict):
+            raise DlhwcError("not an EIE stats file", file=args.stats)
+        sys.stdout.write(Stats.from_json(data, args.stats).format_table())
+    elif args.input:
+        _, stats = _simulate(args.program, args.input)
+        sys.stdout.write(stats.format_table())
+    else:
+        sys.stdout.write(static_report(Simulator.from_file(args.program)))
+    return 0
+
+
 def cmd_run(args) -> int:
     from compiler.fileio import load_arrays, save_arrays
     from runtime.interpreters.interpreter import input_names, main_function, run_module
 
+    if _is_container(args.model):
+        return _run_container(args)
+    if args.stats or args.report:
+        from compiler.errors import DlhwcError
+
+        raise DlhwcError("--stats and --report need a program container (.dlhw)")
     module = load_program(args.model)
     names = input_names(main_function(module))
     inputs = load_arrays(args.input, names[0] if len(names) == 1 else None)
@@ -447,6 +557,7 @@ COMMANDS = {
     "compile": cmd_compile,
     "opt": cmd_opt,
     "run": cmd_run,
+    "report": cmd_report,
     "export": cmd_export,
     "eval": cmd_eval,
     "passes": cmd_passes,
