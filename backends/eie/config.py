@@ -118,10 +118,15 @@ class EIEConfig:
         return self.spmat_read_bits // self.spmat_entry_bits
 
     @property
+    def spmat_entries(self) -> int:
+        """(v, z) entries one PE's sparse-matrix SRAM holds."""
+        return self.spmat_sram_bytes * 8 // self.spmat_entry_bits
+
+    @property
     def spmat_capacity(self) -> int:
-        """(v, z) entries one PE can hold and address for one column block."""
-        sram = self.spmat_sram_bytes * 8 // self.spmat_entry_bits
-        return min(sram, 1 << self.ptr_bits)
+        """(v, z) entries of one column block on one PE: what the SRAM holds and the
+        pointers address."""
+        return min(self.spmat_entries, 1 << self.ptr_bits)
 
     @property
     def ptr_capacity(self) -> int:
