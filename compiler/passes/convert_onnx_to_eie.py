@@ -81,6 +81,7 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
                 f"computes on {config.act_bits}-bit activations (quantize{{act-bits={config.act_bits}}})"
             )
     weight = _eie_weight(layer.weight, layer.transpose, name, config)
+    weight.output.name_hint = layer.weight.output.name_hint
     block = op.parent_block()
     block.insert_op_before(weight, layer.chain[0])
     bias = layer.bias
