@@ -101,6 +101,59 @@ def _check_run_bits(run_bits: int) -> int:
     return (1 << run_bits) - 1
 
 
+def _check_matrix(mask_rows: np.ndarray, index_rows: np.ndarray | None, pes: int):
+    mask = np.asarray(mask_rows, dtype=np.bool_)
+    if mask.ndim != 2:
+        raise ValueError(f"encode_sparse takes one matrix [rows, cols], not shape {mask.shape}")
+    index = None if index_rows is None else np.asarray(index_rows)
+    if index is not None and index.shape != mask.shape:
+        raise ValueError(f"index shape {index.shape} differs from the mask shape {mask.shape}")
+    if pes < 1:
+        raise ValueError(f"pes must be at least 1, not {pes}")
+    return mask, index
+
+
+def _stream_keys(mask: np.ndarray, pes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The kept weights' rows and columns (in no particular order), and their places in
+    the streams.
+
+    A weight's place is one integer, key = (PE * cols + column) * local_rows + local row:
+    the streams hold the kept weights in increasing key order. Keys are distinct, so
+    sorting the keys themselves (several times faster than `np.argsort` and than
+    gathering every array through a permutation) gives the stream order. A mask that is
+    the transpose of a C-ordered array (a weight stored [inputs, outputs]) is scanned in
+    its memory order, which is ten times faster than scanning the transposed view.
+    """
+    rows, cols = mask.shape
+    local_rows = max(-(-rows // pes), 1)
+    if not mask.flags.c_contiguous and mask.T.flags.c_contiguous:
+        c, r = np.divmod(np.flatnonzero(mask.T), rows)
+    else:
+        r, c = np.divmod(np.flatnonzero(mask), cols)
+    if pes == 1:
+        key = c * local_rows + r
+    else:
+        loc, pe = np.divmod(r, pes)
+        key = (pe * cols + c) * local_rows + loc
+    return r, c, key, local_rows
+
+
+def _gaps(group: np.ndarray, loc: np.ndarray) -> np.ndarray:
+    """Zeros before each kept weight of a (PE, column) group, in stream order."""
+    n = loc.size
+    first = np.ones(n, dtype=np.bool_)
+    first[1:] = group[1:] != group[:-1]
+    gap = loc.copy()
+    if n > 1:
+        gap[1:] -= np.where(first[1:], 0, loc[:-1] + 1)
+    return gap
+
+
+def _check_index_range(vals: np.ndarray) -> None:
+    if vals.size and (int(vals.min()) < 0 or int(vals.max()) > 255):
+        raise ValueError("codebook indices of kept weights must lie within 0..255")
+
+
 def encode_sparse(
     mask_rows: np.ndarray, index_rows: np.ndarray, pes: int = 1, run_bits: int = 4
 ) -> SparseEncoding:
@@ -110,34 +163,21 @@ def encode_sparse(
     (PE, column, local row); fillers are placed with a cumulative sum. The index of a
     weight that is not kept is ignored.
     """
-    mask = np.asarray(mask_rows, dtype=np.bool_)
-    if mask.ndim != 2:
-        raise ValueError(f"encode_sparse takes one matrix [rows, cols], not shape {mask.shape}")
-    index = np.asarray(index_rows)
-    if index.shape != mask.shape:
-        raise ValueError(f"index shape {index.shape} differs from the mask shape {mask.shape}")
-    if pes < 1:
-        raise ValueError(f"pes must be at least 1, not {pes}")
+    mask, index = _check_matrix(mask_rows, np.asarray(index_rows), pes)
     rmax = _check_run_bits(run_bits)
     rows, cols = mask.shape
-    local_rows = max(-(-rows // pes), 1)
 
-    flat = np.flatnonzero(mask)
-    vals = np.ascontiguousarray(index).reshape(-1)[flat]
-    if vals.size and (int(vals.min()) < 0 or int(vals.max()) > 255):
-        raise ValueError("codebook indices of kept weights must lie within 0..255")
-    r, c = np.divmod(flat, cols)
-    loc, pe = np.divmod(r, pes)
-    group = pe * cols + c  # (PE, column) pairs, in stream order
-    order = np.argsort(group * local_rows + loc)
-    group, loc, vals, pe = group[order], loc[order], vals[order], pe[order]
+    r, c, key, local_rows = _stream_keys(mask, pes)
+    _check_index_range(index[r, c])  # a 2-D gather works in any memory layout
+    del r, c
+    key.sort()
+    group, loc = np.divmod(key, local_rows)
+    del key
+    pe, c = np.divmod(group, cols)
+    vals = index[loc * pes + pe, c]  # the kept indices in stream order
 
+    gap = _gaps(group, loc)
     n = loc.size
-    first = np.ones(n, dtype=np.bool_)
-    first[1:] = group[1:] != group[:-1]
-    gap = loc.copy()
-    if n > 1:
-        gap[1:] -= np.where(first[1:], 0, loc[:-1] + 1)
     fill = gap // (rmax + 1)  # fillers before each kept weight
     span = fill + 1  # entries written for each kept weight
     ends = np.cumsum(span) - 1  # position of each kept weight in the streams
@@ -246,6 +286,11 @@ def stream_stats(
 
     ``index_stack`` None stands for all-zero indices (a weight that is pruned but not
     shared: only the positions and the entry count matter then).
+
+    The counts are those of `encode_sparse`'s v and z, computed without writing the
+    streams out: a kept weight after g zeros is g // 2^run_bits fillers (v = 0,
+    z = 2^run_bits - 1) and one entry (its index, g mod 2^run_bits), and counting needs
+    neither the stream order of the indices nor the streams themselves.
     """
     mask_stack = np.asarray(mask_stack, dtype=np.bool_)
     if mask_stack.ndim != 3:
@@ -255,14 +300,30 @@ def stream_stats(
     run_counts = np.zeros(1 << run_bits, dtype=np.int64)
     entries = fillers = 0
     for i in range(m):  # one encoding per matrix (LSTM directions), not per weight
-        index = np.zeros((rows, cols), np.uint8) if index_stack is None else index_stack[i]
-        enc = encode_sparse(mask_stack[i], index, pes, run_bits)
-        if enc.v.size and int(enc.v.max()) >= index_symbols:
+        index = None if index_stack is None else index_stack[i]
+        mask, index = _check_matrix(mask_stack[i], index, pes)
+        rmax = _check_run_bits(run_bits)
+        r, c, key, local_rows = _stream_keys(mask, pes)
+        if index is None:
+            vals = np.zeros(r.size, dtype=np.uint8)
+        else:
+            vals = index[r, c]  # in no particular order: only counted
+            _check_index_range(vals)
+        del r, c
+        if vals.size and int(vals.max()) >= index_symbols:
             raise ValueError(f"a codebook index exceeds the alphabet of {index_symbols} symbols")
-        index_counts += np.bincount(enc.v, minlength=index_symbols)
-        run_counts += np.bincount(enc.z, minlength=1 << run_bits)
-        entries += enc.entries
-        fillers += enc.fillers
+        key.sort()
+        group, loc = np.divmod(key, local_rows)
+        del key
+        gap = _gaps(group, loc)
+        del group, loc
+        fill = int(np.sum(gap // (rmax + 1)))
+        index_counts += np.bincount(vals, minlength=index_symbols)
+        index_counts[0] += fill  # fillers have v = 0
+        run_counts += np.bincount(gap % (rmax + 1), minlength=1 << run_bits)
+        run_counts[rmax] += fill  # and z = 2^run_bits - 1
+        entries += int(vals.size) + fill
+        fillers += fill
     return StreamStats(
         matrices=m,
         rows=rows,

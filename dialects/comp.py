@@ -29,11 +29,13 @@ the trailing comment is a summary for readers, ignored by the parser):
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from typing import ClassVar
 
 import numpy as np
 from xdsl.dialects.builtin import (
+    BytesAttr,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
     FloatAttr,
@@ -63,7 +65,7 @@ from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.onnx import array_from_dense, dense_from_array
+from dialects.onnx import array_from_dense, dense_from_array, tensor_type
 from runtime.fixedpoint import FixedFormat
 
 
@@ -97,6 +99,63 @@ class FixedAttr(ParametrizedAttribute):
     def verify(self) -> None:
         if not 2 <= self.bits.value.data <= 32:
             raise VerifyException(f"fixed-point width {self.bits.value.data} outside 2..32")
+
+
+class DenseBuffer:
+    """A dense attribute built in place: numpy writes its bytes, which the IR then keeps.
+
+    `dense_from_array` needs the whole array first and then copies it (`tobytes`), so
+    building a 400 MB weight that way holds it twice. Here the bytes are allocated once,
+    zero-filled, inside an `io.BytesIO`; `array` is a writable numpy view of them, and
+    `attr()` hands them to the attribute (CPython's `BytesIO.getvalue` returns its buffer
+    without a copy when no view of it is left, so drop every reference to `array` and to
+    arrays derived from it first; if one is left, the bytes are copied, which is slower
+    but still correct). The result is byte for byte what `dense_from_array` gives for
+    the same array (little-endian, C order, bool as one 0/1 byte).
+    """
+
+    def __init__(self, dtype: np.dtype | type, shape: Sequence[int]):
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(d) for d in shape)
+        nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self._io = io.BytesIO()
+        if nbytes:
+            self._io.seek(nbytes - 1)
+            self._io.write(b"\0")  # extends the buffer with zeros up to nbytes
+        self._view = self._io.getbuffer()
+        storage = np.uint8 if self.dtype == np.bool_ else self.dtype.newbyteorder("<")
+        flat = np.frombuffer(self._view, dtype=storage)
+        if self.dtype == np.bool_:
+            flat = flat.view(np.bool_)
+        self.array: np.ndarray | None = flat.reshape(self.shape)
+
+    def attr(self) -> DenseIntOrFPElementsAttr:
+        """The attribute holding the bytes written; the buffer is unusable afterwards."""
+        self.array = None
+        try:
+            self._view.release()
+        except BufferError:
+            pass  # an array over the bytes is still alive: getvalue copies them
+        data = self._io.getvalue()
+        self._io = None
+        return DenseIntOrFPElementsAttr(tensor_type(self.dtype, self.shape), BytesAttr(data))
+
+
+def bool_array(attr: DenseIntOrFPElementsAttr) -> np.ndarray:
+    """An i1 dense attribute as a bool array, a read-only view of its bytes when they are
+    all 0 or 1 (always, for attributes dlhwc builds), else a converted copy."""
+    if not is_canonical_mask(attr):
+        return array_from_dense(attr)  # a splat, or bytes other than 0/1 (from a parse)
+    shape = tuple(attr.get_type().get_shape())
+    return np.frombuffer(attr.data.data, dtype=np.uint8).view(np.bool_).reshape(shape)
+
+
+def is_canonical_mask(attr: DenseIntOrFPElementsAttr) -> bool:
+    """Whether an i1 attribute is what `dense_from_array` makes of its value (one 0/1 byte
+    per element), so that it can be reused as it is instead of being rebuilt."""
+    raw = np.frombuffer(attr.data.data, dtype=np.uint8)
+    shape = tuple(attr.get_type().get_shape())
+    return raw.size == int(np.prod(shape, dtype=np.int64)) and not (raw.size and raw.max() > 1)
 
 
 def _print_loc(printer: Printer, op: IRDLOperation) -> None:
@@ -180,7 +239,8 @@ class WeightOp(IRDLOperation):
         return tuple(self.output.type.get_shape())
 
     def mask_array(self) -> np.ndarray:
-        return array_from_dense(self.mask)
+        """The mask as bool, a read-only view of the IR's bytes (no copy)."""
+        return bool_array(self.mask)
 
     def values_array(self) -> np.ndarray | None:
         return None if self.values is None else array_from_dense(self.values)
@@ -202,11 +262,12 @@ class WeightOp(IRDLOperation):
     def dense(self) -> np.ndarray:
         """The dense float32 tensor this weight stands for."""
         mask = self.mask_array()
-        if self.codebook is not None:
-            full = self.codebook_array()[self.indices_array()]
-        else:
-            full = self.values_array()
-        return np.where(mask, full, np.float32(0)).astype(np.float32, copy=False)
+        if self.codebook is None:
+            return np.where(mask, self.values_array(), np.float32(0)).astype(np.float32, copy=False)
+        # The gather is a fresh array: zero it in place rather than allocate a second one.
+        full = self.codebook_array()[self.indices_array()].astype(np.float32, copy=False)
+        np.copyto(full, np.float32(0), where=~mask)
+        return full
 
     def density(self) -> float:
         mask = self.mask_array()

@@ -4,6 +4,7 @@ Timings are not checked here (they mean nothing at this size); only that the scr
 runs to the end and that what it checks for correctness holds.
 """
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,57 @@ def test_bench_frontend_runs_at_tiny_size(tmp_path):
     assert "byte-identical" in out, out
     assert out.count("PASS") + out.count("MISS") >= 3, out
     assert (tmp_path / "fc6.onnx").is_file() and (tmp_path / "fc6.mlir").is_file()
+
+
+@pytest.mark.slow
+def test_bench_compression_runs_at_tiny_size():
+    # 2048x512 = 1M weights: every pass, the ledger and both k-means comparisons run.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_compression.py"),
+            "--rows",
+            "2048",
+            "--cols",
+            "512",
+            "--kmeans-repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for row in (
+        "  prune",
+        "  share-weights",
+        "  huffman",
+        "passes total",
+        "peak RSS increase during the passes",
+        "absolute peak RSS",
+        "Compression ledger, total row",
+        "linear init",
+        "density init",
+        "speed ratio",
+    ):
+        assert row in out, f"missing row {row!r} in:\n{out}"
+    # Correctness checks hold at any size: the density of the mask, the pass's codebook.
+    assert "round(0.04 x 1,048,576): yes" in out, out
+    assert re.search(r"pass codebook = kmeans_1d\(survivors, linear init\)\s+yes", out), out
+    assert out.count("PASS") + out.count("MISS") >= 4, out
+
+
+@pytest.mark.slow
+def test_bench_kmeans_runs_at_small_size():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_kmeans.py"), "--n", "100000", "--repeat", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for row in ("dlhwc kmeans_1d", "scikit-learn KMeans lloyd", "speed ratio", "checks pass"):
+        assert row in out, f"missing row {row!r} in:\n{out}"
+    assert "max relative centroid difference" in out, out

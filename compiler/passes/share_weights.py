@@ -7,15 +7,22 @@ from typing import ClassVar
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
 from compiler.compression.kmeans import INIT_METHODS, init_centroids, kmeans_1d
 from compiler.errors import DlhwcError
 from compiler.passes.recipe import Recipe, load_recipe
-from compiler.passes.weights import WeightSlot, find_weights, layer_names, replace_source
+from compiler.passes.weights import (
+    WeightSlot,
+    erase_weight,
+    find_weights,
+    layer_names,
+    replace_source,
+)
 from dialects import comp
+from dialects.onnx import dense_from_array
 
 MIN_BITS, MAX_BITS = 1, 8  # indices are stored as ui8
 
@@ -89,8 +96,7 @@ class ShareWeightsPass(ModulePass):
                 new = shared[source]
                 slot.consumer.operands[slot.operand] = new.results[0]
                 if not source.results[0].uses:
-                    source.detach()
-                    source.erase()
+                    erase_weight(source)
                 continue
             bits, init = self._settings(slot, recipe)
             new = self._share(slot, bits, init)
@@ -113,16 +119,15 @@ class ShareWeightsPass(ModulePass):
 
     def _share(self, slot: WeightSlot, bits: int, init: str) -> comp.WeightOp:
         source = slot.source
-        value = slot.value()
-        mask = source.mask_array() if isinstance(source, comp.WeightOp) else value != 0
-        surviving = value[mask]
+        mask, mask_attr, surviving = _survivors(source)
         if not np.all(np.isfinite(surviving)):
             raise DlhwcError(
                 f"share-weights: layer '{slot.layer}': weight '{slot.name}' has "
                 "non-finite values (inf or NaN) that k-means cannot cluster"
             )
         k = 1 << bits
-        indices = np.zeros(value.shape, dtype=np.uint8)
+        # Written in place into the bytes the IR keeps (pruned weights get index 0).
+        indices = comp.DenseBuffer(np.uint8, mask.shape)
         if surviving.size == 0:
             # Nothing to cluster; one zero entry keeps the op valid (every index is 0).
             codebook = np.zeros(1, dtype=np.float32)
@@ -130,19 +135,47 @@ class ShareWeightsPass(ModulePass):
             clusters = k - 1 if self.zero_code else k
             start = init_centroids(surviving, clusters, init, self.seed)
             centroids, labels = kmeans_1d(surviving, start)
+            del surviving
             codebook = centroids.astype(np.float32)
             if self.zero_code:
                 codebook = np.concatenate([np.zeros(1, dtype=np.float32), codebook])
-                labels = labels + 1
-            indices[mask] = labels
-        return comp.WeightOp.from_arrays(
-            slot.consumer.operands[slot.operand].type,
-            mask,
-            codebook=codebook,
-            indices=indices,
-            index_bits=bits,
-            node_name=slot.name,
-        )
+                labels += 1
+            indices.array[mask] = labels
+            del labels
+        del mask
+        props = {
+            "mask": mask_attr,
+            "codebook": dense_from_array(codebook),
+            "indices": indices.attr(),
+            "index_bits": IntegerAttr(bits, i64),
+        }
+        return comp.WeightOp(slot.consumer.operands[slot.operand].type, props, slot.name)
+
+
+def _survivors(source) -> tuple[np.ndarray, DenseIntOrFPElementsAttr, np.ndarray]:
+    """The weight's mask (stored layout), its i1 attribute, and its surviving weights in
+    stored order, read without materializing the dense tensor.
+
+    The survivors of a comp.weight are those of its mask, else the weights that are not
+    exactly zero. A comp.weight's mask attribute is reused as it is (it is unchanged).
+    """
+    if isinstance(source, comp.WeightOp):
+        mask = source.mask_array()
+        # dense() is where(mask, values or codebook[indices], 0): at the mask's
+        # positions the values themselves.
+        if source.is_shared:
+            codebook = source.codebook_array().astype(np.float32, copy=False)
+            surviving = codebook[source.indices_array()[mask]]
+        else:
+            surviving = source.values_array()[mask].astype(np.float32, copy=False)
+        attr = source.mask if comp.is_canonical_mask(source.mask) else dense_from_array(mask)
+        return mask, attr, surviving
+    value = np.asarray(source.to_array(), dtype=np.float32)
+    buffer = comp.DenseBuffer(np.bool_, value.shape)
+    np.not_equal(value, 0, out=buffer.array)
+    surviving = value[buffer.array]
+    attr = buffer.attr()
+    return comp.bool_array(attr), attr, surviving
 
 
 def _check_bits(bits: object, what: str) -> None:

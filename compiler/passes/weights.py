@@ -145,8 +145,20 @@ def replace_source(slot: WeightSlot, new: comp.WeightOp) -> None:
         new.results[0].name_hint = old.results[0].name_hint
     slot.consumer.operands[slot.operand] = new.results[0]
     if not old.results[0].uses:
-        old.detach()
-        old.erase()
+        erase_weight(old)
+
+
+def erase_weight(op: Operation) -> None:
+    """Remove an unused weight op from the IR and free its payload now.
+
+    An erased op stays alive in a reference cycle (op <-> its results) until Python's
+    cycle collector runs, and with it its properties: the bytes of a weight, hundreds of
+    MB for a large layer. Dropping them at once keeps the next pass's peak memory down.
+    """
+    op.detach()
+    op.erase()
+    op.properties.clear()
+    op.attributes.clear()
 
 
 def layer_names(module: ModuleOp) -> list[str]:

@@ -181,6 +181,34 @@ def test_stream_stats_counts_symbols_over_a_stack():
     assert stats.fillers == sum(e.fillers for e in encs)
 
 
+@pytest.mark.parametrize("pes", [1, 3, 64])
+def test_memory_layout_does_not_change_the_encoding(pes):
+    # Weights stored [inputs, outputs] reach the encoder as transposed views; the
+    # encoder scans those in memory order, which must give the same streams and counts.
+    rng = np.random.default_rng(4)
+    mask = rng.random((2, 70, 30)) < 0.15
+    index = rng.integers(0, 16, (2, 70, 30), dtype=np.uint8)
+    fortran_mask = np.ascontiguousarray(mask.transpose(0, 2, 1)).transpose(0, 2, 1)
+    fortran_index = np.ascontiguousarray(index.transpose(0, 2, 1)).transpose(0, 2, 1)
+    for m, i in [(fortran_mask, index), (mask, fortran_index), (fortran_mask, fortran_index)]:
+        expected, got = encode_sparse(mask[0], index[0], pes), encode_sparse(m[0], i[0], pes)
+        for field in ("v", "z", "filler", "pe_offsets", "pointers", "fillers_per_pe"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+        a, b = stream_stats(mask, index, pes), stream_stats(m, i, pes)
+        assert (a.entries, a.fillers, a.nonzeros) == (b.entries, b.fillers, b.nonzeros)
+        np.testing.assert_array_equal(a.index_counts, b.index_counts)
+        np.testing.assert_array_equal(a.run_counts, b.run_counts)
+
+
+def test_stream_stats_without_indices_counts_zeros():
+    rng = np.random.default_rng(5)
+    mask = rng.random((1, 40, 9)) < 0.2
+    stats = stream_stats(mask, None, pes=2, run_bits=2, index_symbols=1)
+    enc = encode_sparse(mask[0], np.zeros((40, 9), np.uint8), 2, 2)
+    assert stats.index_counts.tolist() == [enc.entries]
+    assert stats.run_counts.tolist() == np.bincount(enc.z, minlength=4).tolist()
+
+
 def test_bad_inputs_and_corrupt_encodings():
     mask = np.eye(4, dtype=bool)
     index = np.ones((4, 4), np.uint8)

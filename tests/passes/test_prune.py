@@ -130,3 +130,82 @@ def test_deterministic():
     a = module_to_string(pruned(MLP, "prune{sparsity=0.9,balance-pes=8}"))
     b = module_to_string(pruned(MLP, "prune{sparsity=0.9,balance-pes=8}"))
     assert a == b
+
+
+def _tied_model(trans_b: int | None, seed: int = 0):
+    """A Gemm (transB 0/1) or, for None, a MatMul x @ W, whose weights have many ties,
+    both signs, exact zeros, an inf and a NaN."""
+    from onnx import TensorProto, helper
+
+    rng = np.random.default_rng(seed)
+    w = (np.round(rng.laplace(0.0, 1.0, (37, 23)) * 2) / 2).astype(np.float32)
+    w[0, 0], w[5, 7], w[9, 2] = np.inf, np.nan, -0.0
+    x_dim, y_dim = (w.shape[1], w.shape[0]) if trans_b == 1 else w.shape
+    init = helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.tobytes(), raw=True)
+    if trans_b is None:
+        node = helper.make_node("MatMul", ["x", "W"], ["y"], name="layer")
+    else:
+        node = helper.make_node("Gemm", ["x", "W"], ["y"], name="layer", transB=trans_b)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", x_dim])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", y_dim])],
+        initializer=[init],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model, w
+
+
+def _reference_mask(slot, w: np.ndarray, old_mask: np.ndarray, keep: int) -> np.ndarray:
+    """The definition: the `keep` largest |w| among the weights not pruned yet, ties to
+    the earlier position in rows (outputs) x columns (inputs), by a stable sort."""
+    rows_w, rows_old = slot.to_rows(w)[0], slot.to_rows(old_mask)[0]
+    magnitude = np.where(rows_old, np.abs(rows_w), -1.0).reshape(-1)
+    keep = min(keep, int(np.count_nonzero(magnitude > 0)))
+    mask = np.zeros(magnitude.size, dtype=np.bool_)
+    mask[np.argsort(-magnitude, kind="stable")[:keep]] = True
+    return slot.from_rows(mask.reshape(rows_w.shape)[None], w.shape)
+
+
+@pytest.mark.parametrize("trans_b", [1, 0, None])
+@pytest.mark.parametrize("chunk", [None, 64, 7])
+def test_ties_and_chunks_follow_the_stable_sort_definition(monkeypatch, trans_b, chunk):
+    # The pass selects by counting over fixed-size chunks of the stored tensor instead of
+    # sorting; small chunks exercise the multi-chunk path that large layers take.
+    from compiler.frontend.onnx_importer import import_model
+    from compiler.passes import prune
+
+    if chunk is not None:
+        monkeypatch.setattr(prune, "_CHUNK", chunk)
+    model, w = _tied_model(trans_b)
+    module = import_model(model)
+    old_mask = w != 0
+    for sparsity in (0.3, 0.77, 0.9):
+        apply_passes(module, [PrunePass(sparsity=sparsity)])
+        (slot,) = find_weights(module, "matrix")
+        keep = int(round((1.0 - sparsity) * w.size))
+        expected = _reference_mask(slot, w, old_mask, keep)
+        np.testing.assert_array_equal(slot.source.mask_array(), expected)
+        np.testing.assert_array_equal(slot.value(), np.where(expected, w, np.float32(0)))
+        old_mask = expected
+
+
+@pytest.mark.parametrize("chunk", [None, 5])
+def test_pruning_shared_weights_breaks_ties_by_position(monkeypatch, chunk):
+    # Shared weights take few distinct values: nearly every kept weight is a tie.
+    from compiler.passes import prune
+
+    if chunk is not None:
+        monkeypatch.setattr(prune, "_CHUNK", chunk)
+    module = pruned(MLP, "share-weights{bits=2}")
+    before = {s.layer: (s.value(), s.source.mask_array()) for s in find_weights(module, "matrix")}
+    apply_passes(module, [PrunePass(sparsity=0.6)])
+    for slot in find_weights(module, "matrix"):
+        w, old_mask = before[slot.layer]
+        keep = int(round(0.4 * w.size))
+        np.testing.assert_array_equal(
+            slot.source.mask_array(), _reference_mask(slot, w, old_mask, keep)
+        )
+        assert slot.source.is_shared
