@@ -16,7 +16,7 @@ from xdsl.passes import ModulePass
 
 from compiler.errors import DlhwcError
 from compiler.passes.recipe import Recipe, load_recipe
-from compiler.passes.weights import WeightSlot, find_weights, layer_names
+from compiler.passes.weights import WeightSlot, erase_weight, find_weights, layer_names
 from dialects import comp
 from dialects import onnx as onnx_d
 from dialects.onnx import dense_from_array
@@ -286,8 +286,7 @@ def _replace_weight(source: Operation, slots: list[WeightSlot], new: comp.Weight
     for slot in slots:
         slot.consumer.operands[slot.operand] = new.results[0]
     if not source.results[0].uses:
-        source.detach()
-        source.erase()
+        erase_weight(source)
 
 
 # -- activations -------------------------------------------------------------------------
