@@ -14,6 +14,7 @@ from xdsl.passes import ModulePass
 
 from backends.eie.config import EIEConfig
 from compiler.errors import DlhwcError
+from compiler.passes.weights import erase_weight
 from dialects import comp, eie
 from dialects import onnx as onnx_d
 from runtime.fixedpoint import FixedFormat
@@ -96,8 +97,7 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
         dead.detach()
         dead.erase()
     if not layer.weight.output.uses:
-        layer.weight.detach()
-        layer.weight.erase()
+        erase_weight(layer.weight)
 
 
 def _match(op: onnx_d.OnnxOp) -> _Layer | None:
