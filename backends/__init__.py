@@ -20,7 +20,7 @@ def target(name: str) -> ModuleType:
         raise DlhwcError(f"unknown target '{name}' (targets: {', '.join(TARGETS)})") from None
 
 
-ISA_TABLES = {"eie": ("backends.eie.isa", "EIE_ISA")}
+ISA_TABLES = {"eie": ("backends.eie.isa", "EIE_ISA"), "ese": ("backends.ese.isa", "ESE_ISA")}
 
 
 def isa_table(name: str) -> IsaTable:

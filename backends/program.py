@@ -227,7 +227,13 @@ class ProgramBuilder:
             sym = self.symbols[self.symbol_of[value]]
             if kind == "output":
                 sym.kind = "output"
-                sym.name = name or sym.name
+                if name and name != sym.name:
+                    # The program's interface keeps its names: a transfer that took the
+                    # output's name (a value with the same name hint) gives it up.
+                    for i, other in enumerate(self.symbols):
+                        if other.name == name:
+                            other.name = f"{name}.{i}"
+                    sym.name = name
             return self.symbol_of[value]
         axis = self.batch_axis(value)
         shape = self.vector_shape(value, axis)

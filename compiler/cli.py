@@ -348,12 +348,29 @@ def _is_container(path: str) -> bool:
         return False
 
 
-def _simulate(program: str, input_path: str):
-    """Run a container in its simulator on an input file; returns (outputs, stats)."""
-    from compiler.fileio import load_arrays
-    from runtime.eie.sim import Simulator
+SIMULATORS = {"eie": "runtime.eie.sim", "ese": "runtime.ese.sim"}
+"""The simulator of each target: a module with Simulator, Stats, static_report and
+summary_line."""
 
-    sim = Simulator.from_file(program)
+
+def _simulator(program: str):
+    """(the container at ``program`` loaded in its target's simulator, that module)."""
+    import importlib
+
+    from compiler.errors import DlhwcError
+    from runtime.container import Container
+
+    container = Container.read(program)
+    if container.target not in SIMULATORS:
+        raise DlhwcError(f"no simulator for target '{container.target}'", file=program)
+    module = importlib.import_module(SIMULATORS[container.target])
+    return module.Simulator(container, program), module
+
+
+def _simulate(sim, input_path: str):
+    """Run a loaded container on an input file; returns (outputs, stats)."""
+    from compiler.fileio import load_arrays
+
     names = [s.name for s in sim.symbols if s.kind == "input"]
     inputs = load_arrays(input_path, names[0] if len(names) == 1 else None)
     extra = sorted(set(inputs) - set(names))
@@ -368,9 +385,9 @@ def _simulate(program: str, input_path: str):
 
 def _run_container(args) -> int:
     from compiler.fileio import save_arrays, write_atomic
-    from runtime.eie.sim import summary_line
 
-    outputs, stats = _simulate(args.model, args.input)
+    sim, module = _simulator(args.model)
+    outputs, stats = _simulate(sim, args.input)
     if args.output:
         save_arrays(args.output, outputs)
     else:
@@ -380,7 +397,7 @@ def _run_container(args) -> int:
     if args.report:
         sys.stdout.write(stats.format_table())
     else:
-        print(f"dlhwc: {summary_line(stats)}", file=sys.stderr)
+        print(f"dlhwc: {module.summary_line(stats)}", file=sys.stderr)
     return 0
 
 
@@ -394,14 +411,12 @@ def _print_outputs(outputs) -> None:
 
 
 def cmd_report(args) -> int:
-    from runtime.eie.sim import Simulator, Stats, static_report
-
+    sim, module = _simulator(args.program)  # the program must be readable in any case
     if args.stats:
         import json
 
         from compiler.errors import DlhwcError
 
-        Simulator.from_file(args.program)  # the program must be readable too
         try:
             data = json.loads(Path(args.stats).read_text())
         except FileNotFoundError:
@@ -409,13 +424,14 @@ def cmd_report(args) -> int:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DlhwcError(f"not a JSON file: {e}", file=args.stats) from None
         if not isinstance(data, dict):
-            raise DlhwcError("not an EIE stats file", file=args.stats)
-        sys.stdout.write(Stats.from_json(data, args.stats).format_table())
+            target = sim.container.target.upper()
+            raise DlhwcError(f"not an {target} stats file", file=args.stats)
+        sys.stdout.write(module.Stats.from_json(data, args.stats).format_table())
     elif args.input:
-        _, stats = _simulate(args.program, args.input)
+        _, stats = _simulate(sim, args.input)
         sys.stdout.write(stats.format_table())
     else:
-        sys.stdout.write(static_report(Simulator.from_file(args.program)))
+        sys.stdout.write(module.static_report(sim))
     return 0
 
 

@@ -4,12 +4,13 @@ Without a target:
 
     onnx    import: ONNX file -> `onnx` IR (compiler/frontend), then the `-p` passes
 
-With `--target eie`:
+With `--target eie` (or `ese`):
 
     onnx    import, then fold-constants
     comp    compression: the `-p` passes, or the target's default pipeline; passes the
             target needs and `-p` lacks (share-weights, quantize) are appended
-    eie     lowering to the target dialect (convert-onnx-to-eie)
+    eie     lowering to the target dialect (convert-onnx-to-eie; for ese: the stage `ese`,
+            convert-onnx-to-ese)
     asm     the program as assembly text
     dlhw    the program container (the default)
 

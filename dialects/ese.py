@@ -45,6 +45,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from dialects.comp import FixedAttr, WeightOp
 from dialects.onnx import NoneType
+from runtime.ese.arith import HARDWARE_ACTIVATIONS
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
@@ -126,6 +127,15 @@ class RNNOp(IRDLOperation):
             raise VerifyException(
                 f"ese.rnn {self.kind.data} needs {per_dir * self.num_directions} activations"
             )
+        unknown = sorted(set(self.activation_names) - set(HARDWARE_ACTIVATIONS))
+        if unknown:
+            raise VerifyException(
+                f"ese.rnn activation {unknown[0]} has no hardware unit "
+                f"(ESE has {', '.join(HARDWARE_ACTIVATIONS)})"
+            )
+        for what, fmt in (("x_format", self.x_format), ("h_format", self.h_format)):
+            if fmt.format.bits != 16:
+                raise VerifyException(f"ese.rnn {what} must be 16-bit, not {fmt.format}")
 
     # -- format ----------------------------------------------------------------------
 

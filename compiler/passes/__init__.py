@@ -47,6 +47,12 @@ def _convert_onnx_to_eie() -> type[ModulePass]:
     return ConvertOnnxToEiePass
 
 
+def _convert_onnx_to_ese() -> type[ModulePass]:
+    from compiler.passes.convert_onnx_to_ese import ConvertOnnxToEsePass
+
+    return ConvertOnnxToEsePass
+
+
 # name -> a function returning the pass class; passes import lazily so that start-up
 # stays fast.
 BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -56,4 +62,5 @@ BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "quantize": _quantize,
     "huffman": _huffman,
     "convert-onnx-to-eie": _convert_onnx_to_eie,
+    "convert-onnx-to-ese": _convert_onnx_to_ese,
 }

@@ -19,6 +19,9 @@ Structure:
   same dispatch: before an instruction executes, its cost is computed from the same
   decoded blocks and the actual activations. The equations are in backends/eie/README.md
   and next to the code below.
+- The target-neutral parts are runtime/common.py's, shared with the ESE simulator:
+  loading the header, symbols and host segments, decoding the instruction stream,
+  checking inputs, running host segments, decoding PE streams, the FIFO recurrence.
 - `Stats` holds the results: per layer, per host segment, and in total, as JSON
   (`to_json`) or as a table (`format_table`). Counts are totals over the batch; the keys
   ending in `_per_vector` are the averages per input vector.
@@ -27,7 +30,6 @@ Structure:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +37,15 @@ import numpy as np
 
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
-from backends.isa import IsaError
 from compiler.errors import DlhwcError
+from runtime.common import Program, decode_streams
+from runtime.common import align as _align
+from runtime.common import fifo_recurrence as _fifo_recurrence
+from runtime.common import num as _num
+from runtime.common import one_line as _one_line
+from runtime.common import pct as _pct
+from runtime.common import py_name as _py_name
+from runtime.common import words as _words
 from runtime.container import Container
 from runtime.eie.arith import finish
 from runtime.fixedpoint import FixedFormat, from_codes, to_codes
@@ -127,44 +136,30 @@ class _Layer:
         return sum(sum(b["fillers"]) for b in self.blocks)
 
 
-@dataclass(frozen=True)
-class _Symbol:
-    name: str
-    kind: str
-    shape: tuple[int, ...]
-    format: FixedFormat | None
-    dtype: str = "float32"  # of the host tensor
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-
 # -- the simulator ---------------------------------------------------------------------
 
 
-class Simulator:
-    """Loads a program container and runs it: `run(inputs) -> (outputs, Stats)`."""
+class Simulator(Program):
+    """Loads a program container and runs it: `run(inputs) -> (outputs, Stats)`.
+
+    Loading the target-neutral parts (header, symbols, host segments, the instruction
+    stream), checking inputs and running host segments are runtime/common.Program's.
+    """
+
+    target = "eie"
+    isa = EIE_ISA
+    config_class = EIEConfig
+    header_keys = ("hw", "symbols", "layers", "host_segments", "resident")
 
     def __init__(self, container: Container, source: str = "<container>"):
-        self.container = container
-        self.source = source
-        if container.target != "eie":
-            raise self._error(f"the container targets '{container.target}', not eie")
-        header = container.header
-        for key in ("hw", "symbols", "layers", "host_segments", "resident"):
-            if key not in header:
-                raise self._error(f"malformed container: the header has no '{key}'")
-        self.config = EIEConfig.from_dict(header["hw"], source)
-        self.resident = bool(header["resident"])
-        self.symbols = self._symbols(header["symbols"])
-        self.layers = self._layers(header["layers"])
-        self.segments = self._segments(header["host_segments"])
-        self.program = self._decode_text()
+        super().__init__(container, source)
+        self.resident = bool(container.header["resident"])
+        self._check_batch_axes()
+        self.layers = self._layers(container.header["layers"])
+        self.program = self.decode_text()
         self._check_sections()
         self.layer_of = self._attribute()
         self._blocks: dict[tuple[int, int], _Block] = {}
-        self._sessions: dict[int, object] = {}
         self.last_host_memory: dict[str, np.ndarray] = {}
         """Host memory after the last run: every symbol's float values by name."""
 
@@ -173,32 +168,17 @@ class Simulator:
         return Simulator(Container.read(path), str(path))
 
     def _error(self, reason: str) -> DlhwcError:
-        return DlhwcError(reason, file=self.source)
+        return self.error(reason)
 
     # -- loading ----------------------------------------------------------------------
 
-    def _symbols(self, table) -> list[_Symbol]:
-        symbols = []
-        try:
-            for entry in table:
-                fmt = entry["format"]
-                if entry.get("batch_axis", 0) != 0:
-                    raise ValueError(
-                        f"symbol '{entry['name']}' keeps its batch on axis "
-                        f"{entry['batch_axis']}; EIE programs batch on axis 0"
-                    )
-                symbols.append(
-                    _Symbol(
-                        str(entry["name"]),
-                        str(entry["kind"]),
-                        tuple(int(d) for d in entry["shape"]),
-                        None if fmt is None else FixedFormat(int(fmt[0]), int(fmt[1])),
-                        str(np.dtype(entry.get("dtype", "float32"))),
-                    )
+    def _check_batch_axes(self) -> None:
+        for sym in self.symbols:
+            if sym.batch_axis != 0:
+                raise self._error(
+                    f"malformed symbol table: symbol '{sym.name}' keeps its batch on axis "
+                    f"{sym.batch_axis}; EIE programs batch on axis 0"
                 )
-        except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise self._error(f"malformed symbol table: {_one_line(e)}") from None
-        return symbols
 
     def _layers(self, table) -> list[_Layer]:
         layers = []
@@ -228,47 +208,10 @@ class Simulator:
             raise self._error(f"malformed layer table: {_one_line(e)}") from None
         return layers
 
-    def _segments(self, table) -> list[dict]:
-        try:
-            for s, seg in enumerate(table):
-                for i in [*seg["inputs"], *seg["outputs"]]:
-                    if not 0 <= i < len(self.symbols):
-                        raise ValueError(f"host segment {s} refers to symbol {i}")
-                str(seg["section"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise self._error(f"malformed host segment table: {_one_line(e)}") from None
-        return list(table)
-
-    def _decode_text(self) -> list[tuple[int, str, dict[str, int]]]:
-        """The instructions up to and including the first `end`, checked."""
-        text = self.container.sections.get("text")
-        if text is None:
-            raise self._error("the container has no section 'text' (the program)")
-        if text.ndim != 1 or text.dtype != np.uint64:
-            raise self._error(f"section 'text' is {text.dtype} {list(text.shape)}, not uint64 [n]")
-        program = []
-        for index, word in enumerate(text.tolist()):
-            try:
-                instr, ops = EIE_ISA.decode(int(word))
-            except IsaError as e:
-                raise self._error(f"instruction {index}: {e}") from None
-            self._check_operands(index, instr.mnemonic, ops)
-            program.append((index, instr.mnemonic, ops))
-            if instr.mnemonic == "end":
-                return program
-        raise self._error("the program has no 'end' instruction")
-
-    def _check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+    def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+        """Symbols and host segments as Program checks them; layers and blocks."""
+        super().check_operands(index, mnemonic, ops)
         where = f"instruction {index} ({mnemonic})"
-        if "sym" in ops:
-            if ops["sym"] >= len(self.symbols):
-                raise self._error(f"{where}: no symbol {ops['sym']} ({len(self.symbols)} symbols)")
-            sym = self.symbols[ops["sym"]]
-            if sym.format is None:
-                raise self._error(
-                    f"{where}: symbol '{sym.name}' ({sym.kind}) has no fixed-point format; "
-                    "it cannot cross to or from the accelerator"
-                )
         if "layer" in ops:
             if ops["layer"] >= len(self.layers):
                 raise self._error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
@@ -280,19 +223,9 @@ class Simulator:
                 )
             if ops.get("bias") and not layer.has_bias:
                 raise self._error(f"{where}: bias=1 but layer '{layer.name}' has no bias")
-        if "seg" in ops and ops["seg"] >= len(self.segments):
-            raise self._error(f"{where}: no host segment {ops['seg']}")
 
     def _section(self, name: str, dtype_kind: str, shape: tuple[int, ...]) -> np.ndarray:
-        array = self.container.sections.get(name)
-        if array is None:
-            raise self._error(f"the container has no section '{name}'")
-        if array.dtype.kind not in dtype_kind or array.shape != shape:
-            raise self._error(
-                f"section '{name}' is {array.dtype} {list(array.shape)}, expected "
-                f"{_kind_text(dtype_kind)} {list(shape)}"
-            )
-        return array
+        return self.section(name, dtype_kind, shape)
 
     def _check_sections(self) -> None:
         """Every section an instruction refers to exists, with the shape the header gives."""
@@ -325,14 +258,7 @@ class Simulator:
             spmat = self._section(f"L{layer}.B{block}.spmat", "u", (int(counts.sum()),))
             if spmat.dtype.itemsize != 1:
                 raise self._error(f"section 'L{layer}.B{block}.spmat' is {spmat.dtype}, not uint8")
-        for _, mnemonic, ops in self.program:
-            if mnemonic == "host":
-                seg = self.segments[ops["seg"]]
-                section = self.container.sections.get(seg["section"])
-                if section is None:
-                    raise self._error(f"the container has no section '{seg['section']}'")
-                if section.dtype != np.uint8 or section.ndim != 1:
-                    raise self._error(f"section '{seg['section']}' is not an ONNX model (uint8)")
+        self.check_host_sections()
 
     def _attribute(self) -> list[int | None]:
         """The layer each instruction's cost is charged to (None: no layer).
@@ -387,21 +313,12 @@ class Simulator:
         z = spmat >> cfg.index_bits
 
         counts = np.diff(ptr, axis=1)  # [pes, ncols]
-        per_group = counts.reshape(-1)  # (PE, column) groups, PE after PE
-        group = np.repeat(np.arange(pes * ncols, dtype=np.int64), per_group)
-        run = np.cumsum(z + 1)  # rows consumed, over the concatenated streams
-        starts = np.concatenate(([0], np.cumsum(per_group)[:-1]))
-        before = np.concatenate(([0], run))[starts]  # rows consumed before each group
-        local = run - 1 - before[group] if run.size else run
-        pe, col = np.divmod(group, max(ncols, 1))
-        rows_per_pe = np.maximum(lay.rows - np.arange(pes) + pes - 1, 0) // pes
-        if local.size and np.any(local >= rows_per_pe[pe]):
-            bad = int(np.argmax(local >= rows_per_pe[pe]))
+        try:
+            rows, col, _ = decode_streams(ptr, z, lay.rows, pes)
+        except ValueError as e:
             raise self._error(
-                f"section 'L{layer}.B{block}.spmat': entry {bad} lies beyond PE {int(pe[bad])}'s "
-                f"last row (layer '{lay.name}' has {lay.rows} rows)"
-            )
-        rows = pe + local * pes
+                f"section 'L{layer}.B{block}.spmat': {e} (layer '{lay.name}' has {lay.rows} rows)"
+            ) from None
         cols = col + start
         codes = codebook[v]
 
@@ -456,11 +373,10 @@ class Simulator:
 
     def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Stats]:
         """Run the program once per input vector; returns the outputs by name and the stats."""
-        batch = self._check_inputs(inputs)
+        batch = self.check_inputs(inputs)
         machine = _Machine(self, batch)
         model = _CostModel(self, batch)
-        for name, value in inputs.items():
-            machine.memory[name] = np.asarray(value)
+        machine.memory.update(self.host_memory(inputs))
         for i, (index, mnemonic, ops) in enumerate(self.program):
             try:
                 model.charge(i, mnemonic, ops, machine)
@@ -468,65 +384,7 @@ class Simulator:
             except DlhwcError as e:
                 raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
         self.last_host_memory = dict(machine.memory)
-        outputs = {}
-        for sym in self.symbols:
-            if sym.kind == "output":
-                if sym.name not in machine.memory:
-                    raise self._error(f"the program never produced output '{sym.name}'")
-                outputs[sym.name] = machine.memory[sym.name]
-        return outputs, model.stats()
-
-    def _check_inputs(self, inputs: dict[str, np.ndarray]) -> int:
-        """The batch size, after checking names, dtypes and shapes of the inputs."""
-        expected = [s for s in self.symbols if s.kind == "input"]
-        names = [s.name for s in expected]
-        takes = ", ".join(repr(n) for n in names) or "nothing"
-        missing = [n for n in names if n not in inputs]
-        if missing:
-            raise self._error(f"missing input '{missing[0]}'; the program takes {takes}")
-        unknown = sorted(set(inputs) - set(names))
-        if unknown:
-            raise self._error(f"unknown input '{unknown[0]}'; the program takes {takes}")
-        batch = None
-        for sym in expected:
-            array = np.asarray(inputs[sym.name])
-            want = f"[batch, {', '.join(map(str, sym.shape))}] {sym.dtype}".replace(", ]", "]")
-            got = f"{list(array.shape)} {array.dtype}"
-            if array.dtype != np.dtype(sym.dtype):
-                raise self._error(f"input '{sym.name}' is {got}, expected {want}")
-            if array.ndim != len(sym.shape) + 1 or tuple(array.shape[1:]) != sym.shape:
-                raise self._error(f"input '{sym.name}' has shape {got}, expected {want}")
-            if array.shape[0] == 0:
-                raise self._error(f"input '{sym.name}' holds no vectors (batch 0)")
-            if batch is not None and array.shape[0] != batch:
-                raise self._error(
-                    f"input '{sym.name}' has {array.shape[0]} vectors, another input {batch}"
-                )
-            batch = array.shape[0]
-        if batch is None:
-            raise self._error("the program takes no inputs; nothing to run")
-        return batch
-
-    def session(self, seg: int):
-        """The onnxruntime session of host segment ``seg`` (created once)."""
-        if seg not in self._sessions:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            # Q/DQ pairs are exact fixed-point conversions here, not a request to quantize.
-            options.add_session_config_entry("session.disable_quant_qdq", "1")
-            model = self.container.sections[self.segments[seg]["section"]].tobytes()
-            try:
-                self._sessions[seg] = ort.InferenceSession(
-                    model, options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
-                raise DlhwcError(
-                    f"host segment '{self.segments[seg]['name']}' is not a runnable ONNX "
-                    f"model: {_one_line(e)}"
-                ) from None
-        return self._sessions[seg]
+        return self.outputs(machine.memory), model.stats()
 
 
 # -- functional semantics --------------------------------------------------------------
@@ -651,24 +509,10 @@ class _Machine:
         """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
         writes its output symbols, in float, converting with their fixed-point formats
 
-        The segment's ONNX model runs in onnxruntime on [batch, *shape] float arrays.
+        The segment's ONNX model runs in onnxruntime on [batch, *shape] float arrays
+        (runtime/common.HostSegments).
         """
-        seg = self.sim.segments[ops["seg"]]
-        session = self.sim.session(ops["seg"])
-        feeds = {}
-        for graph_input, s in zip(session.get_inputs(), seg["inputs"], strict=False):
-            sym = self.sim.symbols[s]
-            if sym.name not in self.memory:
-                raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
-            feeds[graph_input.name] = self.memory[sym.name]
-        if len(feeds) != len(session.get_inputs()):
-            raise DlhwcError(f"host segment '{seg['name']}' takes other inputs than its table")
-        try:
-            results = session.run(None, feeds)
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
-            raise DlhwcError(f"host segment '{seg['name']}': {_one_line(e)}") from None
-        for s, value in zip(seg["outputs"], results, strict=False):
-            self.memory[self.sim.symbols[s].name] = np.asarray(value)
+        self.sim.run_host(ops["seg"], self.memory)
 
     def _buffer(self, b: int, n: int) -> np.ndarray:
         codes = self.buf[b]
@@ -916,46 +760,6 @@ class _CostModel:
             "energy_pj_per_event": {k: getattr(cfg.energy, k) for k in ENERGY_EVENTS},
         }
         return Stats(layers=layers, host=host, total=total, machine=machine)
-
-
-def _fifo_recurrence(
-    nz: np.ndarray, items: np.ndarray, work_t: np.ndarray, depth: int
-) -> np.ndarray:
-    """max_k e_k(last item) per batch row: a loop over item index t, numpy over [batch, pes].
-
-    Rows are sorted by item count (descending) so the rows still active at step t are a
-    prefix, and finished rows simply stop being updated.
-    """
-    batch = nz.shape[0]
-    result = np.zeros(batch, dtype=np.int64)
-    steps = int(items.max(initial=0))
-    if steps == 0:
-        return result
-    order = np.argsort(-items, kind="stable")
-    cols = np.argsort(~nz[order], axis=1, kind="stable")[:, :steps]  # non-zero columns first
-    left = items[order]
-    pes = work_t.shape[1]
-    b = np.full(batch, -1, dtype=np.int64)
-    e = np.zeros((batch, pes), dtype=np.int64)
-    started = np.zeros((steps, batch), dtype=np.int64)  # max_k s_k(t)
-    active = batch
-    for t in range(steps):
-        while active and left[active - 1] <= t:
-            active -= 1
-        w = work_t[cols[:active, t]]
-        bt = b[:active] + 1
-        if t >= depth:
-            np.maximum(bt, started[t - depth, :active], out=bt)
-        s = np.maximum(bt[:, None] + 1, e[:active])
-        e[:active] = s + w
-        b[:active] = bt
-        started[t, :active] = s.max(axis=1)
-    result[order] = e.max(axis=1)
-    return result
-
-
-def _words(bits: int) -> int:
-    return -(-int(bits) // 32)
 
 
 def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:
@@ -1267,35 +1071,3 @@ def summary_line(stats: Stats) -> str:
         f"load efficiency {_pct(t['load_efficiency'])}; vs dense: speedup {t['speedup']:.2f}×, "
         f"energy saving {t['energy_saving']:.2f}×"
     )
-
-
-def _align(rows: list[list[str]], left: int) -> list[str]:
-    """Columns padded to their widest cell: the first ``left`` left-aligned, the rest right."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return [
-        "  ".join(
-            cell.ljust(w) if i < left else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        ).rstrip()
-        for r in rows
-    ]
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def _num(x: float) -> str:
-    return f"{x:,.0f}" if abs(x - round(x)) < 1e-9 else f"{x:,.1f}"
-
-
-def _kind_text(kinds: str) -> str:
-    return {"iu": "integer", "u": "uint8"}.get(kinds, kinds)
-
-
-def _py_name(mnemonic: str) -> str:
-    return mnemonic.replace(".", "_")
-
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())

@@ -29,6 +29,10 @@ y = slope_s * x + icpt_s, slope as a fixed<32, 16> code and icpt as a fixed<32, 
 
 `Relu` needs no table (max with 0). `lut_error` measures a table's worst error over
 every 16-bit input code.
+
+Inside LSTM and GRU cells a gate activation is held at `gate_frac(name, fl)`: frac 15 for
+Sigmoid and Tanh (|a| < 1), frac fl for Relu (max(p, 0) of a pre-activation code, exact:
+a Relu gate may exceed 1). Every product below takes its operands' own fractions.
 """
 
 from __future__ import annotations
@@ -103,6 +107,13 @@ def lut_error(lut: Lut) -> float:
     return float(np.max(np.abs(lut(codes) / 2.0**ACT_FRAC - exact)))
 
 
+def gate_frac(name: str, in_frac: int) -> int:
+    """The fraction bits a gate activation ``name`` is held at inside LSTM and GRU cells:
+    15 for the tables' outputs (|a| < 1), ``in_frac`` for Relu (exact, and not bounded by 1).
+    """
+    return ACT_FRAC if name in LUT_FUNCTIONS else in_frac
+
+
 def activation(
     name: str, pre: np.ndarray, luts: dict[str, Lut], in_frac: int, out_frac: int = ACT_FRAC
 ) -> np.ndarray:
@@ -110,8 +121,8 @@ def activation(
 
     Sigmoid and Tanh come from their tables (frac 15, then rounded to out_frac); Relu is
     max(p, 0) rounded from in_frac to out_frac. Results saturate to 16 bits. Inside LSTM
-    and GRU cells activations are held at frac 15 (|a| < 1); a simple RNN's activation is
-    produced directly in the hidden state's format.
+    and GRU cells activations are held at `gate_frac` (see there); a simple RNN's
+    activation is produced directly in the hidden state's format.
     """
     if name == "Relu":
         return saturate(shift_round(np.maximum(pre, 0), in_frac - out_frac), 16)
@@ -157,8 +168,10 @@ def pre_activation(
     return p
 
 
-def _act(name, p, luts, f: CellFormats):
-    return activation(name, p, luts, f.fl)
+def _act(name, p, luts, f: CellFormats) -> tuple[np.ndarray, int]:
+    """A gate activation inside an LSTM/GRU cell: (codes, their frac)."""
+    frac = gate_frac(name, f.fl)
+    return activation(name, p, luts, f.fl, frac), frac
 
 
 def lstm_step(
@@ -166,9 +179,11 @@ def lstm_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step; gates i, o, f, c in ONNX order. Returns (h codes, c codes).
 
-    i = f1(p_i + P_i*c)   f = f1(p_f + P_f*c)   (or f = 1 - i with input_forget)
+    i = f1(p_i + P_i*c)   f = f1(p_f + P_f*c)   (or f = 1 - i, exact, with input_forget)
     g = f2(p_c)           c' = sat16(rnd(f*c) + rnd(i*g))
     o = f1(p_o + P_o*c')  h' = sat16(rnd(o * f3(c')))      (f1, f2, f3 = acts)
+
+    Activations are held at `gate_frac` (15 for Sigmoid/Tanh, fl for Relu).
     """
     h4 = wx.shape[-1] // 4
     pi, po, pf, pc = np.split(_no_clip(wx, rh, bias, f), 4, axis=-1)
@@ -176,16 +191,21 @@ def lstm_step(
         pi = pi + mul(peep[..., :h4], f.fp, c_prev, f.fc, f.fl)
         pf = pf + mul(peep[..., 2 * h4 :], f.fp, c_prev, f.fc, f.fl)
     pi, pf, pc = (_clip(saturate(v, 16), clip_code) for v in (pi, pf, pc))
-    i = _act(acts[0], pi, luts, f)
-    fg = (1 << ACT_FRAC) - 1 - i if input_forget else _act(acts[0], pf, luts, f)
-    g = _act(acts[1], pc, luts, f)
-    c = saturate(mul(fg, ACT_FRAC, c_prev, f.fc, f.fc) + mul(i, ACT_FRAC, g, ACT_FRAC, f.fc), 16)
+    i, fi = _act(acts[0], pi, luts, f)
+    if input_forget:
+        # Exact: 1.0 has no 16-bit code at frac 15, and 1 - i reaches 2 for a Tanh i, so
+        # the element-wise unit holds this one value in 17 bits.
+        fg = (1 << fi) - i
+    else:
+        fg, _ = _act(acts[0], pf, luts, f)
+    g, fgt = _act(acts[1], pc, luts, f)
+    c = saturate(mul(fg, fi, c_prev, f.fc, f.fc) + mul(i, fi, g, fgt, f.fc), 16)
     if peep is not None:
         po = po + mul(peep[..., h4 : 2 * h4], f.fp, c, f.fc, f.fl)
     po = _clip(saturate(po, 16), clip_code)
-    o = _act(acts[0], po, luts, f)
-    tc = _act(acts[2], saturate(align(c, f.fc, f.fl), 16), luts, f)
-    h = saturate(mul(o, ACT_FRAC, tc, ACT_FRAC, f.fh), 16)
+    o, fo = _act(acts[0], po, luts, f)
+    tc, ft = _act(acts[2], saturate(align(c, f.fc, f.fl), 16), luts, f)
+    h = saturate(mul(o, fo, tc, ft, f.fh), 16)
     return h, c
 
 
@@ -194,8 +214,9 @@ def gru_step(
 ) -> np.ndarray:
     """One GRU step; gates z, r, h in ONNX order. Returns the new h codes.
 
-    ``rh_zr`` is R@h for the z and r rows (frac fh+fr); ``r_times_rh(r)`` gives the h
-    gate's recurrent term at frac fl from the reset gate r (frac 15):
+    ``rh_zr`` is R@h for the z and r rows (frac fh+fr); ``r_times_rh(r, r_frac)`` gives
+    the h gate's recurrent term at frac fl from the reset gate r (codes at frac r_frac,
+    `gate_frac(acts[0], fl)`: 15 unless f1 is Relu):
       lbr=0: rnd(R_h @ rnd(r*h)) + Rb_h;   lbr=1: rnd(r * (rnd(R_h @ h) + Rb_h)).
     z = f1(p_z)  r = f1(p_r)  n = f2(Wx_h + Wb_h + recurrent term)
     h' = sat16(n + rnd(z * (h - n)))          (= (1-z)*n + z*h without a 1.0 code)
@@ -204,12 +225,12 @@ def gru_step(
     wz, wr, wn = np.split(wx, 3, axis=-1)
     rz, rr = rh_zr[..., :hh], rh_zr[..., hh:]
     bz, br, bn = np.split(bias, 3, axis=-1)
-    z = _act(acts[0], pre_activation(wz, rz, bz, f, clip_code), luts, f)
-    r = _act(acts[0], pre_activation(wr, rr, br, f, clip_code), luts, f)
-    pn = saturate(align(wn, f.fx + f.fw, f.fl) + bn + r_times_rh(r), 16)
-    n = _act(acts[1], _clip(pn, clip_code), luts, f)
-    n_h = align(n, ACT_FRAC, f.fh)
-    return saturate(n_h + mul(z, ACT_FRAC, h_prev - n_h, f.fh, f.fh), 16)
+    z, fz = _act(acts[0], pre_activation(wz, rz, bz, f, clip_code), luts, f)
+    r, r_frac = _act(acts[0], pre_activation(wr, rr, br, f, clip_code), luts, f)
+    pn = saturate(align(wn, f.fx + f.fw, f.fl) + bn + r_times_rh(r, r_frac), 16)
+    n, fn = _act(acts[1], _clip(pn, clip_code), luts, f)
+    n_h = align(n, fn, f.fh)
+    return saturate(n_h + mul(z, fz, h_prev - n_h, f.fh, f.fh), 16)
 
 
 def rnn_step(wx, rh, bias, acts, luts, f: CellFormats, clip_code) -> np.ndarray:

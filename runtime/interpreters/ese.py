@@ -12,7 +12,7 @@ import numpy as np
 from dialects import ese
 from runtime.eie.arith import exact_matvec
 from runtime.ese import arith
-from runtime.fixedpoint import FixedFormat, from_codes, to_codes
+from runtime.fixedpoint import FixedFormat, from_codes, saturate, to_codes
 from runtime.interpreters.interpreter import impl
 
 
@@ -128,12 +128,14 @@ def _cell(op, k, d, wx, h, c, acts):
         if op.linear_before_reset.value.data:
             inner = arith.align(exact_matvec(r_h, h), f.fh + f.fr, f.fl) + k["rb_h"][d]
 
-            def r_times_rh(r):
-                return arith.mul(r, arith.ACT_FRAC, inner, f.fl, f.fl)
+            def r_times_rh(r, r_frac):
+                return arith.mul(r, r_frac, inner, f.fl, f.fl)
         else:
 
-            def r_times_rh(r):
-                rh_prod = arith.mul(r, arith.ACT_FRAC, h, f.fh, f.fh)
+            def r_times_rh(r, r_frac):
+                # r*h is the 16-bit vector the matrix unit multiplies by R_h, in h's
+                # format: exact for a Sigmoid/Tanh r (|r| < 1); a Relu r > 1 saturates.
+                rh_prod = saturate(arith.mul(r, r_frac, h, f.fh, f.fh), 16)
                 return arith.align(exact_matvec(r_h, rh_prod), f.fh + f.fr, f.fl)
 
         h_new = arith.gru_step(wx, rh_zr, r_times_rh, bias, h, acts, luts, f, k["clip"], 0)

@@ -115,8 +115,8 @@ def containers(draw):
 
 def test_isa_table_registry():
     assert isa_table("eie") is EIE_ISA
-    with pytest.raises(DlhwcError, match=r"unknown target 'ese' \(targets: eie"):
-        isa_table("ese")
+    with pytest.raises(DlhwcError, match=r"unknown target 'npu' \(targets: eie, ese"):
+        isa_table("npu")
 
 
 # -- encode / decode -------------------------------------------------------------------
@@ -319,7 +319,7 @@ ERRORS = [
     ("# c\n.text\n", "2:1: missing .target: the program must start with '.target NAME'"),
     (".target\n", "1:1: malformed .target directive: expected '.target NAME'"),
     (".target eie x\n", "1:1: malformed .target directive: expected '.target NAME'"),
-    (" .target ese\n", "1:10: unknown target 'ese' (targets: eie)"),
+    (" .target npu\n", "1:10: unknown target 'npu' (targets: eie, ese)"),
     (".target eie\n.target eie\n", "2:9: duplicate .target"),
     (HEAD + "spvm\n", "3:1: unknown mnemonic 'spvm'; did you mean 'spmv'?"),
     (

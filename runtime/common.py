@@ -1,0 +1,431 @@
+"""What every simulator does the same way: loading a container, checking inputs, running
+host segments, the PE-channel model of a sparse product, and formatting stats.
+
+A target's simulator (runtime/<target>/sim.py) subclasses `Program`, which checks and
+decodes the target-neutral parts of a container once (runtime/container.py; the back
+ends write them with backends/program.py):
+
+- the target name, the header keys, the hardware config (the target's config class);
+- the symbol table: name, kind (input, output, transfer, constant), per-vector shape
+  (-1 for a dimension the data decides, e.g. a sequence's length), fixed-point format,
+  the batch axis of the host tensor (`batch_axis`, default 0), its dtype (default
+  float32) and, for constants, the section holding their values;
+- the host segment table, and the instruction stream (decoded with the target's ISA
+  table up to the first `end`, each instruction's operands checked by the target).
+
+`Program.check_inputs` checks the inputs of a run, `Program.host_memory` starts its
+host memory (inputs and constants, by symbol name), `HostSegments` runs the ONNX models
+of the host segments in onnxruntime, and `Program.outputs` collects the outputs.
+
+The PE-channel model (`decode_streams`, `fifo_recurrence`) is EIE's, which ESE's channels
+share: a column's entries per PE from the pointer and relative-index images, and the
+cycles of one sparse product from the broadcast/FIFO recurrence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backends.isa import IsaError, IsaTable
+from compiler.errors import DlhwcError
+from runtime.container import Container
+from runtime.fixedpoint import FixedFormat
+
+# -- the symbol table ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """A tensor crossing between host and accelerator (backends/program.py)."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]  # per vector (batch row); -1: decided by the data
+    format: FixedFormat | None
+    batch_axis: int = 0
+    dtype: str = "float32"
+    section: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Elements per vector (the shape must be static)."""
+        return math.prod(self.shape)
+
+    def rows(self, array: np.ndarray) -> np.ndarray:
+        """The host tensor as [batch, *shape] (the batch axis moved first)."""
+        return np.moveaxis(array, self.batch_axis, 0) if self.batch_axis else array
+
+    def host(self, rows: np.ndarray) -> np.ndarray:
+        """[batch, *shape] back to the host tensor's layout."""
+        return np.moveaxis(rows, 0, self.batch_axis) if self.batch_axis else rows
+
+    def describe(self) -> str:
+        """The expected host tensor, e.g. ``[8, batch, 16] float32``."""
+        dims = ["?" if d < 0 else str(d) for d in self.shape]
+        dims.insert(self.batch_axis, "batch")
+        return f"[{', '.join(dims)}] {self.dtype}"
+
+
+def parse_symbols(table, error) -> list[Symbol]:
+    """The header's symbol table, checked (``error(reason)`` makes the exception)."""
+    symbols = []
+    try:
+        for entry in table:
+            fmt = entry["format"]
+            shape = tuple(int(d) for d in entry["shape"])
+            axis = int(entry.get("batch_axis", 0))
+            if not 0 <= axis <= len(shape) or any(d < -1 for d in shape):
+                raise ValueError(f"symbol {entry['name']}: bad shape or batch axis")
+            symbols.append(
+                Symbol(
+                    str(entry["name"]),
+                    str(entry["kind"]),
+                    shape,
+                    None if fmt is None else FixedFormat(int(fmt[0]), int(fmt[1])),
+                    axis,
+                    str(np.dtype(entry.get("dtype", "float32"))),
+                    None if entry.get("section") is None else str(entry["section"]),
+                )
+            )
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise error(f"malformed symbol table: {one_line(e)}") from None
+    return symbols
+
+
+def parse_segments(table, num_symbols: int, error) -> list[dict]:
+    """The header's host segment table, checked."""
+    try:
+        for s, seg in enumerate(table):
+            for i in [*seg["inputs"], *seg["outputs"]]:
+                if not 0 <= i < num_symbols:
+                    raise ValueError(f"host segment {s} refers to symbol {i}")
+            str(seg["section"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise error(f"malformed host segment table: {one_line(e)}") from None
+    return list(table)
+
+
+# -- a loaded program ---------------------------------------------------------------------
+
+
+class Program:
+    """The target-neutral part of a loaded container; a simulator subclasses it.
+
+    Subclasses set `target`, `isa`, `config_class` and `header_keys`, and may override
+    `check_operands(index, mnemonic, ops)` (raise `self.error(...)` on a bad operand).
+    """
+
+    target: str
+    isa: IsaTable
+    config_class: type
+    header_keys: tuple[str, ...] = ("hw", "symbols", "host_segments")
+
+    def __init__(self, container: Container, source: str = "<container>"):
+        self.container = container
+        self.source = source
+        if container.target != self.target:
+            raise self.error(f"the container targets '{container.target}', not {self.target}")
+        header = container.header
+        for key in self.header_keys:
+            if key not in header:
+                raise self.error(f"malformed container: the header has no '{key}'")
+        self.config = self.config_class.from_dict(header["hw"], source)
+        self.symbols = parse_symbols(header["symbols"], self.error)
+        self.segments = parse_segments(header["host_segments"], len(self.symbols), self.error)
+        self.host_segments = HostSegments(container, self.segments)
+
+    @classmethod
+    def from_file(cls, path: str | Path):
+        return cls(Container.read(path), str(path))
+
+    def error(self, reason: str) -> DlhwcError:
+        return DlhwcError(reason, file=self.source)
+
+    # -- the instruction stream ---------------------------------------------------------
+
+    def decode_text(self) -> list[tuple[int, str, dict[str, int]]]:
+        """The instructions up to and including the first `end`, checked."""
+        text = self.container.sections.get("text")
+        if text is None:
+            raise self.error("the container has no section 'text' (the program)")
+        if text.ndim != 1 or text.dtype != np.uint64:
+            raise self.error(f"section 'text' is {text.dtype} {list(text.shape)}, not uint64 [n]")
+        program = []
+        for index, word in enumerate(text.tolist()):
+            try:
+                instr, ops = self.isa.decode(int(word))
+            except IsaError as e:
+                raise self.error(f"instruction {index}: {e}") from None
+            self.check_operands(index, instr.mnemonic, ops)
+            program.append((index, instr.mnemonic, ops))
+            if instr.mnemonic == "end":
+                return program
+        raise self.error("the program has no 'end' instruction")
+
+    def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+        """The operands every target checks the same way: symbols and host segments."""
+        where = f"instruction {index} ({mnemonic})"
+        if "sym" in ops:
+            if ops["sym"] >= len(self.symbols):
+                raise self.error(f"{where}: no symbol {ops['sym']} ({len(self.symbols)} symbols)")
+            sym = self.symbols[ops["sym"]]
+            if sym.format is None:
+                raise self.error(
+                    f"{where}: symbol '{sym.name}' ({sym.kind}) has no fixed-point format; "
+                    "it cannot cross to or from the accelerator"
+                )
+        if "seg" in ops and ops["seg"] >= len(self.segments):
+            raise self.error(f"{where}: no host segment {ops['seg']}")
+
+    def section(self, name: str, dtype_kind: str, shape: tuple[int, ...] | None) -> np.ndarray:
+        """Section ``name``, checked: a numpy dtype kind among ``dtype_kind`` ("iu": an
+        integer) and, unless None, the shape."""
+        array = self.container.sections.get(name)
+        if array is None:
+            raise self.error(f"the container has no section '{name}'")
+        if array.dtype.kind not in dtype_kind or (shape is not None and array.shape != shape):
+            want = "" if shape is None else f" {list(shape)}"
+            raise self.error(
+                f"section '{name}' is {array.dtype} {list(array.shape)}, expected "
+                f"{_kind_text(dtype_kind)}{want}"
+            )
+        return array
+
+    def check_host_sections(self) -> None:
+        """Every host segment and constant has its section."""
+        for seg in self.segments:
+            section = self.container.sections.get(seg["section"])
+            if section is None:
+                raise self.error(f"the container has no section '{seg['section']}'")
+            if section.dtype != np.uint8 or section.ndim != 1:
+                raise self.error(f"section '{seg['section']}' is not an ONNX model (uint8)")
+        for sym in self.symbols:
+            if sym.kind == "constant":
+                if sym.section is None:
+                    raise self.error(f"constant symbol '{sym.name}' names no section")
+                self.section(sym.section, "iuf", None)
+
+    # -- running ------------------------------------------------------------------------
+
+    def check_inputs(self, inputs: dict[str, np.ndarray]) -> int:
+        """The batch size, after checking names, dtypes and shapes of the inputs."""
+        expected = [s for s in self.symbols if s.kind == "input"]
+        names = [s.name for s in expected]
+        takes = ", ".join(repr(n) for n in names) or "nothing"
+        missing = [n for n in names if n not in inputs]
+        if missing:
+            raise self.error(f"missing input '{missing[0]}'; the program takes {takes}")
+        unknown = sorted(set(inputs) - set(names))
+        if unknown:
+            raise self.error(f"unknown input '{unknown[0]}'; the program takes {takes}")
+        batch = None
+        for sym in expected:
+            array = np.asarray(inputs[sym.name])
+            want = sym.describe()
+            got = f"{list(array.shape)} {array.dtype}"
+            if array.dtype != np.dtype(sym.dtype):
+                raise self.error(f"input '{sym.name}' is {got}, expected {want}")
+            shape = array.shape[: sym.batch_axis] + array.shape[sym.batch_axis + 1 :]
+            if array.ndim != len(sym.shape) + 1 or any(
+                w >= 0 and g != w for g, w in zip(shape, sym.shape, strict=True)
+            ):
+                raise self.error(f"input '{sym.name}' has shape {got}, expected {want}")
+            rows = array.shape[sym.batch_axis]
+            if rows == 0:
+                raise self.error(f"input '{sym.name}' holds no vectors (batch 0)")
+            if batch is not None and rows != batch:
+                raise self.error(f"input '{sym.name}' has {rows} vectors, another input {batch}")
+            batch = rows
+        if batch is None:
+            raise self.error("the program takes no inputs; nothing to run")
+        return batch
+
+    def host_memory(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Host memory at the start of a run: the inputs and the constants, by name."""
+        memory = {name: np.asarray(value) for name, value in inputs.items()}
+        for sym in self.symbols:
+            if sym.kind == "constant":
+                memory[sym.name] = self.container.sections[sym.section]
+        return memory
+
+    def outputs(self, memory: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The program's outputs from the host memory after a run."""
+        outputs = {}
+        for sym in self.symbols:
+            if sym.kind == "output":
+                if sym.name not in memory:
+                    raise self.error(f"the program never produced output '{sym.name}'")
+                outputs[sym.name] = memory[sym.name]
+        return outputs
+
+    def run_host(self, seg: int, memory: dict[str, np.ndarray]) -> None:
+        """Run host segment ``seg`` on the host memory (see `HostSegments.run`)."""
+        self.host_segments.run(seg, self.symbols, memory)
+
+
+class HostSegments:
+    """The host segments' ONNX models, each run in onnxruntime (session made once)."""
+
+    def __init__(self, container: Container, segments: list[dict]):
+        self.container = container
+        self.segments = segments
+        self._sessions: dict[int, object] = {}
+
+    def session(self, seg: int):
+        """The onnxruntime session of host segment ``seg`` (created once)."""
+        if seg not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            # Q/DQ pairs are exact fixed-point conversions here, not a request to quantize.
+            options.add_session_config_entry("session.disable_quant_qdq", "1")
+            model = self.container.sections[self.segments[seg]["section"]].tobytes()
+            try:
+                self._sessions[seg] = ort.InferenceSession(
+                    model, options, providers=["CPUExecutionProvider"]
+                )
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+                raise DlhwcError(
+                    f"host segment '{self.segments[seg]['name']}' is not a runnable ONNX "
+                    f"model: {one_line(e)}"
+                ) from None
+        return self._sessions[seg]
+
+    def run(self, seg: int, symbols: list[Symbol], memory: dict[str, np.ndarray]) -> None:
+        """Feed the segment its input symbols from ``memory``; store its output symbols."""
+        entry = self.segments[seg]
+        session = self.session(seg)
+        feeds = {}
+        for graph_input, s in zip(session.get_inputs(), entry["inputs"], strict=False):
+            sym = symbols[s]
+            if sym.name not in memory:
+                raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
+            feeds[graph_input.name] = memory[sym.name]
+        if len(feeds) != len(session.get_inputs()):
+            raise DlhwcError(f"host segment '{entry['name']}' takes other inputs than its table")
+        try:
+            results = session.run(None, feeds)
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own types
+            raise DlhwcError(f"host segment '{entry['name']}': {one_line(e)}") from None
+        for s, value in zip(entry["outputs"], results, strict=False):
+            memory[symbols[s].name] = np.asarray(value)
+
+
+# -- the PE channels of a sparse product -------------------------------------------------
+
+
+def decode_streams(
+    ptr: np.ndarray, z: np.ndarray, num_rows: int, pes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, block column, PE) of every entry of a column block, vectorized.
+
+    ``ptr`` [pes, ncols+1] and the entries' relative row indices ``z``, PE after PE:
+    column j of PE k is its entries ptr[k, j] .. ptr[k, j+1]-1; each entry advances the
+    PE-local row by z and lands on it, the next one starts one row further. Raises
+    ValueError naming the first entry beyond its PE's last row.
+    """
+    ptr = ptr.astype(np.int64)
+    ncols = ptr.shape[1] - 1
+    counts = np.diff(ptr, axis=1)  # [pes, ncols]
+    per_group = counts.reshape(-1)  # (PE, column) groups, PE after PE
+    group = np.repeat(np.arange(pes * ncols, dtype=np.int64), per_group)
+    run = np.cumsum(z.astype(np.int64) + 1)  # rows consumed, over the concatenated streams
+    starts = np.concatenate(([0], np.cumsum(per_group)[:-1])).astype(np.int64)
+    before = np.concatenate(([0], run))[starts]  # rows consumed before each group
+    local = run - 1 - before[group] if run.size else run
+    pe, col = np.divmod(group, max(ncols, 1))
+    rows_per_pe = np.maximum(num_rows - np.arange(pes) + pes - 1, 0) // pes
+    if local.size and np.any(local >= rows_per_pe[pe]):
+        bad = int(np.argmax(local >= rows_per_pe[pe]))
+        raise ValueError(f"entry {bad} lies beyond PE {int(pe[bad])}'s last row")
+    return pe + local * pes, col, pe
+
+
+def fifo_recurrence(
+    nz: np.ndarray, items: np.ndarray, work_t: np.ndarray, depth: int
+) -> np.ndarray:
+    """max_k e_k(last item) per batch row: a loop over item index t, numpy over [batch, pes].
+
+    Items t = 0, 1, ... are the non-zero activations (``nz`` [batch, ncols]) in column
+    order, broadcast one per cycle; PE k works w_k(t) = ``work_t``[column, k] cycles on
+    item t. With FIFO depth D:
+
+        b_t    = max(b_{t-1} + 1, max_k s_k(t - D))     broadcast (stalls on a full FIFO)
+        s_k(t) = max(b_t + 1, e_k(t - 1))               PE k starts item t
+        e_k(t) = s_k(t) + w_k(t)                        and ends it
+
+    with b_{-1} = -1, e_k(-1) = 0. Rows are sorted by item count (descending) so the
+    rows still active at step t are a prefix, and finished rows stop being updated.
+    """
+    batch = nz.shape[0]
+    result = np.zeros(batch, dtype=np.int64)
+    steps = int(items.max(initial=0))
+    if steps == 0:
+        return result
+    order = np.argsort(-items, kind="stable")
+    cols = np.argsort(~nz[order], axis=1, kind="stable")[:, :steps]  # non-zero columns first
+    left = items[order]
+    pes = work_t.shape[1]
+    b = np.full(batch, -1, dtype=np.int64)
+    e = np.zeros((batch, pes), dtype=np.int64)
+    started = np.zeros((steps, batch), dtype=np.int64)  # max_k s_k(t)
+    active = batch
+    for t in range(steps):
+        while active and left[active - 1] <= t:
+            active -= 1
+        w = work_t[cols[:active, t]]
+        bt = b[:active] + 1
+        if t >= depth:
+            np.maximum(bt, started[t - depth, :active], out=bt)
+        s = np.maximum(bt[:, None] + 1, e[:active])
+        e[:active] = s + w
+        b[:active] = bt
+        started[t, :active] = s.max(axis=1)
+    result[order] = e.max(axis=1)
+    return result
+
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+def align(rows: list[list[str]], left: int) -> list[str]:
+    """Columns padded to their widest cell: the first ``left`` left-aligned, the rest right."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def num(x: float) -> str:
+    return f"{x:,.0f}" if abs(x - round(x)) < 1e-9 else f"{x:,.1f}"
+
+
+def words(bits: int) -> int:
+    """32-bit words holding ``bits`` bits."""
+    return -(-int(bits) // 32)
+
+
+def one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def py_name(mnemonic: str) -> str:
+    """A mnemonic as a Python identifier (`dma.in` -> `dma_in`)."""
+    return mnemonic.replace(".", "_")
+
+
+def _kind_text(kinds: str) -> str:
+    return {"iu": "integer", "u": "uint8", "iuf": "numeric"}.get(kinds, kinds)

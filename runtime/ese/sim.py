@@ -1,0 +1,1590 @@
+"""The ESE simulator: executes a program container bit for bit and models its cycles and energy.
+
+The simulator reads only the container (runtime/container.py): the header's hardware
+config, symbol, layer and host segment tables, and the sections the compiler laid out
+(backends/ese/program.py). It never sees the compiler's IR. The arithmetic of a time
+step is runtime/ese/arith.py, the specification the golden model
+(runtime/interpreters/ese.py) shares; the products are the simulator's own, from the
+decoded PE images.
+
+Structure (as runtime/eie/sim.py; the target-neutral parts are runtime/common.py):
+
+- `Simulator(container)` checks and decodes the container once: the instruction words
+  (ISA table backends/ese/isa.py), the loop structure (every `seq` and its body), the
+  layer table and every section an instruction refers to. Column blocks are decoded on
+  first use and cached.
+- `Simulator.run(inputs)` runs the program on a batch of input sequences. The functional
+  simulation is vectorized over the batch: a buffer is an int64 array [batch, ...] of
+  codes; a `seq` runs its body once per time step for every row at once, rows past their
+  length frozen. Each instruction has one small function (`_Machine.exec_<mnemonic>`)
+  whose docstring repeats the ISA pseudo-code.
+- The cycle and energy model (`_CostModel`) is a separate layer over the same dispatch:
+  before an instruction executes it records what the instruction costs (for `spmv`, the
+  non-zero pattern of its source vector); when a `seq` ends, the time steps of every row
+  are scheduled (see `_CostModel.schedule` and backends/ese/README.md).
+- `Stats` holds the results per layer, per host segment and in total, as JSON (the
+  schema of EIE's stats, plus per-step times and the overlap saving) or as a table.
+  Counts are totals over the batch; keys ending in `_per_vector` are per input
+  sequence, in `_per_step` per time step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from backends.ese.config import ESEConfig
+from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
+from compiler.errors import DlhwcError
+from runtime.common import (
+    Program,
+    align,
+    decode_streams,
+    fifo_recurrence,
+    num,
+    one_line,
+    pct,
+    py_name,
+    words,
+)
+from runtime.container import Container
+from runtime.ese import arith
+from runtime.fixedpoint import from_codes, saturate, to_codes
+
+DENSE_LIMIT = 1 << 24
+"""A decoded block with at most this many rows x columns keeps a dense copy of its weight
+codes (float64: exact, 12-bit x 16-bit products over < 2^25 columns), and `spmv`
+multiplies with it; larger blocks sum entry by entry."""
+
+ENERGY_EVENTS = (
+    "spmat_read",
+    "ptr_read",
+    "mac",
+    "ew_op",
+    "lut_lookup",
+    "buffer_access",
+    "dram_word",
+    "host_word",
+)
+"""The counted events; each has an energy per event of the same name in `ESEEnergy`."""
+
+CYCLE_KINDS = ("load", "compute", "transfer", "sync")
+"""How a layer's cycles split: weight loads (outside the time loop; reloads inside it are
+part of compute), the scheduled time steps, host transfers, pipeline drains."""
+
+BODY_OPS = ("load", "spmv", "gates", "cell")
+"""The instructions a `seq` body may hold."""
+
+LOOP_OPS = ("spmv", "gates", "cell")
+"""Instructions that exist only inside a `seq` body."""
+
+TABLES = ("Sigmoid", "Tanh")
+
+_DIRECTION = {"forward": "fwd", "reverse": "rev", "bidirectional": "bidi"}
+
+
+# -- decoded data ------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _Block:
+    """One column block of one matrix as the PEs' SRAMs hold it, decoded once."""
+
+    col_start: int
+    col_end: int
+    rows: np.ndarray  # int64 [E]: row of each entry
+    cols: np.ndarray  # int64 [E]: block column of each entry
+    codes: np.ndarray  # int64 [E]: weight code (0 for fillers)
+    work_t: np.ndarray  # int64 [ncols, pes]: max(1, entries): PE cycles per column
+    work_col: np.ndarray  # int64 [ncols]: sum over PEs of work_t
+    entries_col: np.ndarray  # int64 [ncols]
+    fillers_col: np.ndarray  # int64 [ncols]
+    spmat_reads_col: np.ndarray  # int64 [ncols]: SRAM rows read over all PEs
+    load_words: int
+    dense: np.ndarray | None  # float64 [rows, ncols] codes, or None
+
+    @property
+    def ncols(self) -> int:
+        return self.col_end - self.col_start
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    """A matrix of the layer table: W, R or Rh of one direction."""
+
+    dir: int
+    mat: int
+    rows: int
+    cols: int
+    nonzeros: int
+    entries: int
+    fillers: int
+    blocks: tuple[dict, ...]
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """A layer of the header's layer table, checked."""
+
+    index: int
+    name: str
+    kind: str
+    direction: str
+    dirs: int
+    hidden: int
+    input: int
+    gates: int
+    layout: int
+    formats: arith.CellFormats
+    clip: int | None
+    activations: tuple[tuple[str, ...], ...]
+    input_forget: bool
+    lbr: bool
+    lut_segments: int
+    peepholes: bool
+    rb_h: bool
+    nonzeros: int
+    matrices: dict[tuple[int, int], _Matrix]
+
+    @property
+    def split_gru(self) -> bool:
+        """A GRU whose h rows of R multiply r * h (matrix Rh)."""
+        return self.kind == "GRU" and not self.lbr
+
+    def expected_shape(self, mat: int) -> tuple[int, int]:
+        h, g = self.hidden, self.gates
+        if mat == 0:
+            return g * h, self.input
+        if mat == 1:
+            return (2 * h if self.split_gru else g * h), h
+        return h, h
+
+    @property
+    def entries(self) -> int:
+        return sum(m.entries for m in self.matrices.values())
+
+    @property
+    def fillers(self) -> int:
+        return sum(m.fillers for m in self.matrices.values())
+
+
+@dataclass(frozen=True)
+class _CellCounts:
+    """Element-wise results and activation evaluations of one phase of one step."""
+
+    ew: int  # element-wise results (pre-activation sums, products, state updates)
+    tables: int  # sigmoid/tanh table evaluations
+    relus: int  # Relu evaluations (element-wise units)
+
+    def cycles(self, cfg: ESEConfig) -> int:
+        """ceil(ew / ew_lanes) + ceil(activations / lut_lanes) + ew_latency."""
+        acts = self.tables + self.relus
+        return -(-self.ew // cfg.ew_lanes) + -(-acts // cfg.lut_lanes) + cfg.ew_latency
+
+
+def cell_counts(lay: _Layer, d: int) -> tuple[_CellCounts | None, _CellCounts]:
+    """(gates phase or None, cell phase) of one step of direction d.
+
+    LSTM: 4H pre-activations, H cell states, H outputs (+3H peephole products, +H for
+    1 - i with input_forget); activations i, f (not with input_forget), g, o, f3(c).
+    GRU: 3H pre-activations, H reset products, H outputs; activations z, r, n. With
+    linear_before_reset = 0 the reset gate (H pre-activations, r, H products r * h) is
+    the `gates` phase and the rest the `cell` phase. RNN: H pre-activations, f1.
+    """
+    h = lay.hidden
+    acts = lay.activations[d]
+
+    def split(names: list[str], ew: int) -> _CellCounts:
+        relus = sum(h for a in names if a == "Relu")
+        return _CellCounts(ew, sum(h for a in names if a != "Relu"), relus)
+
+    if lay.kind == "LSTM":
+        names = [acts[0], acts[1], acts[0], acts[2]] + ([] if lay.input_forget else [acts[0]])
+        ew = 6 * h + (3 * h if lay.peepholes else 0) + (h if lay.input_forget else 0)
+        return None, split(names, ew)
+    if lay.kind == "GRU":
+        if lay.split_gru:
+            return split([acts[0]], 2 * h), split([acts[0], acts[1]], 3 * h)
+        return None, split([acts[0], acts[0], acts[1]], 5 * h)
+    return None, split([acts[0]], h)
+
+
+# -- the simulator ---------------------------------------------------------------------
+
+
+class Simulator(Program):
+    """Loads a program container and runs it: `run(inputs) -> (outputs, Stats)`."""
+
+    target = "ese"
+    isa = ESE_ISA
+    config_class = ESEConfig
+    header_keys = ("hw", "symbols", "layers", "host_segments", "resident")
+
+    def __init__(self, container: Container, source: str = "<container>"):
+        super().__init__(container, source)
+        self.resident = bool(container.header["resident"])
+        self.layers = self._layers(container.header["layers"])
+        self.program = self.decode_text()
+        self.loops = self._loops()
+        self._check_sections()
+        self.check_host_sections()
+        self.layer_of = self._attribute()
+        self._blocks: dict[tuple[int, int, int, int], _Block] = {}
+        self._cells: dict[int, dict] = {}
+        self.last_host_memory: dict[str, np.ndarray] = {}
+        """Host memory after the last run: every symbol's values by name."""
+
+    @staticmethod
+    def from_file(path: str | Path) -> Simulator:
+        return Simulator(Container.read(path), str(path))
+
+    # -- loading ----------------------------------------------------------------------
+
+    def _layers(self, table) -> list[_Layer]:
+        layers = []
+        try:
+            for i, e in enumerate(table):
+                kind, dirs = str(e["kind"]), int(e["dirs"])
+                if kind not in ("LSTM", "GRU", "RNN") or dirs not in (1, 2):
+                    raise ValueError(f"layer {i}: kind {kind} with {dirs} directions")
+                acts = tuple(tuple(str(a) for a in per_dir) for per_dir in e["activations"])
+                if len(acts) != dirs or any(
+                    a not in arith.HARDWARE_ACTIVATIONS for per in acts for a in per
+                ):
+                    raise ValueError(f"layer {i}: bad activations {e['activations']}")
+                matrices = {}
+                for m in e["matrices"]:
+                    mat = _Matrix(
+                        int(m["dir"]), int(m["mat"]), int(m["rows"]), int(m["cols"]),
+                        int(m["nonzeros"]), int(m["entries"]), int(m["fillers"]),
+                        tuple(m["blocks"]),
+                    )  # fmt: skip
+                    for b in mat.blocks:
+                        if not 0 <= b["col_start"] <= b["col_end"] <= mat.cols:
+                            raise ValueError(f"layer {i}: bad column block {b}")
+                        if len(b["entries"]) != self.config.num_pes:
+                            raise ValueError(f"layer {i}: entries of {len(b['entries'])} PEs")
+                    matrices[(mat.dir, mat.mat)] = mat
+                lay = _Layer(
+                    index=i,
+                    name=str(e["name"]),
+                    kind=kind,
+                    direction=str(e["direction"]),
+                    dirs=dirs,
+                    hidden=int(e["hidden"]),
+                    input=int(e["input"]),
+                    gates=int(e["gates"]),
+                    layout=int(e["layout"]),
+                    formats=arith.CellFormats(**{k: int(v) for k, v in e["formats"].items()}),
+                    clip=None if e["clip"] is None else int(e["clip"]),
+                    activations=acts,
+                    input_forget=bool(e["input_forget"]),
+                    lbr=bool(e["linear_before_reset"]),
+                    lut_segments=int(e["lut_segments"]),
+                    peepholes=bool(e["peepholes"]),
+                    rb_h=bool(e["rb_h"]),
+                    nonzeros=int(e["nonzeros"]),
+                    matrices=matrices,
+                )
+                needed = [0, 1] + ([2] if lay.split_gru else [])
+                for d in range(dirs):
+                    for mat in needed:
+                        m = matrices.get((d, mat))
+                        if m is None or (m.rows, m.cols) != lay.expected_shape(mat):
+                            raise ValueError(
+                                f"layer {i}: matrix {MATRICES[mat]} of direction {d} is "
+                                f"missing or not {lay.expected_shape(mat)}"
+                            )
+                layers.append(lay)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise self.error(f"malformed layer table: {one_line(e)}") from None
+        return layers
+
+    def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+        super().check_operands(index, mnemonic, ops)
+        where = f"instruction {index} ({mnemonic})"
+        if "layer" in ops:
+            if ops["layer"] >= len(self.layers):
+                raise self.error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
+            lay = self.layers[ops["layer"]]
+            if ops["dir"] >= lay.dirs:
+                raise self.error(f"{where}: layer '{lay.name}' has no direction {ops['dir']}")
+            if "mat" in ops:
+                m = lay.matrices.get((ops["dir"], ops["mat"]))
+                if m is None:
+                    raise self.error(f"{where}: layer '{lay.name}' has no matrix mat={ops['mat']}")
+                if ops["block"] >= len(m.blocks):
+                    raise self.error(
+                        f"{where}: layer '{lay.name}' {MATRICES[ops['mat']]} has no block "
+                        f"{ops['block']} ({len(m.blocks)} blocks)"
+                    )
+            if mnemonic == "gates" and not lay.split_gru:
+                raise self.error(
+                    f"{where}: layer '{lay.name}' is no GRU with linear_before_reset = 0"
+                )
+
+    def _loops(self) -> dict[int, int]:
+        """The `seq` loops: position of each seq -> its body length, checked.
+
+        A body holds only load, spmv, gates and cell of the seq's layer and direction, ends
+        with its one `cell`, and runs `gates` (GRU with linear_before_reset = 0) before
+        the products of Rh. spmv, gates and cell exist only inside a body.
+        """
+        loops, pos = {}, 0
+        program = self.program
+        while pos < len(program):
+            index, mnemonic, ops = program[pos]
+            if mnemonic in LOOP_OPS:
+                raise self.error(f"instruction {index} ({mnemonic}): outside a seq loop")
+            if mnemonic != "seq":
+                pos += 1
+                continue
+            n = ops["body"]
+            body = program[pos + 1 : pos + 1 + n]
+            where = f"instruction {index} (seq)"
+            if n == 0 or len(body) < n:
+                raise self.error(f"{where}: a body of {n} instructions does not fit the program")
+            names = [m for _, m, _ in body]
+            bad = [m for m in names if m not in BODY_OPS]
+            if bad:
+                raise self.error(f"{where}: its body holds '{bad[0]}'")
+            if names.count("cell") != 1 or names[-1] != "cell":
+                raise self.error(f"{where}: its body must end with its one 'cell'")
+            for i, m, o in body:
+                if (o["layer"], o["dir"]) != (ops["layer"], ops["dir"]):
+                    raise self.error(
+                        f"instruction {i} ({m}): not of the seq's layer {ops['layer']} "
+                        f"direction {ops['dir']}"
+                    )
+            lay = self.layers[ops["layer"]]
+            gates = names.index("gates") if "gates" in names else None
+            if lay.split_gru and (gates is None or names.count("gates") != 1):
+                raise self.error(f"{where}: a GRU with linear_before_reset = 0 needs one 'gates'")
+            for j, (i, m, o) in enumerate(body):
+                if m == "spmv" and o["mat"] == 2 and (gates is None or j < gates):
+                    raise self.error(f"instruction {i} (spmv): mat=Rh before 'gates'")
+            loops[pos] = n
+            pos += 1 + n
+        return loops
+
+    def _check_sections(self) -> None:
+        """Every section an instruction refers to exists, with the shape the header gives."""
+        cfg = self.config
+        for lay in self.layers:
+            g, h, d = lay.gates * lay.hidden, lay.hidden, lay.dirs
+            self.section(f"L{lay.index}.bias", "iu", (d, g))
+            if lay.rb_h:
+                self.section(f"L{lay.index}.rb_h", "iu", (d, h))
+            if lay.peepholes:
+                self.section(f"L{lay.index}.peep", "iu", (d, 3 * h))
+            for fn in TABLES:
+                self.section(f"L{lay.index}.lut.{fn}", "iu", (2, lay.lut_segments))
+            for (dr, mat), m in lay.matrices.items():
+                for b, blk in enumerate(m.blocks):
+                    prefix = f"L{lay.index}.D{dr}.{MATRICES[mat]}.B{b}"
+                    ncols = blk["col_end"] - blk["col_start"]
+                    ptr = self.section(f"{prefix}.ptr", "iu", (cfg.num_pes, ncols + 1))
+                    if np.any(ptr[:, 0] != 0) or np.any(np.diff(ptr.astype(np.int64), axis=1) < 0):
+                        raise self.error(
+                            f"section '{prefix}.ptr': pointers must start at 0 and never decrease"
+                        )
+                    counts = ptr[:, -1].astype(np.int64)
+                    if counts.tolist() != list(blk["entries"]):
+                        raise self.error(
+                            f"section '{prefix}.ptr': PE entry counts disagree with the layer table"
+                        )
+                    spmat = self.section(f"{prefix}.spmat", "u", (int(counts.sum()),))
+                    if spmat.dtype.itemsize * 8 != cfg.spmat_entry_bits:
+                        raise self.error(
+                            f"section '{prefix}.spmat' is {spmat.dtype}, not "
+                            f"{cfg.spmat_entry_bits}-bit entries"
+                        )
+
+    def _attribute(self) -> list[int | None]:
+        """The layer each instruction's cost is charged to (None: no layer).
+
+        load, load.cell, seq and body instructions: their layer; dma.in: the next seq's
+        layer (its input); dma.out and barrier: the previous seq's layer. Host segments
+        and `end` cost no accelerator cycles.
+        """
+        seqs = [(i, o["layer"]) for i, (_, m, o) in enumerate(self.program) if m == "seq"]
+        owner: list[int | None] = []
+        for i, (_, mnemonic, ops) in enumerate(self.program):
+            later = [lay for j, lay in seqs if j > i]
+            earlier = [lay for j, lay in seqs if j < i][::-1]
+            if "layer" in ops:
+                owner.append(ops["layer"])
+            elif mnemonic == "dma.in":
+                owner.append((later + earlier + [None])[0])
+            elif mnemonic in ("dma.out", "barrier"):
+                owner.append((earlier + later + [None])[0])
+            else:
+                owner.append(None)
+        return owner
+
+    def block(self, layer: int, d: int, mat: int, block: int) -> _Block:
+        """The decoded column block (decoded on first use, then cached)."""
+        key = (layer, d, mat, block)
+        if key not in self._blocks:
+            self._blocks[key] = self._decode_block(*key)
+        return self._blocks[key]
+
+    def _decode_block(self, layer: int, d: int, mat: int, block: int) -> _Block:
+        """The block's SRAM images as (row, column, weight code) triples, vectorized.
+
+        An entry is a uint16: the low weight_bits a two's complement weight code, the
+        high run_bits the relative row index z (runtime/common.decode_streams).
+        Fillers are entries of weight 0.
+        """
+        cfg = self.config
+        lay = self.layers[layer]
+        m = lay.matrices[(d, mat)]
+        b = m.blocks[block]
+        start, end = int(b["col_start"]), int(b["col_end"])
+        ncols, pes = end - start, cfg.num_pes
+        prefix = f"L{layer}.D{d}.{MATRICES[mat]}.B{block}"
+        ptr = self.container.sections[f"{prefix}.ptr"].astype(np.int64)
+        spmat = self.container.sections[f"{prefix}.spmat"].astype(np.int64)
+        wb = cfg.weight_bits
+        codes = spmat & ((1 << wb) - 1)
+        codes = np.where(codes >> (wb - 1), codes - (1 << wb), codes)
+        z = spmat >> wb
+        try:
+            rows, col, _ = decode_streams(ptr, z, m.rows, pes)
+        except ValueError as e:
+            raise self.error(
+                f"section '{prefix}.spmat': {e} (layer '{lay.name}', {m.rows} rows)"
+            ) from None
+        counts = np.diff(ptr, axis=1)
+        filler = codes == 0
+        work_t = np.maximum(counts, 1).T.copy()
+        epr = cfg.entries_per_read
+        spans = np.where(counts > 0, (ptr[:, 1:] - 1) // epr - ptr[:, :-1] // epr + 1, 0)
+        load_words = words(pes * (ncols + 1) * cfg.ptr_bits)
+        load_words += words(int(counts.sum()) * cfg.spmat_entry_bits)
+        dense = None
+        if m.rows * ncols <= DENSE_LIMIT:
+            dense = np.zeros((m.rows, ncols), dtype=np.float64)
+            np.add.at(dense, (rows, col), codes.astype(np.float64))
+        return _Block(
+            col_start=start,
+            col_end=end,
+            rows=rows,
+            cols=col,
+            codes=codes,
+            work_t=work_t,
+            work_col=work_t.sum(axis=1),
+            entries_col=counts.sum(axis=0),
+            fillers_col=np.bincount(col[filler], minlength=ncols).astype(np.int64),
+            spmat_reads_col=spans.sum(axis=0),
+            load_words=load_words,
+            dense=dense,
+        )
+
+    def cell_constants(self, layer: int) -> dict:
+        """The element-wise units' contents for a layer: biases, Rb_h, peepholes, tables."""
+        if layer not in self._cells:
+            lay = self.layers[layer]
+            sections = self.container.sections
+            i, fl = lay.index, lay.formats.fl
+            luts = {}
+            for fn in TABLES:
+                table = sections[f"L{i}.lut.{fn}"].astype(np.int64)
+                luts[fn] = arith.Lut(fn, fl, lay.lut_segments, table[0], table[1])
+            self._cells[layer] = {
+                "bias": sections[f"L{i}.bias"].astype(np.int64),
+                "rb_h": sections[f"L{i}.rb_h"].astype(np.int64) if lay.rb_h else None,
+                "peep": sections[f"L{i}.peep"].astype(np.int64) if lay.peepholes else None,
+                "luts": luts,
+            }
+        return self._cells[layer]
+
+    # -- running ----------------------------------------------------------------------
+
+    def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Stats]:
+        """Run the program on a batch of sequences; returns the outputs by name and the stats."""
+        batch = self.check_inputs(inputs)
+        machine = _Machine(self, batch)
+        model = _CostModel(self, batch)
+        machine.memory = self.host_memory(inputs)
+        pos = 0
+        while pos < len(self.program):
+            self._execute(pos, machine, model)
+            if pos in self.loops:
+                body = range(pos + 1, pos + 1 + self.loops[pos])
+                for s in range(machine.loop.steps):
+                    machine.begin_step(s)
+                    for p in body:
+                        self._execute(p, machine, model)
+                model.end_seq(machine)
+                self._guard(pos, machine.end_seq)
+                pos = body.stop
+            else:
+                pos += 1
+        self.last_host_memory = dict(machine.memory)
+        return self.outputs(machine.memory), model.stats()
+
+    def _execute(self, pos: int, machine: _Machine, model: _CostModel) -> None:
+        _, mnemonic, ops = self.program[pos]
+
+        def step():
+            model.charge(pos, mnemonic, ops, machine)
+            machine.dispatch[mnemonic](ops)
+
+        self._guard(pos, step)
+
+    def _guard(self, pos: int, action) -> None:
+        index, mnemonic, _ = self.program[pos]
+        try:
+            action()
+        except DlhwcError as e:
+            raise self.error(f"instruction {index} ({mnemonic}): {e.reason}") from None
+
+
+# -- functional semantics --------------------------------------------------------------
+
+
+@dataclass
+class _Loop:
+    """The state of the running `seq`: its operands, the step, and h, c, accumulators."""
+
+    ops: dict[str, int]
+    layer: _Layer
+    d: int
+    steps: int  # T
+    lens: np.ndarray  # int64 [batch]
+    h: np.ndarray  # [batch, H] codes at frac fh
+    c: np.ndarray  # [batch, H] codes at frac fc
+    s: int = -1
+    t: np.ndarray | None = None  # [batch] time index of the step
+    active: np.ndarray | None = None  # [batch] s < L
+    x_t: np.ndarray | None = None  # [batch, input]
+    acc: dict[int, np.ndarray] = field(default_factory=dict)  # mat -> [batch, rows]
+    rh: np.ndarray | None = None  # GRU: rnd(r * h) [batch, H]
+
+
+class _Machine:
+    """The machine state of one run, and one function per instruction."""
+
+    def __init__(self, sim: Simulator, batch: int):
+        self.sim = sim
+        self.cfg = sim.config
+        self.batch = batch
+        self.memory: dict[str, np.ndarray] = {}
+        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS
+        self.loaded: set[tuple[int, int, int, int]] = set()
+        self.cell_loaded: tuple[int, int] | None = None
+        self.loop: _Loop | None = None
+        self.halted = False
+        self.dispatch = {
+            i.mnemonic: getattr(self, "exec_" + py_name(i.mnemonic)) for i in ESE_ISA.instructions
+        }
+
+    def exec_end(self, ops: dict[str, int]) -> None:
+        """halt: the program is done with this input sequence"""
+        self.halted = True
+
+    def exec_barrier(self, ops: dict[str, int]) -> None:
+        """wait until the PE channels and the element-wise units have drained
+
+        Functionally a no-op: the simulation finishes every instruction before the next.
+        """
+
+    def exec_dma_in(self, ops: dict[str, int]) -> None:
+        """buf[buf] = symbol[sym]        # this row's whole tensor: a sequence [T, n], states
+                                      # [dirs, n], a length [] or a vector [n], as codes
+
+        Host values become codes in the symbol's format (runtime/fixedpoint.to_codes:
+        round half to even, saturate); the host tensor's batch axis moves first.
+        """
+        sym = self.sim.symbols[ops["sym"]]
+        if sym.name not in self.memory:
+            raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
+        rows = sym.rows(np.asarray(self.memory[sym.name]))
+        if rows.shape[0] != self.batch or any(
+            w >= 0 and g != w for g, w in zip(rows.shape[1:], sym.shape, strict=False)
+        ) or rows.ndim != len(sym.shape) + 1:  # fmt: skip
+            raise DlhwcError(
+                f"symbol '{sym.name}' holds {list(np.shape(self.memory[sym.name]))}, "
+                f"expected {sym.describe()} with batch {self.batch}"
+            )
+        self.buf[ops["buf"]] = to_codes(rows, sym.format)
+
+    def exec_dma_out(self, ops: dict[str, int]) -> None:
+        """symbol[sym] = buf[buf]        # this row's tensor, codes to host values
+
+        Codes become float32 host values in the symbol's format (from_codes), in the
+        host tensor's layout.
+        """
+        sym = self.sim.symbols[ops["sym"]]
+        codes = self._buffer(ops["buf"])
+        if any(w >= 0 and g != w for g, w in zip(codes.shape[1:], sym.shape, strict=False)):
+            raise DlhwcError(
+                f"buf[{ops['buf']}] holds {list(codes.shape[1:])}, symbol '{sym.name}' "
+                f"{list(sym.shape)}"
+            )
+        self.memory[sym.name] = sym.host(from_codes(codes, sym.format))
+
+    def exec_load(self, ops: dict[str, int]) -> None:
+        """M = (W, R, Rh)[mat] of direction dir of layer
+        for each PE k:
+            ptr_sram[k][M]   = pointers of (M, block) for PE k        # cols+1 entries
+            spmat_sram[k][M] = (w, z) entries of (M, block) for PE k  # 16 bits each
+
+        The SRAM contents are the block's decoded triples (cached). Resident programs
+        keep every loaded block; otherwise a load replaces the matrix's previous block.
+        """
+        key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
+        self.sim.block(*key)
+        if not self.sim.resident:
+            self.loaded = {k for k in self.loaded if k[:3] != key[:3]}
+        self.loaded.add(key)
+
+    def exec_load_cell(self, ops: dict[str, int]) -> None:
+        """element-wise units = direction dir of layer: biases b [gates*H] (frac fl),
+        GRU's Rb_h [H] (linear_before_reset = 1), LSTM's peepholes P [3H],
+        the sigmoid and tanh tables (slopes, intercepts) and the layer's formats
+        """
+        self.sim.cell_constants(ops["layer"])
+        self.cell_loaded = (ops["layer"], ops["dir"])
+
+    def exec_seq(self, ops: dict[str, int]) -> None:
+        """T = steps of buf[x]                    # [T, input]
+        L = buf[lens] if has_lens else T       # this row's sequence length
+        if fresh:                              # the layer's first direction
+            buf[y] = 0 [T, dirs, H];  buf[yh] = 0 [dirs, H];  buf[yc] = 0 [dirs, H]
+        h = buf[h0][dir] if has_h0 else 0;  c = buf[c0][dir] if has_c0 else 0
+        for s in 0..T-1:
+            t = (L-1-s if rev else s)          # the step's time index
+            x_t = buf[x][t]
+            run the next `body` instructions   # spmv, gates, cell, load; they see s, t, x_t
+                                               # (rows with s >= L keep h, c: see cell)
+        buf[yh][dir] = h if L > 0 else 0       # a zero-length sequence leaves zero states
+        if kind == LSTM: buf[yc][dir] = c if L > 0 else 0
+        continue after the body
+
+        This starts the loop (`begin_step` and `end_seq` do the rest): every row runs
+        all T steps at once, the rows with s >= L frozen.
+        """
+        lay = self.sim.layers[ops["layer"]]
+        d, hidden = ops["dir"], lay.hidden
+        if self.cell_loaded != (lay.index, d):
+            raise DlhwcError(f"layer '{lay.name}' direction {d}: no load.cell before the loop")
+        x = self._buffer(ops["x"])
+        if x.ndim != 3 or x.shape[2] != lay.input:
+            raise DlhwcError(f"buf[{ops['x']}] is not a sequence [T, {lay.input}]")
+        steps = x.shape[1]
+        lens = np.full(self.batch, steps, dtype=np.int64)
+        if ops["has_lens"]:
+            lens = self._buffer(ops["lens"]).reshape(self.batch).astype(np.int64)
+            if np.any((lens < 0) | (lens > steps)):
+                bad = int(lens[(lens < 0) | (lens > steps)][0])
+                raise DlhwcError(f"sequence length {bad} outside 0..{steps}")
+        shapes = {
+            "y": (steps, lay.dirs, hidden),
+            "yh": (lay.dirs, hidden),
+            "yc": (lay.dirs, hidden),
+        }
+        for key, shape in shapes.items():
+            if ops["fresh"]:
+                self.buf[ops[key]] = np.zeros((self.batch, *shape), dtype=np.int64)
+            elif self._buffer(ops[key]).shape[1:] != shape:
+                raise DlhwcError(f"buf[{ops[key]}] is not {list(shape)} (seq without fresh)")
+        zeros = np.zeros((self.batch, hidden), dtype=np.int64)
+        h = self._state(ops, "h0", lay, d) if ops["has_h0"] else zeros
+        c = self._state(ops, "c0", lay, d) if ops["has_c0"] else zeros.copy()
+        self.loop = _Loop(ops, lay, d, steps, lens, h.copy(), c.copy())
+
+    def begin_step(self, s: int) -> None:
+        """Step s of the running seq: each row's time index t and x_t."""
+        loop = self.loop
+        rows = np.arange(self.batch)
+        t = loop.lens - 1 - s if loop.ops["rev"] else np.full(self.batch, s)
+        loop.s, loop.t = s, np.clip(t, 0, loop.steps - 1)
+        loop.active = s < loop.lens
+        loop.x_t = self.buf[loop.ops["x"]][rows, loop.t]
+        loop.acc, loop.rh = {}, None
+
+    def end_seq(self) -> None:
+        """The final states of the direction (a zero-length sequence leaves zeros)."""
+        loop = self.loop
+        ops, d = loop.ops, loop.d
+        ended = (loop.lens > 0)[:, None]
+        self.buf[ops["yh"]][:, d] = np.where(ended, loop.h, 0)
+        if loop.layer.kind == "LSTM":
+            self.buf[ops["yc"]][:, d] = np.where(ended, loop.c, 0)
+        self.loop = None
+
+    def exec_spmv(self, ops: dict[str, int]) -> None:
+        """M, acc, a = [(W, acc_W, x_t), (R, acc_R, h), (Rh, acc_Rh, rh)][mat]
+        if first: acc[row] = 0 for every row of M
+        for j in columns of block, in order, where a[j] != 0:   # LNZD + broadcast
+            for each PE k (in parallel):
+                row = k                                  # PE-local rows k, k+N, ...
+                for e in ptr_sram[k][M][j - col0] .. ptr_sram[k][M][j - col0 + 1] - 1:
+                    (w, z) = spmat_sram[k][M][e]         # w = 0: a filler
+                    row += z * N
+                    acc[row] += w * a[j]                 # exact: no rounding, no saturation
+                    row += N
+        (last marks the last block of M: the sum is complete)
+
+        Exact int64 sums (zero activations add nothing, so every column is summed).
+        """
+        key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
+        if key not in self.loaded:
+            raise DlhwcError(f"{MATRICES[ops['mat']]} block {ops['block']} is not loaded")
+        loop = self.loop
+        m = loop.layer.matrices[(ops["dir"], ops["mat"])]
+        a = self.source(ops["mat"])
+        blk = self.sim.block(*key)
+        if ops["first"]:
+            loop.acc[ops["mat"]] = np.zeros((self.batch, m.rows), dtype=np.int64)
+        elif ops["mat"] not in loop.acc:
+            raise DlhwcError(f"{MATRICES[ops['mat']]} accumulates without a first block")
+        loop.acc[ops["mat"]] += _block_product(blk, a[:, blk.col_start : blk.col_end], m.rows)
+
+    def source(self, mat: int) -> np.ndarray:
+        """The vector a product of matrix ``mat`` reads: x_t, h_{t-1} or r * h_{t-1}."""
+        loop = self.loop
+        if mat == 2:
+            if loop.rh is None:
+                raise DlhwcError("spmv mat=Rh before gates")
+            return loop.rh
+        return loop.x_t if mat == 0 else loop.h
+
+    def exec_gates(self, ops: dict[str, int]) -> None:
+        """# GRU with linear_before_reset = 0: the reset gate, before R's h rows run
+        p_r = sat16(rnd(acc_W[r] >> (fx+fw-fl)) + rnd(acc_R[r] >> (fh+fr-fl)) + b[r]),
+              clamped to +-clip
+        r   = f1(p_r)                          # table, frac 15 (fl for Relu)
+        rh  = sat16(rnd(r * h))                # frac fh: the vector of spmv mat=Rh
+        """
+        loop, lay, d = self.loop, self.loop.layer, ops["dir"]
+        f, hh = lay.formats, lay.hidden
+        wx, rh = self._acc(0), self._acc(1)
+        bias = self.sim.cell_constants(lay.index)["bias"][d]
+        luts = self.sim.cell_constants(lay.index)["luts"]
+        rows = slice(hh, 2 * hh)
+        p = arith.pre_activation(wx[:, rows], rh[:, rows], bias[rows], f, lay.clip)
+        name = lay.activations[d][0]
+        frac = arith.gate_frac(name, f.fl)
+        r = arith.activation(name, p, luts, f.fl, frac)
+        loop.rh = saturate(arith.mul(r, frac, loop.h, f.fh, f.fh), 16)
+
+    def exec_cell(self, ops: dict[str, int]) -> None:
+        """one step of arith.lstm_step / gru_step / rnn_step on acc_W, acc_R (frac fx+fw,
+        fh+fr), b, the peepholes and tables, h and c:
+          LSTM: (h', c') = lstm_step(acc_W, acc_R, b, c, P, acts, tables, clip, input_forget)
+          GRU:  h' = gru_step(acc_W, acc_R[z, r], term, b, h, ...) with the h gate's term
+                lbr=0: rnd(acc_Rh >> (fh+fr-fl))        lbr=1: rnd(r * (rnd(acc_R[h] >>
+                (fh+fr-fl)) + Rb_h))
+          RNN:  h' = rnn_step(acc_W, acc_R, b, acts, tables, clip)
+        if s < L:                              # rows past their length are frozen
+            h, c = h', c'
+            buf[y][t][dir] = h
+        """
+        loop, lay, d = self.loop, self.loop.layer, ops["dir"]
+        k = self.sim.cell_constants(lay.index)
+        f, luts, acts, hh = lay.formats, k["luts"], list(lay.activations[d]), lay.hidden
+        wx, rh = self._acc(0), self._acc(1)
+        c_new = loop.c
+        if lay.kind == "LSTM":
+            peep = None if k["peep"] is None else k["peep"][d]
+            h_new, c_new = arith.lstm_step(
+                wx, rh, k["bias"][d], loop.c, peep, acts, luts, f, lay.clip, lay.input_forget
+            )
+        elif lay.kind == "GRU":
+            if lay.lbr:
+                inner = arith.align(rh[:, 2 * hh :], f.fh + f.fr, f.fl) + k["rb_h"][d]
+
+                def term(r, r_frac):
+                    return arith.mul(r, r_frac, inner, f.fl, f.fl)
+            else:
+                rh_h = arith.align(self._acc(2), f.fh + f.fr, f.fl)
+
+                def term(r, r_frac):
+                    return rh_h
+
+            h_new = arith.gru_step(
+                wx, rh[:, : 2 * hh], term, k["bias"][d], loop.h, acts, luts, f, lay.clip, 0
+            )
+        else:
+            h_new = arith.rnn_step(wx, rh, k["bias"][d], acts, luts, f, lay.clip)
+        active = loop.active[:, None]
+        loop.h = np.where(active, h_new, loop.h)
+        loop.c = np.where(active, c_new, loop.c)
+        rows = np.flatnonzero(loop.active)
+        self.buf[loop.ops["y"]][rows, loop.t[rows], d] = loop.h[rows]
+
+    def exec_host(self, ops: dict[str, int]) -> None:
+        """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
+        writes its output symbols, in float, converting with their fixed-point formats
+
+        The segment's ONNX model runs in onnxruntime (runtime/common.HostSegments).
+        """
+        self.sim.run_host(ops["seg"], self.memory)
+
+    def _acc(self, mat: int) -> np.ndarray:
+        acc = self.loop.acc.get(mat)
+        if acc is None:
+            raise DlhwcError(f"acc_{MATRICES[mat]} is read before a product wrote it")
+        return acc
+
+    def _state(self, ops: dict[str, int], key: str, lay: _Layer, d: int) -> np.ndarray:
+        state = self._buffer(ops[key])
+        if state.shape[1:] != (lay.dirs, lay.hidden):
+            raise DlhwcError(f"buf[{ops[key]}] is not a state [{lay.dirs}, {lay.hidden}]")
+        return state[:, d]
+
+    def _buffer(self, b: int) -> np.ndarray:
+        codes = self.buf[b]
+        if codes is None:
+            raise DlhwcError(f"buf[{b}] is read before it is written")
+        return codes
+
+
+def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
+    """out[b, r] = sum over the block's entries (r, c, w) of w * a[b, c], exact int64.
+
+    A float64 product with the dense codes (exact: every partial sum is an integer below
+    2^53), or, for blocks too large to keep dense, per-row sums of the entries' products.
+    """
+    if blk.dense is not None:
+        return (a.astype(np.float64) @ blk.dense.T).astype(np.int64)
+    out = np.zeros((a.shape[0], num_rows), dtype=np.int64)
+    if blk.rows.size == 0:
+        return out
+    order = np.argsort(blk.rows, kind="stable")
+    rows, cols, codes = blk.rows[order], blk.cols[order], blk.codes[order]
+    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    for lo in range(0, a.shape[0], 256):  # batch chunks bound the [chunk, entries] product
+        prod = a[lo : lo + 256, cols] * codes
+        out[lo : lo + 256, rows[starts]] = np.add.reduceat(prod, starts, axis=1)
+    return out
+
+
+# -- cycles and energy -----------------------------------------------------------------
+
+
+@dataclass
+class _Tally:
+    """Counts of one layer (or of the whole run), totals over the batch."""
+
+    cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0))
+    busy: int = 0  # PE-cycles of work, sum of w_k(t)
+    spmv_cycles: int = 0  # PE-array cycles of products (with fill, drain and reloads)
+    cell_cycles: int = 0  # element-wise/table cycles (gates and cell phases)
+    serial_cycles: int = 0  # the time steps' cycles without overlap
+    steps: int = 0  # time steps run (rows x directions x active steps)
+    runs: int = 0  # (row, direction) loops of at least one step
+    broadcasts: int = 0
+    activations: int = 0  # vector elements scanned by the LNZD units
+    entries: int = 0
+    fillers: int = 0
+    load_words: int = 0
+    host_words: int = 0
+    step_cycles: list[int] = field(default_factory=list)  # by step index: summed cycles
+    step_count: list[int] = field(default_factory=list)  # by step index: rows x dirs
+
+    def add(self, other: _Tally) -> None:
+        for k in CYCLE_KINDS:
+            self.cycles[k] += other.cycles[k]
+        for k in ENERGY_EVENTS:
+            self.events[k] += other.events[k]
+        for k in ("busy", "spmv_cycles", "cell_cycles", "serial_cycles", "steps", "runs",
+                  "broadcasts", "activations", "entries", "fillers", "load_words",
+                  "host_words"):  # fmt: skip
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def add_steps(self, cycles: np.ndarray, counts: np.ndarray) -> None:
+        n = len(cycles)
+        for name, values in (("step_cycles", cycles), ("step_count", counts)):
+            series = getattr(self, name)
+            series.extend([0] * (n - len(series)))
+            for s in range(n):
+                series[s] += int(values[s])
+
+
+@dataclass
+class _Record:
+    """What the body instructions of the running seq did, per step (for the schedule)."""
+
+    phase: list[str]  # per body position: "W", "R", "G", "Rh", "C" or "" (load only)
+    nz: dict[int, list[np.ndarray]]  # body position -> per step [batch, ncols] bool
+    load_words: dict[int, int]  # body position -> words of an in-loop load
+
+
+class _CostModel:
+    """Cycles and event counts of each executed instruction (see backends/ese/README.md).
+
+    Outside loops an instruction is charged before it executes. Inside a `seq` the body
+    instructions record what they read; `end_seq` then costs every product, phase and
+    step, and schedules the steps of each row:
+
+    The PE array runs one product at a time; the element-wise units run the gates and
+    cell phases. For row b, step s (active steps only, s < L_b), with W(s), R(s), Rh(s)
+    the product times (LNZD/FIFO recurrence + pipeline fill/drain + in-loop reloads),
+    G(s) and C(s) the gates and cell phases:
+
+        W(s)  starts when the PE array is free: ws = pe_free      (x_t is known up front)
+        R(s)  starts after W(s) and after cell(s-1):  rs = max(ws + W(s), e(s-1))
+        GRU lbr=0: G(s) after R(s); Rh(s) after G(s)   (r * h needs the reset gate)
+        C(s)  after the last product of the step;  e(s) = its end
+        pe_free = the end of the step's last product  (so W(s+1) overlaps C(s))
+
+    i.e. a step takes max(W(s+1), C(s)) + R(s+1) between the ends of R(s) and R(s+1):
+    accumulators are double-buffered, so W x_{t+1} accumulates while cell(t) reads the
+    sums of step t. Without overlap a step takes W + R (+ G + Rh) + C. Directions and
+    layers run one after the other; each row (input sequence) runs alone.
+    """
+
+    def __init__(self, sim: Simulator, batch: int):
+        self.sim = sim
+        self.cfg = sim.config
+        self.batch = batch
+        self.layers = [_Tally() for _ in sim.layers]
+        self.other = _Tally()
+        self.host_words = [0] * len(sim.segments)
+        self.host_runs = [0] * len(sim.segments)
+        self.charged_loads: set = set()
+        self.executed = dict.fromkeys((i.mnemonic for i in ESE_ISA.instructions), 0)
+        feeds = {}
+        for s, seg in enumerate(sim.segments):
+            for i in seg["inputs"]:
+                feeds.setdefault(("dma.out", i), s)
+            for i in seg["outputs"]:
+                feeds.setdefault(("dma.in", i), s)
+        self.segment_of_transfer = feeds
+        self.record: _Record | None = None
+        self.seq_pos = 0
+
+    def charge(self, pos: int, mnemonic: str, ops: dict[str, int], machine: _Machine) -> None:
+        owner = self.sim.layer_of[pos]
+        tally = self.other if owner is None else self.layers[owner]
+        loop = machine.loop
+        if loop is not None and loop.s >= 0:  # inside a body
+            self.executed[mnemonic] += int(loop.active.sum())
+            self._record(pos, mnemonic, ops, machine)
+            return
+        self.executed[mnemonic] += self.batch
+        if mnemonic == "seq":
+            self.seq_pos = pos
+        getattr(self, "cost_" + py_name(mnemonic))(ops, machine, tally)
+
+    # -- outside loops ------------------------------------------------------------------
+
+    def cost_end(self, ops, machine, tally) -> None:
+        """No cycles."""
+
+    def cost_host(self, ops, machine, tally) -> None:
+        """No accelerator cycles: its transfers are the dma.in/dma.out around it."""
+        self.host_runs[ops["seg"]] += self.batch
+
+    def cost_barrier(self, ops, machine, tally) -> None:
+        """pipeline_stages cycles per row: the pipelines drain."""
+        tally.cycles["sync"] += self.cfg.pipeline_stages * self.batch
+
+    def _transfer(self, mnemonic: str, ops, machine, tally) -> None:
+        """ceil(bits / 32) words per row at host_words_per_cycle words a cycle; host_word
+        energy per word; one buffer access per element."""
+        sym = self.sim.symbols[ops["sym"]]
+        if mnemonic == "dma.in":
+            host = np.asarray(machine.memory.get(sym.name, np.zeros(0)))
+            size = host.size // self.batch
+        else:
+            size = int(np.prod(machine._buffer(ops["buf"]).shape[1:]))
+        n = words(size * sym.format.bits)
+        tally.cycles["transfer"] += -(-n // self.cfg.host_words_per_cycle) * self.batch
+        tally.events["host_word"] += n * self.batch
+        tally.events["buffer_access"] += size * self.batch
+        tally.host_words += n * self.batch
+        seg = self.segment_of_transfer.get((mnemonic, ops["sym"]))
+        if seg is not None:
+            self.host_words[seg] += n * self.batch
+
+    def cost_dma_in(self, ops, machine, tally) -> None:
+        """A host-to-chip transfer (see `_transfer`)."""
+        self._transfer("dma.in", ops, machine, tally)
+
+    def cost_dma_out(self, ops, machine, tally) -> None:
+        """A chip-to-host transfer (see `_transfer`)."""
+        self._transfer("dma.out", ops, machine, tally)
+
+    def _load(self, key, load_words: int, tally) -> None:
+        """ceil(words / dma_words_per_cycle) cycles and dram_word energy per word: once per
+        run when the weights are resident, otherwise for every row."""
+        if self.sim.resident:
+            if key in self.charged_loads:
+                return
+            self.charged_loads.add(key)
+            times = 1
+        else:
+            times = self.batch
+        tally.cycles["load"] += -(-load_words // self.cfg.dma_words_per_cycle) * times
+        tally.events["dram_word"] += load_words * times
+        tally.load_words += load_words * times
+
+    def cost_load(self, ops, machine, tally) -> None:
+        """A block's ptr (ptr_bits each) and spmat (spmat_entry_bits each) images."""
+        key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
+        self._load(key, self.sim.block(*key).load_words, tally)
+
+    def cost_load_cell(self, ops, machine, tally) -> None:
+        """Biases (32 bits each), Rb_h (32), peepholes (16) and the two tables (64 bits a
+        segment) of one direction."""
+        lay = self.sim.layers[ops["layer"]]
+        h = lay.hidden
+        bits = (
+            lay.gates * h * 32 + (h * 32 if lay.rb_h else 0) + (3 * h * 16 if lay.peepholes else 0)
+        )
+        bits += len(TABLES) * lay.lut_segments * 64
+        self._load(("cell", ops["layer"], ops["dir"]), words(bits), tally)
+
+    def cost_seq(self, ops, machine, tally) -> None:
+        """Starts recording the loop's body; the loop is costed by `end_seq`."""
+        n = ops["body"]
+        phase = []
+        for _, m, o in self.sim.program[self.seq_pos + 1 : self.seq_pos + 1 + n]:
+            if m == "spmv":
+                phase.append(("W", "R", "Rh")[o["mat"]])
+            else:
+                phase.append({"gates": "G", "cell": "C"}.get(m, ""))
+        self.record = _Record(phase, {}, {})
+
+    # -- inside loops -------------------------------------------------------------------
+
+    def _record(self, pos: int, mnemonic: str, ops, machine: _Machine) -> None:
+        j = pos - self.seq_pos - 1
+        if mnemonic == "spmv":
+            blk = self.sim.block(ops["layer"], ops["dir"], ops["mat"], ops["block"])
+            a = machine.source(ops["mat"])[:, blk.col_start : blk.col_end]
+            self.record.nz.setdefault(j, []).append(a != 0)
+        elif mnemonic == "load":
+            key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
+            self.record.load_words[j] = self.sim.block(*key).load_words
+
+    def end_seq(self, machine: _Machine) -> None:
+        """Cost the finished loop: every product and phase of every active step, then the
+        schedule of each row's steps."""
+        loop, rec, cfg = machine.loop, self.record, self.cfg
+        lay, d = loop.layer, loop.d
+        self.record = None
+        if loop.steps == 0:  # sequences of no steps: nothing ran
+            return
+        tally = self.layers[lay.index]
+        body = self.sim.program[self.seq_pos + 1 : self.seq_pos + 1 + len(rec.phase)]
+        steps, batch = loop.steps, self.batch
+        active = np.arange(steps)[:, None] < loop.lens[None, :]  # [T, batch]
+        act = active.astype(np.int64)
+        phases = {p: np.zeros((steps, batch), dtype=np.int64) for p in ("W", "R", "G", "Rh", "C")}
+        pending_load = 0
+        for j, (_, mnemonic, ops) in enumerate(body):
+            if mnemonic == "load":
+                pending_load += rec.load_words[j]
+                continue
+            if mnemonic != "spmv":
+                continue
+            blk = self.sim.block(ops["layer"], ops["dir"], ops["mat"], ops["block"])
+            nz = np.stack(rec.nz[j])  # [T, batch, ncols]
+            flat = nz.reshape(steps * batch, -1) & active.reshape(-1, 1)
+            items = flat.sum(axis=1)
+            ends = fifo_recurrence(flat, items, blk.work_t, cfg.fifo_depth).reshape(steps, batch)
+            reload = -(-pending_load // cfg.dma_words_per_cycle)
+            cycles = (ends + cfg.pipeline_stages + reload) * act
+            phases[rec.phase[j]] += cycles
+            nzi = flat.astype(np.int64)
+            tally.busy += int((nzi @ blk.work_col).sum())
+            tally.broadcasts += int(items.sum())
+            tally.activations += blk.ncols * int(act.sum())
+            entries = int((nzi @ blk.entries_col).sum())
+            tally.entries += entries
+            tally.fillers += int((nzi @ blk.fillers_col).sum())
+            ev = tally.events
+            ev["spmat_read"] += int((nzi @ blk.spmat_reads_col).sum())
+            ev["ptr_read"] += int(items.sum()) * cfg.num_pes
+            ev["mac"] += entries
+            ev["buffer_access"] += blk.ncols * int(act.sum())  # the LNZD scans the vector
+            if pending_load:
+                n = pending_load * int(act.sum())
+                ev["dram_word"] += n
+                tally.load_words += n
+                pending_load = 0
+        gates, cell = cell_counts(lay, d)
+        for phase, counts in (("G", gates), ("C", cell)):
+            if counts is None:
+                continue
+            phases[phase] += counts.cycles(cfg) * act
+            n = int(act.sum())
+            tally.events["ew_op"] += (counts.ew + counts.relus) * n
+            tally.events["lut_lookup"] += counts.tables * n
+        tally.events["buffer_access"] += lay.hidden * int(act.sum())  # Y writes
+        step, serial = self.schedule(phases, active)
+        tally.cycles["compute"] += int(step.sum())
+        tally.spmv_cycles += int(sum(phases[p].sum() for p in ("W", "R", "Rh")))
+        tally.cell_cycles += int(phases["G"].sum() + phases["C"].sum())
+        tally.serial_cycles += int(serial.sum())
+        tally.steps += int(act.sum())
+        tally.runs += int((loop.lens > 0).sum())
+        tally.add_steps(step.sum(axis=1), act.sum(axis=1))
+
+    @staticmethod
+    def schedule(phases: dict[str, np.ndarray], active: np.ndarray):
+        """(step times [T, batch], step times without overlap [T, batch]).
+
+        The recurrence of the class docstring, vectorized over rows: a step's time is
+        e(s) - e(s-1), the end of its cell phase minus the previous one's.
+        """
+        steps, batch = active.shape
+        pe_free = np.zeros(batch, dtype=np.int64)
+        e_prev = np.zeros(batch, dtype=np.int64)
+        out = np.zeros((steps, batch), dtype=np.int64)
+        for s in range(steps):
+            on = active[s]
+            w_end = pe_free + phases["W"][s]
+            r_end = np.maximum(w_end, e_prev) + phases["R"][s]
+            last = r_end + phases["G"][s] + phases["Rh"][s]  # the step's last product
+            e = last + phases["C"][s]
+            out[s] = np.where(on, e - e_prev, 0)
+            pe_free = np.where(on, last, pe_free)
+            e_prev = np.where(on, e, e_prev)
+        serial = sum(phases[p] for p in ("W", "R", "G", "Rh", "C")) * active
+        return out, serial
+
+    # -- results ----------------------------------------------------------------------
+
+    def stats(self) -> Stats:
+        sim, cfg, n = self.sim, self.cfg, self.batch
+        dense_resident = _dense_resident(sim.layers, cfg)
+        layers = []
+        for lay, tally in zip(sim.layers, self.layers, strict=True):
+            entry = _layer_json(lay, tally, cfg, n)
+            entry["dense"] = _dense_json(lay, tally, cfg, n, dense_resident)
+            _ratios(entry)
+            layers.append(entry)
+        total_tally = _Tally()
+        for tally in [*self.layers, self.other]:
+            total_tally.add(tally)
+        total = _totals(total_tally, layers, cfg, n)
+        total["resident"] = sim.resident
+        total["dense_resident"] = dense_resident
+        total["instructions"] = {k: v for k, v in self.executed.items() if v}
+        host = [
+            {
+                "name": seg["name"],
+                "ops": list(seg["ops"]),
+                "runs": self.host_runs[s],
+                "transfer_words": self.host_words[s],
+                "transfer_words_per_vector": self.host_words[s] / n,
+            }
+            for s, seg in enumerate(sim.segments)
+        ]
+        machine = {
+            "num_pes": cfg.num_pes,
+            "clock_mhz": cfg.clock_mhz,
+            "fifo_depth": cfg.fifo_depth,
+            "ew_lanes": cfg.ew_lanes,
+            "lut_lanes": cfg.lut_lanes,
+            "energy_pj_per_event": {k: getattr(cfg.energy, k) for k in ENERGY_EVENTS},
+        }
+        return Stats(layers=layers, host=host, total=total, machine=machine)
+
+
+def _matrix_json(lay: _Layer, m: _Matrix) -> dict:
+    return {
+        "dir": m.dir,
+        "mat": MATRICES[m.mat],
+        "rows": m.rows,
+        "cols": m.cols,
+        "blocks": len(m.blocks),
+        "nonzeros": m.nonzeros,
+        "entries": m.entries,
+        "fillers": m.fillers,
+        "density": m.nonzeros / max(1, m.rows * m.cols),
+    }
+
+
+def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
+    cycles = sum(tally.cycles.values())
+    compute = tally.cycles["compute"]
+    energy = _energy(tally.events, cfg)
+    steps = max(tally.steps, 1)
+    entries = lay.entries
+    weights = sum(m.rows * m.cols for m in lay.matrices.values())
+    spmv = tally.spmv_cycles
+    us = cfg.cycle_ns / 1000.0
+    return {
+        "name": lay.name,
+        "kind": lay.kind.lower(),
+        "direction": lay.direction,
+        "dirs": lay.dirs,
+        "hidden": lay.hidden,
+        "input": lay.input,
+        "gates": lay.gates,
+        "matrices": [_matrix_json(lay, m) for m in lay.matrices.values()],
+        "nonzeros": lay.nonzeros,
+        "entries": entries,
+        "fillers": lay.fillers,
+        "density": lay.nonzeros / max(1, weights),
+        "padding_overhead": lay.fillers / entries if entries else 0.0,
+        "activation_density": tally.broadcasts / tally.activations if tally.activations else 0.0,
+        "steps": tally.steps,
+        "cycles": cycles,
+        "cycles_per_vector": cycles / n,
+        "cycles_per_step": compute / steps,
+        "cycles_breakdown": dict(tally.cycles),
+        "time_us": cycles * us,
+        "time_us_per_vector": cycles * us / n,
+        "time_us_per_step": compute * us / steps,
+        "spmv_cycles": spmv,
+        "cell_cycles": tally.cell_cycles,
+        "cycles_without_overlap": tally.serial_cycles,
+        "overlap_saving_cycles": tally.serial_cycles - compute,
+        "overlap_saving": (tally.serial_cycles - compute) / tally.serial_cycles
+        if tally.serial_cycles
+        else 0.0,
+        "step_cycles": [
+            c / k if k else 0.0 for c, k in zip(tally.step_cycles, tally.step_count, strict=True)
+        ],
+        "busy_pe_cycles": tally.busy,
+        "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
+        "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
+        "filler_cycle_fraction": tally.fillers / tally.busy if tally.busy else 0.0,
+        "broadcasts": tally.broadcasts,
+        "entries_processed": tally.entries,
+        "fillers_processed": tally.fillers,
+        "load_words": tally.load_words,
+        "host_words": tally.host_words,
+        "energy_pj": energy,
+        "energy_pj_per_vector": energy / n,
+        "energy_pj_per_step": energy / steps,
+        "energy_breakdown_pj": _energy_breakdown(tally.events, cfg),
+        "events": dict(tally.events),
+    }
+
+
+def _rows_per_pe(rows: int, pes: int) -> np.ndarray:
+    return np.maximum(rows - np.arange(pes) + pes - 1, 0) // pes
+
+
+def _dense_resident(layers: list[_Layer], cfg: ESEConfig) -> bool:
+    """Whether every matrix's dense weight_bits values fit each PE's sparse-matrix SRAM."""
+    per_pe = sum(
+        -(-m.rows // cfg.num_pes) * m.cols * cfg.weight_bits
+        for lay in layers
+        for m in lay.matrices.values()
+    )
+    return per_pe <= cfg.spmat_sram_bytes * 8
+
+
+def _dense_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int, resident: bool) -> dict:
+    """The same layer, uncompressed, on the same machine (computed, not executed).
+
+    Every weight is a weight_bits value without an index, every element of x_t and h is
+    broadcast, and each PE does ceil(rows / N) MACs per column: a product of a matrix
+    takes cols * ceil(rows / N) + pipeline_stages cycles (plus, when the dense weights
+    of all layers do not fit the SRAMs, their reload every step). The gates and cell
+    phases and the schedule are the compressed layer's, so each direction of a row takes
+    W + R + G + Rh + C for its first step and max(W, C) + R + G + Rh for every other.
+    Transfers and the loads outside the loops are the compressed layer's too.
+    """
+    pes = cfg.num_pes
+    times = {}
+    reads = macs = load_words = 0
+    for (d, mat), m in lay.matrices.items():
+        if d:
+            continue
+        rows_pe = _rows_per_pe(m.rows, pes)
+        w = words(m.rows * m.cols * cfg.weight_bits)
+        reload = 0 if resident else -(-w // cfg.dma_words_per_cycle)
+        times[MATRICES[mat]] = m.cols * int(rows_pe.max()) + cfg.pipeline_stages + reload
+        reads += m.cols * int(np.sum(-(-(rows_pe * cfg.weight_bits) // cfg.spmat_read_bits)))
+        macs += m.rows * m.cols
+        load_words += w
+    gates, cell = cell_counts(lay, 0)
+    g = gates.cycles(cfg) if gates else 0
+    c = cell.cycles(cfg)
+    wt, rt, rht = times["W"], times["R"], times.get("Rh", 0)
+    first, rest = wt + rt + g + rht + c, max(wt, c) + rt + g + rht
+    compute = tally.runs * first + (tally.steps - tally.runs) * rest
+    events = dict.fromkeys(ENERGY_EVENTS, 0)
+    events["spmat_read"] = reads * tally.steps
+    events["mac"] = macs * tally.steps
+    for k in ("ew_op", "lut_lookup", "buffer_access", "host_word"):
+        events[k] = tally.events[k]
+    all_words = load_words * lay.dirs
+    events["dram_word"] = all_words if resident else load_words * tally.steps
+    load = -(-all_words // cfg.dma_words_per_cycle) if resident else 0
+    cycles = compute + load + tally.cycles["transfer"] + tally.cycles["sync"]
+    energy = _energy(events, cfg)
+    us = cfg.cycle_ns / 1000.0
+    steps = max(tally.steps, 1)
+    return {
+        "cycles": cycles,
+        "cycles_per_vector": cycles / n,
+        "cycles_per_step": compute / steps,
+        "compute_cycles": compute,
+        "load_cycles": load,
+        "time_us": cycles * us,
+        "time_us_per_vector": cycles * us / n,
+        "time_us_per_step": compute * us / steps,
+        "energy_pj": energy,
+        "energy_pj_per_vector": energy / n,
+        "energy_pj_per_step": energy / steps,
+        "weight_bits": sum(m.rows * m.cols for m in lay.matrices.values()) * cfg.weight_bits,
+        "resident": resident,
+        "events": events,
+    }
+
+
+def _ratios(entry: dict) -> None:
+    dense = entry["dense"]
+    entry["speedup"] = dense["cycles"] / entry["cycles"] if entry["cycles"] else 0.0
+    entry["energy_saving"] = dense["energy_pj"] / entry["energy_pj"] if entry["energy_pj"] else 0.0
+
+
+def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
+    cycles = sum(tally.cycles.values())
+    compute = tally.cycles["compute"]
+    energy = _energy(tally.events, cfg)
+    steps = max(tally.steps, 1)
+    spmv = tally.spmv_cycles
+    us = cfg.cycle_ns / 1000.0
+    dense_cycles = sum(e["dense"]["cycles"] for e in layers)
+    dense_energy = sum(e["dense"]["energy_pj"] for e in layers)
+    total = {
+        "vectors": n,
+        "steps": tally.steps,
+        "cycles": cycles,
+        "cycles_per_vector": cycles / n,
+        "cycles_per_step": compute / steps,
+        "cycles_breakdown": dict(tally.cycles),
+        "time_us": cycles * us,
+        "time_us_per_vector": cycles * us / n,
+        "time_us_per_step": compute * us / steps,
+        "spmv_cycles": spmv,
+        "cell_cycles": tally.cell_cycles,
+        "cycles_without_overlap": tally.serial_cycles,
+        "overlap_saving_cycles": tally.serial_cycles - compute,
+        "overlap_saving": (tally.serial_cycles - compute) / tally.serial_cycles
+        if tally.serial_cycles
+        else 0.0,
+        "busy_pe_cycles": tally.busy,
+        "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
+        "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
+        "energy_pj": energy,
+        "energy_pj_per_vector": energy / n,
+        "energy_pj_per_step": energy / steps,
+        "energy_breakdown_pj": _energy_breakdown(tally.events, cfg),
+        "events": dict(tally.events),
+        "host_words": tally.host_words,
+        "load_words": tally.load_words,
+        "dense": {
+            "cycles": dense_cycles,
+            "cycles_per_vector": dense_cycles / n,
+            "time_us": dense_cycles * us,
+            "time_us_per_vector": dense_cycles * us / n,
+            "energy_pj": dense_energy,
+            "energy_pj_per_vector": dense_energy / n,
+        },
+    }
+    _ratios(total)
+    return total
+
+
+def _energy(events: dict[str, int], cfg: ESEConfig) -> float:
+    return float(sum(events[k] * getattr(cfg.energy, k) for k in ENERGY_EVENTS))
+
+
+def _energy_breakdown(events: dict[str, int], cfg: ESEConfig) -> dict[str, float]:
+    return {k: float(events[k] * getattr(cfg.energy, k)) for k in ENERGY_EVENTS}
+
+
+# -- stats -----------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """What a run cost, per layer, per host segment and in total.
+
+    Counts (cycles, events, energy, time) are totals over the batch of `total.vectors`
+    input sequences; keys ending in `_per_vector` are per-sequence averages, in
+    `_per_step` per time step (of one direction of one sequence). The schema is EIE's
+    (runtime/eie/sim.py) plus the recurrent fields; it is listed in backends/ese/README.md.
+    """
+
+    layers: list[dict]
+    host: list[dict]
+    total: dict
+    machine: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "target": "ese",
+            "machine": self.machine,
+            "layers": self.layers,
+            "host": self.host,
+            "total": self.total,
+        }
+
+    def dumps(self) -> str:
+        """The JSON text (deterministic: the same run gives the same bytes)."""
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    @staticmethod
+    def from_json(data: dict, source: str = "<stats>") -> Stats:
+        try:
+            if data.get("target", "ese") != "ese":
+                raise KeyError("target")
+            return Stats(
+                layers=list(data["layers"]),
+                host=list(data["host"]),
+                total=dict(data["total"]),
+                machine=dict(data.get("machine", {})),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise DlhwcError(f"not an ESE stats file: {one_line(e)}", file=source) from None
+
+    def format_table(self) -> str:
+        """The stats as an aligned table, per sequence and per step, for humans."""
+        t, m = self.total, self.machine
+        n = t.get("vectors", 1)
+        try:
+            lines = [
+                f"ESE simulation: {n} sequence{'s' if n != 1 else ''}, {t['steps']} steps, "
+                f"{m.get('num_pes', '?')} PEs at {m.get('clock_mhz', '?')} MHz, weights "
+                + ("resident" if t.get("resident") else "reloaded every step"),
+                "",
+            ]
+            head = [
+                "layer", "kind", "density", "act.dens", "cycles/step", "µs/step", "overlap",
+                "load eff", "padding", "nJ/step", "cycles/seq", "dense cyc", "speedup",
+                "energy saving",
+            ]  # fmt: skip
+            rows = [head]
+            for e in self.layers:
+                rows.append([
+                    e["name"], f"{e['kind']} {_DIRECTION.get(e['direction'], '')}",
+                    pct(e["density"]), pct(e["activation_density"]), num(e["cycles_per_step"]),
+                    f"{e['time_us_per_step']:.3f}", pct(e["overlap_saving"]),
+                    pct(e["load_efficiency"]), pct(e["padding_overhead"]),
+                    f"{e['energy_pj_per_step'] / 1000:.2f}", num(e["cycles_per_vector"]),
+                    num(e["dense"]["cycles_per_vector"]), f"{e['speedup']:.2f}×",
+                    f"{e['energy_saving']:.2f}×",
+                ])  # fmt: skip
+            rows.append([
+                "total", "", "", "", num(t["cycles_per_step"]), f"{t['time_us_per_step']:.3f}",
+                pct(t["overlap_saving"]), pct(t["load_efficiency"]), "",
+                f"{t['energy_pj_per_step'] / 1000:.2f}", num(t["cycles_per_vector"]),
+                num(t["dense"]["cycles_per_vector"]), f"{t['speedup']:.2f}×",
+                f"{t['energy_saving']:.2f}×",
+            ])  # fmt: skip
+            lines += align(rows, left=2)
+            lines.append("")
+            b = t["cycles_breakdown"]
+            lines.append(
+                "cycles/sequence: "
+                + ", ".join(f"{k} {num(b[k] / n)}" for k in CYCLE_KINDS)
+                + f"; products {num(t['spmv_cycles'] / n)}, element-wise "
+                f"{num(t['cell_cycles'] / n)}, saved by overlap "
+                f"{num(t['overlap_saving_cycles'] / n)}; MAC utilization "
+                f"{pct(t.get('mac_utilization', 0.0))}"
+            )
+            parts = sorted(t["energy_breakdown_pj"].items(), key=lambda kv: -kv[1])
+            lines.append(
+                "energy/sequence: " + ", ".join(f"{k} {v / n / 1000:.2f} nJ" for k, v in parts if v)
+            )
+            for h in self.host:
+                lines.append(
+                    f"host segment {h['name']} ({', '.join(h['ops'])}): "
+                    f"{num(h['transfer_words'] / n)} words/sequence transferred, "
+                    "no accelerator cycles"
+                )
+        except (KeyError, TypeError) as e:
+            raise DlhwcError(f"not an ESE stats file: missing {one_line(e)}") from None
+        return "\n".join(lines) + "\n"
+
+
+def static_report(sim: Simulator) -> str:
+    """The per-layer table of a container, without running it: shapes, density, blocks,
+    entries and fillers, SRAM use per PE against capacity, residency, host segments and
+    placement."""
+    cfg = sim.config
+    lines = [
+        f"ESE program: {len(sim.program)} instructions, {len(sim.layers)} layers, "
+        f"{len(sim.segments)} host segment{'' if len(sim.segments) == 1 else 's'}; "
+        f"{cfg.num_pes} PEs at {cfg.clock_mhz} MHz",
+        "",
+    ]
+    head = [
+        "layer", "matrix", "rows×cols", "density", "blocks", "entries", "fillers", "padding",
+        "entries/PE", "ptrs/PE",
+    ]  # fmt: skip
+    rows = [head]
+    total_entries = total_ptrs = 0
+    for lay in sim.layers:
+        for (d, mat), m in lay.matrices.items():
+            entries_pe = max((max(b["entries"], default=0) for b in m.blocks), default=0)
+            ptrs = max((b["col_end"] - b["col_start"] + 1 for b in m.blocks), default=0)
+            total_entries += sum(max(b["entries"], default=0) for b in m.blocks)
+            total_ptrs += sum(b["col_end"] - b["col_start"] + 1 for b in m.blocks)
+            rows.append([
+                f"{lay.name} ({lay.kind.lower()})", f"D{d}.{MATRICES[mat]}",
+                f"{m.rows}×{m.cols}", pct(m.nonzeros / max(1, m.rows * m.cols)),
+                str(len(m.blocks)), str(m.entries), str(m.fillers),
+                pct(m.fillers / m.entries if m.entries else 0.0),
+                f"{entries_pe}/{cfg.spmat_capacity}", f"{ptrs}/{cfg.ptr_capacity}",
+            ])  # fmt: skip
+    lines += align(rows, left=2)
+    lines.append("")
+    spmat_bytes = total_entries * cfg.spmat_entry_bits // 8
+    ptr_bytes = total_ptrs * cfg.ptr_bits // 8
+    lines.append(
+        f"SRAM per PE (largest share, all blocks): sparse matrix {spmat_bytes} of "
+        f"{cfg.spmat_sram_bytes} bytes, pointers {ptr_bytes} of {cfg.ptr_sram_bytes} bytes"
+    )
+    lines.append(
+        "weights resident: "
+        + ("yes (loaded once, kept across steps and sequences)" if sim.resident
+           else "no (reloaded every time step)")
+    )  # fmt: skip
+    for lay in sim.layers:
+        acts = " / ".join(", ".join(a) for a in lay.activations)
+        extras = [
+            f"clip {lay.clip}" if lay.clip is not None else "",
+            "peepholes" if lay.peepholes else "",
+            "input_forget" if lay.input_forget else "",
+            f"linear_before_reset={int(lay.lbr)}" if lay.kind == "GRU" else "",
+            f"layout={lay.layout}",
+        ]
+        lines.append(
+            f"layer {lay.name}: {lay.kind} {lay.direction}, hidden {lay.hidden}, input "
+            f"{lay.input}, activations {acts}; " + ", ".join(x for x in extras if x)
+        )
+    for seg in sim.segments:
+        ins = ", ".join(sim.symbols[i].name for i in seg["inputs"])
+        outs = ", ".join(sim.symbols[i].name for i in seg["outputs"])
+        lines.append(f"host segment {seg['name']}: {', '.join(seg['ops'])} ({ins} -> {outs})")
+    placement = sim.container.header.get("placement", [])
+    if placement:
+        lines.append("placement:")
+        width = max(len(p.get("name") or p.get("op", "")) for p in placement)
+        for p in placement:
+            name = p.get("name") or p.get("op", "")
+            lines.append(f"  {name.ljust(width)}  {p.get('op', ''):<14} {p.get('where', '')}")
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(stats: Stats) -> str:
+    """One line of the run's totals, per sequence and per step."""
+    t = stats.total
+    return (
+        f"ese: {t['vectors']} sequences, {t['steps']} steps, {num(t['cycles_per_step'])} "
+        f"cycles/step ({t['time_us_per_step']:.3f} µs), {t['energy_pj_per_step'] / 1000:.2f} "
+        f"nJ/step, load efficiency {pct(t['load_efficiency'])}, overlap saves "
+        f"{pct(t['overlap_saving'])}; vs dense: speedup {t['speedup']:.2f}×, energy saving "
+        f"{t['energy_saving']:.2f}×"
+    )
