@@ -40,6 +40,7 @@ from backends.isa import IsaError, IsaTable
 from compiler.errors import DlhwcError
 from dialects import comp
 from dialects import onnx as onnx_d
+from dialects.onnx import HOST_REASON
 from runtime.container import Container
 from runtime.fixedpoint import FixedFormat
 from runtime.interpreters.interpreter import input_names, main_function, output_names
@@ -192,7 +193,10 @@ class ProgramBuilder:
                 steps.append(Segment())
             steps[-1].ops.append(op)
             name = getattr(op, "node_name", None) or ""
-            self.placement.append({"op": op_label(op), "name": name, "where": "host"})
+            row = {"op": op_label(op), "name": name, "where": "host"}
+            if HOST_REASON in op.attributes:
+                row["reason"] = op.attributes[HOST_REASON].data
+            self.placement.append(row)
         return steps
 
     def is_conversion(self, op: Operation) -> bool:

@@ -115,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--emit",
         default=None,
         help="the stage to stop at and write: onnx, comp; with --target also the target's "
-        "dialect (eie), asm, dlhw (default: onnx, or dlhw with --target)",
+        "dialect (eie, ese), asm, dlhw (default: onnx, or dlhw with --target)",
     )
-    p.add_argument("--target", help="compile for an accelerator: eie")
+    p.add_argument("--target", help="compile for an accelerator: eie, ese")
     p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
     _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
@@ -308,8 +308,10 @@ def _print_placement(container) -> None:
     width = max(len(r["name"] or r["op"]) for r in rows)
     print("placement:", file=sys.stderr)
     for r in rows:
+        reason = f" ({r['reason']})" if r.get("reason") else ""
         print(
-            f"  {(r['name'] or r['op']).ljust(width)}  {r['op']:<14} {r['where']}", file=sys.stderr
+            f"  {(r['name'] or r['op']).ljust(width)}  {r['op']:<14} {r['where']}{reason}",
+            file=sys.stderr,
         )
 
 

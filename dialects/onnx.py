@@ -69,6 +69,11 @@ from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
+# A discardable attribute a target's lowering sets on an op it leaves to the host: why
+# (shown in the compiler's placement table; not printed in the IR).
+HOST_REASON = "dlhwc.host_reason"
+
+
 # ---------------------------------------------------------------------------------------
 # Types
 # ---------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -17,6 +17,7 @@ from compiler.errors import DlhwcError
 from compiler.passes.weights import erase_weight
 from dialects import comp, eie
 from dialects import onnx as onnx_d
+from dialects.onnx import HOST_REASON
 from runtime.fixedpoint import FixedFormat
 
 _ACTIVATIONS = (onnx_d.ReluOp,)
@@ -68,11 +69,13 @@ class _Layer:
 
 def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
     layer = _match(op)
-    if layer is None:
+    if isinstance(layer, str):
+        op.attributes[HOST_REASON] = StringAttr(layer)
         return
     name = op.node_name or layer.weight.node_name or "fc"
     in_format = _input_format(layer.x)
     if in_format is None:
+        op.attributes[HOST_REASON] = StringAttr("its input has no fixed-point format")
         return
     out_format = layer.quantize.format.format
     for what, fmt in (("input", in_format), ("output", out_format)):
@@ -109,7 +112,7 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | None:
             or attrs.get("alpha", 1.0) != 1.0
             or attrs.get("beta", 1.0) != 1.0
         ):
-            return None
+            return "transA, alpha or beta differ from EIE's y = Wx + b"
         x, w = operands[0], operands[1]
         transpose = not attrs.get("transB", 0)
         bias = (
@@ -121,9 +124,9 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | None:
         x, w = operands
         transpose, bias = True, None
     if not isinstance(w.owner, comp.WeightOp) or len(w.type.get_shape()) != 2:
-        return None
+        return "its weight is not a compressed constant matrix"
     if not isinstance(x.type, TensorType) or len(x.type.get_shape()) != 2:
-        return None
+        return "its input is not a 2-D [batch, features] tensor"
     chain: list[Operation] = [op]
     value = op.results[0]
     rows = w.type.get_shape()[0 if not transpose else 1]
@@ -135,14 +138,14 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | None:
             chain.append(user)
             user = _sole_user(value)
     if bias is not None and not (_is_constant(bias) and _bias_shape_ok(bias, rows)):
-        return None
+        return "its bias is not a constant vector"
     relu = False
     if isinstance(user, _ACTIVATIONS):
         relu, value = True, user.results[0]
         chain.append(user)
         user = _sole_user(value)
     if not isinstance(user, comp.QuantizeOp):
-        return None
+        return "its result has no fixed-point format (no comp.quantize)"
     return _Layer(x, w.owner, transpose, bias, relu, chain, user)
 
 

@@ -17,6 +17,7 @@ from backends.ese.config import ESEConfig
 from compiler.errors import DlhwcError
 from dialects import comp, ese
 from dialects import onnx as onnx_d
+from dialects.onnx import HOST_REASON
 from runtime.ese.arith import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
 from runtime.fixedpoint import FixedFormat, frac_bits_for
 
@@ -36,8 +37,6 @@ DEFAULT_ACTIVATIONS = {
     "GRU": ("Sigmoid", "Tanh"),
     "RNN": ("Tanh",),
 }
-# The attribute that says why a recurrent op stays on the host (for placement tables).
-HOST_REASON = "ese.host_reason"
 # The hidden state's format when the activations bound it to (-1, 1) and no comp.quantize
 # gives one: all 15 bits of a 16-bit code after the point.
 BOUNDED_H_FORMAT = FixedFormat(16, 15)

@@ -36,7 +36,7 @@ class FoldConstantsPass(ModulePass):
       constant target with 0 there (ONNX's "copy this dimension");
     - an all-zero initial state of an LSTM, GRU or RNN (ConstantOfShape or Expand of
       zero, through layout ops) is replaced by no value, which ONNX defines as zero;
-    - `Identity` and inference `Dropout` are bypassed;
+    - `Identity`, inference `Dropout` and a `Cast` to the type it already has are bypassed;
     - ops without uses are deleted.
 
     This turns a PyTorch-exported LSTM or GRU into its recurrent op and the layers
@@ -77,6 +77,9 @@ class _Folder:
 
     def visit(self, op: Operation) -> bool:
         if isinstance(op, onnx_d.IdentityOp | onnx_d.DropoutOp) and self._bypass(op):
+            return True
+        if isinstance(op, onnx_d.CastOp) and op.operands[0].type == op.results[0].type:
+            op.results[0].replace_all_uses_with(op.operands[0])  # a cast to its own type
             return True
         if isinstance(op, onnx_d.LSTMOp | onnx_d.GRUOp | onnx_d.RNNOp):
             return self._zero_states(op)

@@ -19,9 +19,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import runtime.ese.sim as sim_module
+from backends.docs import readme_path, updated
 from backends.ese import target as ese_target
 from backends.ese.config import ESEConfig
-from backends.ese.docs import README, updated
 from backends.ese.isa import ESE_ISA
 from compiler.cli import main
 from compiler.errors import DlhwcError
@@ -498,8 +498,8 @@ def test_handlers_repeat_the_isa_pseudo_code():
 
 
 def test_isa_reference_in_the_readme_is_current():
-    text = README.read_text(encoding="utf-8")
-    assert updated(text) == text, "run python -m backends.ese.docs"
+    text = readme_path("ese").read_text(encoding="utf-8")
+    assert updated("ese", text) == text, "run python -m backends.docs"
 
 
 # -- errors ----------------------------------------------------------------------------
