@@ -222,7 +222,7 @@ def _threshold(args) -> int | None:
     return None if args.elide_threshold < 0 else args.elide_threshold
 
 
-def _emit_module(module, args) -> None:
+def _emit_module(module, args, report: bool = True) -> None:
     from compiler.fileio import write_atomic
     from compiler.irio import module_to_string
 
@@ -230,7 +230,8 @@ def _emit_module(module, args) -> None:
         write_atomic(args.output, module_to_string(module))
     else:
         sys.stdout.write(module_to_string(module, _threshold(args)))
-    _report(module, args)
+    if report:
+        _report(module, args)
 
 
 def _passes_and_dumper(args):
@@ -276,11 +277,13 @@ def _compile_for_target(args) -> int:
         return with_calibration(passes, args.calibration)[0]
 
     emit = args.emit or "dlhw"
+    report = getattr(args, "report", False) or getattr(args, "report_json", None)
     result = compile_for_target(
-        args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure
-    )
+        args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure,
+        after_compression=(lambda module: _report(module, args)) if report else None,
+    )  # fmt: skip
     if not isinstance(result, Container):
-        _emit_module(result, args)
+        _emit_module(result, args, report=False)  # the ledger was printed at the comp stage
         return 0
     _print_placement(result)
     if emit == "asm":

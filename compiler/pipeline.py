@@ -158,6 +158,7 @@ def compile_for_target(
     hw: str | None = None,
     dump: IRDumper | None = None,
     configure: Callable[[list[ModulePass]], list[ModulePass]] = lambda passes: passes,
+    after_compression: Callable[[ModuleOp], None] | None = None,
 ):
     """Compile ``model_path`` for a target, stopping after stage ``emit``.
 
@@ -187,6 +188,8 @@ def compile_for_target(
         if extra.name not in present:
             compression.append(extra)
     apply_passes(module, configure(compression), dump)
+    if after_compression is not None:
+        after_compression(module)
     if emit == "comp":
         return module
 

@@ -10,7 +10,9 @@ command it runs, so the same can be typed by hand:
    compression cost (`dlhwc eval`);
 3. the same pipeline compiled for EIE: which op runs where;
 4. the program run in the simulator on the test split: accuracy next to the float
-   model's, and the cycle/energy table.
+   model's, and the cycle/energy table;
+5. the digits LSTM compiled for ESE (12-bit weights, 16-bit activations, sigmoid/tanh
+   tables) and simulated: accuracy next to float, cycles and energy per time step.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ MODEL = HERE / "models" / "digits_mlp.onnx"
 DATA = HERE / "data" / "digits_test.npz"
 CALIB = HERE / "data" / "digits_calib.npz"
 RECIPE = HERE / "recipes" / "digits_mlp.toml"
+LSTM = HERE / "models" / "digits_lstm.onnx"
+SEQ_DATA = HERE / "data" / "digits_test_seq.npz"
+SEQ_CALIB = HERE / "data" / "digits_calib_seq.npz"
 
 
 def dlhwc(*args: object) -> None:
@@ -37,8 +42,8 @@ def dlhwc(*args: object) -> None:
     subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], check=True)
 
 
-def accuracy(outputs: Path) -> float:
-    labels = np.load(DATA)["labels"]
+def accuracy(outputs: Path, data: Path = DATA) -> float:
+    labels = np.load(data)["labels"]
     probs = np.load(outputs)["probabilities"]
     return float(np.mean(probs.argmax(axis=1) == labels))
 
@@ -71,6 +76,17 @@ def main() -> None:
         dlhwc("run", program, "--input", DATA, "--output", sim_out, "--stats", stats, "--report")
         eie_acc = accuracy(sim_out)
         print(f"\naccuracy: float {float_acc:.2%}, EIE simulator {eie_acc:.2%}")
+
+        print("\n== 5. The digits LSTM on ESE (200 MHz, 32 PEs)")
+        lstm_float = tmp / "lstm_float.npz"
+        dlhwc("run", LSTM, "--input", SEQ_DATA, "--output", lstm_float)
+        lstm_prog, lstm_out = tmp / "digits_lstm.dlhw", tmp / "ese.npz"
+        dlhwc("compile", LSTM, "--target", "ese", "--calibration", SEQ_CALIB, "-o", lstm_prog)
+        dlhwc("run", lstm_prog, "--input", SEQ_DATA, "--output", lstm_out, "--report")
+        print(
+            f"\naccuracy: float {accuracy(lstm_float, SEQ_DATA):.2%}, "
+            f"ESE simulator {accuracy(lstm_out, SEQ_DATA):.2%}"
+        )
 
 
 if __name__ == "__main__":
