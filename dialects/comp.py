@@ -65,6 +65,7 @@ from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
+from dialects import onnx as onnx_d
 from dialects.onnx import array_from_dense, dense_from_array, tensor_type
 from runtime.fixedpoint import FixedFormat
 
@@ -352,6 +353,32 @@ class QuantizeOp(IRDLOperation):
     def verify_(self) -> None:
         if self.input.type != self.output.type:
             raise VerifyException("comp.quantize keeps its operand's type")
+
+    def result_format(self, value: SSAValue) -> FixedFormat:
+        return self.format.format
+
+
+# Ops that only move or reshape their first operand's values.
+LAYOUT_OPS = (onnx_d.TransposeOp, onnx_d.ReshapeOp, onnx_d.SqueezeOp, onnx_d.UnsqueezeOp,
+              onnx_d.IdentityOp, onnx_d.FlattenOp)  # fmt: skip
+
+
+def value_format(value: SSAValue) -> FixedFormat | None:
+    """The fixed-point format ``value``'s elements are in, or None if it is float.
+
+    Found through layout-only ops (a transpose or reshape keeps its input's format) back
+    to an op that produces fixed-point values: one with a `result_format(value)` method
+    (comp.quantize, and the targets' layer ops).
+    """
+    while True:
+        owner = value.owner
+        result_format = getattr(owner, "result_format", None)
+        if result_format is not None:
+            return result_format(value)
+        if isinstance(owner, LAYOUT_OPS) and owner.operands:
+            value = owner.operands[0]
+            continue
+        return None
 
 
 COMP = Dialect("comp", [WeightOp, QuantizeOp], [FixedAttr])

@@ -94,6 +94,9 @@ class FCOp(IRDLOperation):
     def weight_format(self) -> FixedFormat:
         return self.weight_op.fixed_format
 
+    def result_format(self, value: SSAValue) -> FixedFormat:
+        return self.out_format.format
+
     @property
     def shift(self) -> int:
         """Right shift from the accumulator (frac fa+fw) to the output format."""

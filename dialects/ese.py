@@ -46,6 +46,7 @@ from xdsl.utils.exceptions import VerifyException
 from dialects.comp import FixedAttr, WeightOp
 from dialects.onnx import NoneType
 from runtime.ese.arith import HARDWARE_ACTIVATIONS
+from runtime.fixedpoint import FixedFormat
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
@@ -108,6 +109,12 @@ class RNNOp(IRDLOperation):
     @property
     def gates(self) -> int:
         return GATES[self.kind.data]
+
+    def result_format(self, value: SSAValue) -> FixedFormat:
+        """Y and Y_h are hidden states; an LSTM's Y_c is its cell state."""
+        if self.kind.data == "LSTM" and value.index == 2:
+            return FixedFormat(16, self.cell_frac.value.data)
+        return self.h_format.format
 
     @property
     def activation_names(self) -> list[str]:

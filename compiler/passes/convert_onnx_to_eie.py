@@ -17,8 +17,8 @@ from compiler.errors import DlhwcError
 from compiler.passes.weights import erase_weight
 from dialects import comp, eie
 from dialects import onnx as onnx_d
+from dialects.comp import value_format
 from dialects.onnx import HOST_REASON
-from runtime.fixedpoint import FixedFormat
 
 _ACTIVATIONS = (onnx_d.ReluOp,)
 
@@ -30,7 +30,8 @@ class ConvertOnnxToEiePass(ModulePass):
     A layer is `Gemm(x, W, b)` (transA=0, alpha=beta=1) or `MatMul(x, W)` followed by an
     `Add` of a constant bias, then optionally a single-use `Relu`, where
       - x is a 2-D activation [batch, in] in a fixed-point format: the result of a
-        `comp.quantize` (from the `quantize` pass) or of an earlier `eie.fc`;
+        `comp.quantize` (from the `quantize` pass) or of an earlier `eie.fc`, possibly
+        through layout-only ops (Transpose, Reshape, Squeeze, ...) that run on the host;
       - W is a weight-shared, quantized `comp.weight` whose codebook fits the machine's
         index bits and has the value 0.0 (the filler code; it is moved to index 0, or
         added when the codebook has room);
@@ -73,7 +74,7 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
         op.attributes[HOST_REASON] = StringAttr(layer)
         return
     name = op.node_name or layer.weight.node_name or "fc"
-    in_format = _input_format(layer.x)
+    in_format = value_format(layer.x)
     if in_format is None:
         op.attributes[HOST_REASON] = StringAttr("its input has no fixed-point format")
         return
@@ -161,15 +162,6 @@ def _is_constant(value: SSAValue) -> bool:
 def _bias_shape_ok(value: SSAValue, rows: int) -> bool:
     shape = value.type.get_shape()
     return int(np.prod(shape)) == rows and all(d == 1 for d in shape[:-1])
-
-
-def _input_format(x: SSAValue) -> FixedFormat | None:
-    owner = x.owner
-    if isinstance(owner, comp.QuantizeOp):
-        return owner.format.format
-    if isinstance(owner, eie.FCOp):
-        return owner.out_format.format
-    return None
 
 
 def _eie_weight(w: comp.WeightOp, transpose: bool, name: str, config: EIEConfig) -> comp.WeightOp:

@@ -17,6 +17,7 @@ from backends.ese.config import ESEConfig
 from compiler.errors import DlhwcError
 from dialects import comp, ese
 from dialects import onnx as onnx_d
+from dialects.comp import value_format
 from dialects.onnx import HOST_REASON
 from runtime.ese.arith import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
 from runtime.fixedpoint import FixedFormat, frac_bits_for
@@ -24,14 +25,6 @@ from runtime.fixedpoint import FixedFormat, frac_bits_for
 _RNN_OPS = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)
 # Ops that move or relabel elements without changing a value: a fixed-point format
 # survives them.
-_LAYOUT_OPS = (
-    onnx_d.TransposeOp,
-    onnx_d.ReshapeOp,
-    onnx_d.SqueezeOp,
-    onnx_d.UnsqueezeOp,
-    onnx_d.IdentityOp,
-    onnx_d.FlattenOp,
-)
 DEFAULT_ACTIVATIONS = {
     "LSTM": ("Sigmoid", "Tanh", "Tanh"),
     "GRU": ("Sigmoid", "Tanh"),
@@ -138,7 +131,7 @@ def _properties(op: onnx_d.OnnxOp, kind: str, name: str, config: ESEConfig) -> d
     # (which quantize provides too) would quietly keep the op on the host.
     for index, what in ((1, "W"), (2, "R")):
         _check_weight(op.operands[index].owner, what, name, config)
-    x_format = _input_format(op.operands[0])
+    x_format = value_format(op.operands[0])
     if x_format is None:
         raise _StaysOnHost(
             "its input X has no fixed-point format (no comp.quantize or ese.rnn before it "
@@ -215,22 +208,6 @@ def _check_weight(owner, what: str, name: str, config: ESEConfig) -> None:
         )
 
 
-def _input_format(x: SSAValue) -> FixedFormat | None:
-    """The fixed-point format of ``x``'s values, found through layout-only ops."""
-    while True:
-        owner = x.owner
-        if isinstance(owner, comp.QuantizeOp):
-            return owner.format.format
-        if isinstance(owner, ese.RNNOp):
-            if owner.kind.data == "LSTM" and x.index == 2:
-                return FixedFormat(16, owner.cell_frac.value.data)
-            return owner.h_format.format
-        if isinstance(owner, _LAYOUT_OPS) and owner.operands:
-            x = owner.operands[0]
-            continue
-        return None
-
-
 def _hidden_format(op: onnx_d.OnnxOp, kind: str, activations: list[str], name: str) -> FixedFormat:
     """h_format: the widest range of the formats Y and Y_h are quantized to, of +-1 when
     the activations bound |h| < 1, and of initial_h; an error when none is known."""
@@ -276,7 +253,7 @@ def _initial_h_frac(op: onnx_d.OnnxOp) -> int | None:
             else value.owner.to_array()
         )
         return frac_bits_for(float(np.max(np.abs(array))) if array.size else 0.0, 16)
-    fmt = _input_format(value)
+    fmt = value_format(value)
     return None if fmt is None else fmt.frac + 16 - fmt.bits
 
 

@@ -86,7 +86,10 @@ class QuantizePass(ModulePass):
         is a constant or comp.weight) and then an elementwise Relu, Sigmoid or Tanh, each
         only when it is the sole use of the value before it. The value at the end of that
         chain is quantized, and all its uses read the quantized value. For an LSTM/GRU/RNN,
-        each of Y, Y_h, Y_c that is used is quantized.
+        each of Y, Y_h, Y_c that is used is quantized;
+      - every layer's input that is not already one of these seen through layout-only
+        ops (Transpose, Reshape, Squeeze, ...), e.g. the output of a host op (a Scaler)
+        that a layer reads.
     Only f32 tensors are quantized; a value already read through a comp.quantize is left
     as it is, so running the pass twice adds nothing.
 
@@ -296,6 +299,11 @@ def activation_targets(fn: func.FuncOp) -> list[SSAValue]:
     """The values of ``fn`` the pass quantizes, in program order (see QuantizePass)."""
     targets: list[SSAValue] = [a for a in fn.body.block.args if _is_f32(a.type)]
     for op in fn.body.block.ops:
+        if isinstance(op, (*_RNN_OPS, *_LAYER_OPS)) and op.operands:
+            # A layer reads fixed point: its input, unless that is a quantized value
+            # seen through layout-only ops (e.g. the output of a host op like Scaler).
+            if not _derived_from(op.operands[0], targets):
+                targets.append(op.operands[0])
         if isinstance(op, _RNN_OPS):
             targets.extend(r for r in op.results if _is_f32(r.type) and r.uses)
         elif isinstance(op, _LAYER_OPS) and op.results:
@@ -308,6 +316,18 @@ def activation_targets(fn: func.FuncOp) -> list[SSAValue]:
         seen.add(value)
         unique.append(value)
     return unique
+
+
+def _derived_from(value: SSAValue, targets: list[SSAValue]) -> bool:
+    """Whether ``value`` is a target, or is quantized, through layout-only ops."""
+    while True:
+        if value in targets or _is_quantized(value) or isinstance(value.owner, comp.QuantizeOp):
+            return True
+        owner = value.owner
+        if isinstance(owner, comp.LAYOUT_OPS) and owner.operands:
+            value = owner.operands[0]
+            continue
+        return isinstance(owner, onnx_d.ConstantOp | comp.WeightOp)
 
 
 def _layer_output(value: SSAValue) -> SSAValue:
