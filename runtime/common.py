@@ -393,6 +393,23 @@ def fifo_recurrence(
 # -- formatting ---------------------------------------------------------------------------
 
 
+def ratios(entry: dict) -> None:
+    """Add speedup and energy saving against the entry's dense baseline."""
+    dense = entry["dense"]
+    entry["speedup"] = dense["cycles"] / entry["cycles"] if entry["cycles"] else 0.0
+    entry["energy_saving"] = dense["energy_pj"] / entry["energy_pj"] if entry["energy_pj"] else 0.0
+
+
+def energy(events: dict[str, int], config) -> float:
+    """Picojoules of the event counts, at the config's energy per event."""
+    return float(sum(count * getattr(config.energy, k) for k, count in events.items()))
+
+
+def energy_breakdown(events: dict[str, int], config) -> dict[str, float]:
+    """Picojoules per event kind."""
+    return {k: float(count * getattr(config.energy, k)) for k, count in events.items()}
+
+
 def align(rows: list[list[str]], left: int) -> list[str]:
     """Columns padded to their widest cell: the first ``left`` left-aligned, the rest right."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

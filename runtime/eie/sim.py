@@ -38,8 +38,9 @@ import numpy as np
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
 from compiler.errors import DlhwcError
-from runtime.common import Program, decode_streams
+from runtime.common import Program, decode_streams, energy_breakdown, ratios
 from runtime.common import align as _align
+from runtime.common import energy as energy_pj
 from runtime.common import fifo_recurrence as _fifo_recurrence
 from runtime.common import num as _num
 from runtime.common import one_line as _one_line
@@ -54,8 +55,9 @@ NUM_BUFFERS = 4
 """On-chip activation buffers buf[0..3] (the ISA's 2-bit buffer fields)."""
 
 DENSE_LIMIT = 1 << 20
-"""A decoded block with at most this many rows x columns keeps a dense copy of its weight
-codes for `spmv`; larger blocks build dense slices of this many elements per product."""
+"""A decoded block with at most this many rows x columns also keeps a dense copy of its
+weight codes, which `spmv` uses when a batch of vectors makes that cheaper than gathering
+the entries of their non-zero activations' columns."""
 
 ENERGY_EVENTS = (
     "spmat_read",
@@ -734,7 +736,7 @@ class _CostModel:
         for lay, tally in zip(sim.layers, self.layers, strict=True):
             entry = _layer_json(lay, tally, cfg, n)
             entry["dense"] = _dense_json(lay, tally, cfg, n, dense_resident)
-            _ratios(entry)
+            ratios(entry)
             layers.append(entry)
         total_tally = _Tally()
         for tally in [*self.layers, self.other]:
@@ -764,7 +766,7 @@ class _CostModel:
 
 def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:
     cycles = sum(tally.cycles.values())
-    energy = _energy(tally.events, cfg)
+    energy = energy_pj(tally.events, cfg)
     compute = tally.cycles["compute"]
     entries = lay.entries
     nonzero_macs = tally.entries - tally.fillers
@@ -796,7 +798,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:
         "host_words": tally.host_words,
         "energy_pj": energy,
         "energy_pj_per_vector": energy / n,
-        "energy_breakdown_pj": _energy_breakdown(tally.events, cfg),
+        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
         "events": dict(tally.events),
     }
 
@@ -840,7 +842,7 @@ def _dense_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int, resident: bo
     events["dram_word"] = words * load_times
     events["host_word"] = tally.events["host_word"]
     cycles = compute * n + load + tally.cycles["transfer"] + tally.cycles["sync"]
-    energy = _energy(events, cfg)
+    energy = energy_pj(events, cfg)
     return {
         "cycles": cycles,
         "cycles_per_vector": cycles / n,
@@ -856,15 +858,9 @@ def _dense_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int, resident: bo
     }
 
 
-def _ratios(entry: dict) -> None:
-    dense = entry["dense"]
-    entry["speedup"] = dense["cycles"] / entry["cycles"] if entry["cycles"] else 0.0
-    entry["energy_saving"] = dense["energy_pj"] / entry["energy_pj"] if entry["energy_pj"] else 0.0
-
-
 def _totals(tally: _Tally, layers: list[dict], cfg: EIEConfig, n: int) -> dict:
     cycles = sum(tally.cycles.values())
-    energy = _energy(tally.events, cfg)
+    energy = energy_pj(tally.events, cfg)
     compute = tally.cycles["compute"]
     dense_cycles = sum(e["dense"]["cycles"] for e in layers)
     dense_energy = sum(e["dense"]["energy_pj"] for e in layers)
@@ -882,7 +878,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: EIEConfig, n: int) -> dict:
         else 0.0,
         "energy_pj": energy,
         "energy_pj_per_vector": energy / n,
-        "energy_breakdown_pj": _energy_breakdown(tally.events, cfg),
+        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
         "events": dict(tally.events),
         "host_words": tally.host_words,
         "load_words": tally.load_words,
@@ -895,16 +891,8 @@ def _totals(tally: _Tally, layers: list[dict], cfg: EIEConfig, n: int) -> dict:
             "energy_pj_per_vector": dense_energy / n,
         },
     }
-    _ratios(total)
+    ratios(total)
     return total
-
-
-def _energy(events: dict[str, int], cfg: EIEConfig) -> float:
-    return float(sum(events[k] * getattr(cfg.energy, k) for k in ENERGY_EVENTS))
-
-
-def _energy_breakdown(events: dict[str, int], cfg: EIEConfig) -> dict[str, float]:
-    return {k: float(events[k] * getattr(cfg.energy, k)) for k in ENERGY_EVENTS}
 
 
 # -- stats -----------------------------------------------------------------------------

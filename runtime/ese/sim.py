@@ -43,13 +43,16 @@ from runtime.common import (
     Program,
     align,
     decode_streams,
+    energy_breakdown,
     fifo_recurrence,
     num,
     one_line,
     pct,
     py_name,
+    ratios,
     words,
 )
+from runtime.common import energy as energy_pj
 from runtime.container import Container
 from runtime.ese import arith
 from runtime.fixedpoint import from_codes, saturate, to_codes
@@ -1163,7 +1166,7 @@ class _CostModel:
         for lay, tally in zip(sim.layers, self.layers, strict=True):
             entry = _layer_json(lay, tally, cfg, n)
             entry["dense"] = _dense_json(lay, tally, cfg, n, dense_resident)
-            _ratios(entry)
+            ratios(entry)
             layers.append(entry)
         total_tally = _Tally()
         for tally in [*self.layers, self.other]:
@@ -1210,7 +1213,7 @@ def _matrix_json(lay: _Layer, m: _Matrix) -> dict:
 def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
     cycles = sum(tally.cycles.values())
     compute = tally.cycles["compute"]
-    energy = _energy(tally.events, cfg)
+    energy = energy_pj(tally.events, cfg)
     steps = max(tally.steps, 1)
     entries = lay.entries
     weights = sum(m.rows * m.cols for m in lay.matrices.values())
@@ -1261,7 +1264,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
         "energy_pj": energy,
         "energy_pj_per_vector": energy / n,
         "energy_pj_per_step": energy / steps,
-        "energy_breakdown_pj": _energy_breakdown(tally.events, cfg),
+        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
         "events": dict(tally.events),
     }
 
@@ -1319,7 +1322,7 @@ def _dense_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int, resident: bo
     events["dram_word"] = all_words if resident else load_words * tally.steps
     load = -(-all_words // cfg.dma_words_per_cycle) if resident else 0
     cycles = compute + load + tally.cycles["transfer"] + tally.cycles["sync"]
-    energy = _energy(events, cfg)
+    energy = energy_pj(events, cfg)
     us = cfg.cycle_ns / 1000.0
     steps = max(tally.steps, 1)
     return {
@@ -1340,16 +1343,10 @@ def _dense_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int, resident: bo
     }
 
 
-def _ratios(entry: dict) -> None:
-    dense = entry["dense"]
-    entry["speedup"] = dense["cycles"] / entry["cycles"] if entry["cycles"] else 0.0
-    entry["energy_saving"] = dense["energy_pj"] / entry["energy_pj"] if entry["energy_pj"] else 0.0
-
-
 def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
     cycles = sum(tally.cycles.values())
     compute = tally.cycles["compute"]
-    energy = _energy(tally.events, cfg)
+    energy = energy_pj(tally.events, cfg)
     steps = max(tally.steps, 1)
     spmv = tally.spmv_cycles
     us = cfg.cycle_ns / 1000.0
@@ -1378,7 +1375,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
         "energy_pj": energy,
         "energy_pj_per_vector": energy / n,
         "energy_pj_per_step": energy / steps,
-        "energy_breakdown_pj": _energy_breakdown(tally.events, cfg),
+        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
         "events": dict(tally.events),
         "host_words": tally.host_words,
         "load_words": tally.load_words,
@@ -1391,16 +1388,8 @@ def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
             "energy_pj_per_vector": dense_energy / n,
         },
     }
-    _ratios(total)
+    ratios(total)
     return total
-
-
-def _energy(events: dict[str, int], cfg: ESEConfig) -> float:
-    return float(sum(events[k] * getattr(cfg.energy, k) for k in ENERGY_EVENTS))
-
-
-def _energy_breakdown(events: dict[str, int], cfg: ESEConfig) -> dict[str, float]:
-    return {k: float(events[k] * getattr(cfg.energy, k)) for k in ENERGY_EVENTS}
 
 
 # -- stats -----------------------------------------------------------------------------
