@@ -30,6 +30,7 @@ Structure (as runtime/eie/sim.py; the target-neutral parts are runtime/common.py
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,14 @@ class _Block:
     @property
     def ncols(self) -> int:
         return self.col_end - self.col_start
+
+    @functools.cached_property
+    def by_row(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, cols, codes) sorted by row, and where each row's run starts (once)."""
+        order = np.argsort(self.rows, kind="stable")
+        rows, cols, codes = self.rows[order], self.cols[order], self.codes[order]
+        starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+        return rows, cols, codes, starts
 
 
 @dataclass(frozen=True)
@@ -860,9 +869,7 @@ def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
     out = np.zeros((a.shape[0], num_rows), dtype=np.int64)
     if blk.rows.size == 0:
         return out
-    order = np.argsort(blk.rows, kind="stable")
-    rows, cols, codes = blk.rows[order], blk.cols[order], blk.codes[order]
-    starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
+    rows, cols, codes, starts = blk.by_row
     for lo in range(0, a.shape[0], 256):  # batch chunks bound the [chunk, entries] product
         prod = a[lo : lo + 256, cols] * codes
         out[lo : lo + 256, rows[starts]] = np.add.reduceat(prod, starts, axis=1)
