@@ -1,7 +1,7 @@
 """The `dlhwc` command line.
 
-    dlhwc compile model.onnx [--emit STAGE] [-p PIPELINE] [-o OUT] [--print-ir-after-all]
-                  [--calibration DATA.npz]
+    dlhwc compile model.onnx [--target eie|ese] [--emit STAGE] [-p PIPELINE] [-o OUT]
+                  [--print-ir-after-all] [--hw CONFIG.toml] [--calibration DATA.npz]
     dlhwc opt in.mlir -p PIPELINE [-o OUT] [--print-ir-after-all] [--calibration DATA.npz]
     dlhwc run model.onnx|in.mlir --input x.npy|inputs.npz [--output out.npz]
     dlhwc run prog.dlhw --input x.npy|inputs.npz [--output out.npz] [--stats stats.json]
@@ -15,7 +15,8 @@
     dlhwc disasm prog.dlhw [--show-encoding] [-o prog.s]
 
 `--report` on compile and opt prints the compression ledger (compiler/compression/
-ledger.py) to stdout: after the IR when there is no -o, alone when the IR goes to -o.
+ledger.py) to stdout: after the IR when there is no -o, alone when the IR goes to -o;
+with --target, the ledger of the comp stage, before anything the later stages print.
 `--report-json FILE` writes the ledger as JSON.
 
 Heavy modules (xDSL, onnx, onnxruntime) are imported only by the command that needs
