@@ -239,8 +239,17 @@ class ProgramBuilder:
                             other.name = f"{name}.{i}"
                     sym.name = name
             return self.symbol_of[value]
-        axis = self.batch_axis(value)
-        shape = self.vector_shape(value, axis)
+        if isinstance(value.type, TensorType):
+            axis = self.batch_axis(value)
+            shape = self.vector_shape(value, axis)
+        elif kind == "input" or self.is_accel(value.owner):
+            raise DlhwcError(
+                f"value {value.name_hint or ''} is not a tensor; it cannot cross to the accelerator"
+            )
+        else:
+            # A host value that is not a tensor (a ZipMap's sequence of maps): it only
+            # passes through host memory, from a host segment to the program's outputs.
+            axis, shape, dtype = 0, [], "object"
         sym_name = name or value.name_hint or f"t{len(self.symbols)}"
         if any(s.name == sym_name for s in self.symbols):
             sym_name = f"{sym_name}.{len(self.symbols)}"

@@ -61,9 +61,15 @@ def load_arrays(path: str | Path, single_name: str | None = None) -> dict[str, n
     return {single_name: loaded}
 
 
-def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write named arrays as an `.npz` (or one array as `.npy`), deterministically."""
+def save_arrays(path: str | Path, arrays: dict[str, object]) -> None:
+    """Write named arrays as an `.npz` (or one array as `.npy`), deterministically.
+
+    A sequence of maps (what ONNX-ML's ZipMap produces, one map of label -> score per
+    row) is written as a 2-D array [rows, labels], columns in sorted label order, with
+    the labels in a second array named `<name>.keys`.
+    """
     path = Path(path)
+    arrays = _tensors_only(arrays, path)
     buf = io.BytesIO()
     if path.suffix == ".npy":
         if len(arrays) != 1:
@@ -80,3 +86,24 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
                 zf.writestr(info, entry.getvalue())
     write_atomic(path, buf.getvalue())
+
+
+def _tensors_only(arrays: dict[str, object], path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:
+            value = list(value)
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            keys = sorted(value[0])
+            out[name] = np.array([[row[k] for k in keys] for row in value], dtype=np.float32)
+            out[f"{name}.keys"] = np.array(keys)
+            continue
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise DlhwcError(
+                f"output '{name}' is not a tensor or a sequence of maps; it cannot be "
+                "written to a .npy/.npz file",
+                file=str(path),
+            )
+        out[name] = array
+    return out
