@@ -86,8 +86,6 @@ def test_zeros_of_constants_and_masks_of_pruned_weights_are_kept():
 
 
 def test_pruned_model_keeps_its_zeros():
-    if "prune" not in available_passes():
-        pytest.skip("no prune pass")
     pruned = run_pipeline("prune{sparsity=0.9}")
     masks = {s.layer: s.source.mask_array() for s in find_weights(pruned, "matrix")}
     shared = run_pipeline("share-weights{bits=4}", pruned)
