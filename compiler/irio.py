@@ -74,8 +74,53 @@ def context() -> Context:
     return ctx
 
 
+# Hex payloads at least this long are lifted out of the text before parsing.
+LIFT_HEX_CHARS = 1 << 16
+
+
+def _lift_blobs(text: str) -> tuple[str, list[str]]:
+    """``text`` with every long `dense<"0x...">` payload replaced by `dlhwc_blob<i>`."""
+    pieces, blobs, pos = [], [], 0
+    opener = 'dense<"0x'
+    while (start := text.find(opener, pos)) >= 0:
+        hex_start = start + len(opener)
+        end = text.find('"', hex_start)
+        if end < 0:
+            break
+        if end - hex_start >= LIFT_HEX_CHARS and text.startswith('">', end):
+            pieces.append(text[pos:start])
+            pieces.append(f"dlhwc_blob<{len(blobs)}>")
+            blobs.append(text[hex_start:end])
+            pos = end + 2
+        else:
+            pieces.append(text[pos:hex_start])
+            pos = hex_start
+    pieces.append(text[pos:])
+    return "".join(pieces), blobs
+
+
 def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
-    """Parse and verify IR text; errors become one-line `DlhwcError`s with line:column."""
+    """Parse and verify IR text; errors become one-line `DlhwcError`s with line:column.
+
+    Large hex constants are lifted out of the text first (see `dialects.onnx.HEX_BLOBS`):
+    xDSL's lexer takes seconds on a string literal of hundreds of MB. Should anything in
+    the lifted text not parse, the text is parsed again as it is, so errors keep their
+    positions.
+    """
+    from dialects.onnx import HEX_BLOBS
+
+    lifted, blobs = _lift_blobs(text) if len(text) > LIFT_HEX_CHARS else (text, [])
+    if blobs:
+        token = HEX_BLOBS.set(blobs)
+        try:
+            module = Parser(context(), lifted, name=filename).parse_module()
+            module.verify()
+            return module
+        except (ParseError, VerifyException, ValueError):
+            pass  # reported by the plain parse below
+        finally:
+            HEX_BLOBS.reset(token)
+            del lifted, blobs
     try:
         module = Parser(context(), text, name=filename).parse_module()
     except ParseError as e:

@@ -320,7 +320,7 @@ class WeightOp(IRDLOperation):
 
     @classmethod
     def parse(cls, parser: Parser) -> WeightOp:
-        props = parser.parse_optional_attr_dict()
+        props = onnx_d.parse_attribute_dict(parser)
         parser.parse_punctuation(":")
         typ = parser.parse_type()
         return cls(typ, props)

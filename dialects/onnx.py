@@ -25,6 +25,7 @@ Custom assembly format of every op but `onnx.Constant`:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import ClassVar
 
 import numpy as np
@@ -238,6 +239,58 @@ def attr_to_python(attr: Attribute) -> object:
 
 
 # ---------------------------------------------------------------------------------------
+# Large constants in saved IR
+# ---------------------------------------------------------------------------------------
+
+# compiler/irio.parse_module lifts the hex payloads of large dense literals out of the
+# text before xDSL lexes it (lexing a 800 MB string literal takes seconds) and leaves
+# `dlhwc_blob<i> : tensor<...>` in their place; the ops that hold large constants read
+# them back here. The payloads of the module being parsed:
+HEX_BLOBS: ContextVar[list[str] | None] = ContextVar("HEX_BLOBS", default=None)
+
+
+def parse_attribute_value(parser: Parser) -> Attribute:
+    """An attribute, or a lifted dense payload, or a dictionary of either."""
+    if parser.parse_optional_keyword("dlhwc_blob") is not None:
+        pos = parser.pos
+        parser.parse_punctuation("<")
+        index = parser.parse_integer()
+        parser.parse_punctuation(">")
+        parser.parse_punctuation(":")
+        typ = parser.parse_type()
+        blobs = HEX_BLOBS.get()
+        if blobs is None or not 0 <= index < len(blobs) or not isinstance(typ, TensorType):
+            parser.raise_error("dlhwc_blob is not an attribute", pos, parser.pos)
+        data = bytes.fromhex(blobs[index])
+        attr = DenseIntOrFPElementsAttr(typ, BytesAttr(data))
+        if len(attr) != max(1, int(np.prod(typ.get_shape()))):
+            parser.raise_error("dense literal size differs from its type", pos, parser.pos)
+        return attr
+    if parser._current_token.text == "{":
+        return DictionaryAttr(parse_attribute_dict(parser))
+    return parser.parse_attribute()
+
+
+def parse_attribute_dict(parser: Parser) -> dict[str, Attribute]:
+    """An optional `{name = value, ...}` whose values may be lifted dense payloads."""
+    entries: dict[str, Attribute] = {}
+    if parser.parse_optional_punctuation("{") is None:
+        return entries
+    if parser.parse_optional_punctuation("}") is not None:
+        return entries
+    while True:
+        name = parser.parse_optional_identifier()
+        if name is None:
+            name = parser.parse_str_literal()
+        parser.parse_punctuation("=")
+        entries[name] = parse_attribute_value(parser)
+        if parser.parse_optional_punctuation(",") is None:
+            break
+    parser.parse_punctuation("}")
+    return entries
+
+
+# ---------------------------------------------------------------------------------------
 # Ops
 # ---------------------------------------------------------------------------------------
 
@@ -314,7 +367,7 @@ class OnnxOp(IRDLOperation):
         operands = parser.parse_comma_separated_list(
             Parser.Delimiter.PAREN, parser.parse_unresolved_operand
         )
-        props = parser.parse_optional_attr_dict()
+        props = parse_attribute_dict(parser)
         parser.parse_punctuation(":")
         pos = parser.pos
         fn_type = parser.parse_function_type()
@@ -615,7 +668,7 @@ class ConstantOp(OnnxOp):
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
         pos = parser.pos
-        value = parser.parse_attribute()
+        value = parse_attribute_value(parser)
         if isinstance(value, DenseResourceAttr):
             parser.raise_error(
                 "this constant was elided when the IR was printed; a dump with elided "

@@ -41,3 +41,28 @@ def test_symbolic_batch_is_kept():
     text = str(module)
     assert "tensor<?x3xf32>" in text
     assert 'onnx.dim_params = ["N", ""]' in text
+
+
+def test_large_constants_round_trip_through_the_lifted_parse(tmp_path):
+    from compiler.irio import _lift_blobs, module_to_string, parse_module
+
+    text = module_to_string(import_model(_gemm_model(300, 300)))
+    lifted, blobs = _lift_blobs(text)
+    assert len(blobs) == 1 and len(lifted) < 10_000  # the weight's hex left the text
+    assert module_to_string(parse_module(text)) == text
+
+
+def test_errors_after_a_large_constant_keep_their_position():
+    from compiler.errors import DlhwcError
+    from compiler.irio import module_to_string, parse_module
+
+    text = module_to_string(import_model(_gemm_model(300, 300)))
+    lines = text.splitlines()
+    bad = next(i for i, line in enumerate(lines) if "onnx.Gemm" in line)
+    lines[bad] = lines[bad].replace("onnx.Gemm", "onnx.Gemmm")
+    try:
+        parse_module("\n".join(lines), "m.mlir")
+    except DlhwcError as e:
+        assert e.message.startswith(f"m.mlir:{bad + 1}:")
+    else:
+        raise AssertionError("the misspelled op parsed")
