@@ -697,6 +697,10 @@ class NodeOp(OnnxOp):
 
     `op_type` and `domain` name the operator; `attrs` holds its ONNX attributes. It runs
     on the host through onnxruntime as a one-node model.
+
+    A node with subgraphs (If, Loop, Scan) whose subgraphs read values of the enclosing
+    graph by name has those values as its last operands, and `captures` lists their ONNX
+    names (the names the subgraphs use), in operand order.
     """
 
     name = "onnx.Node"
@@ -705,6 +709,7 @@ class NodeOp(OnnxOp):
     domain = prop_def(StringAttr)
     opset = prop_def(IntegerAttr)
     attrs = opt_prop_def(DictionaryAttr)
+    captures = opt_prop_def(ArrayAttr)
 
     def __init__(
         self,
@@ -715,6 +720,7 @@ class NodeOp(OnnxOp):
         result_types: Sequence[Attribute],
         attrs: Mapping[str, Attribute] | None = None,
         node_name: str | None = None,
+        captures: Sequence[tuple[str, SSAValue]] = (),
     ):
         props: dict[str, Attribute] = {
             "op_type": StringAttr(op_type),
@@ -723,7 +729,20 @@ class NodeOp(OnnxOp):
         }
         if attrs:
             props["attrs"] = DictionaryAttr(dict(attrs))
+        if captures:
+            props["captures"] = ArrayAttr([StringAttr(name) for name, _ in captures])
+        inputs = [*inputs, *(value for _, value in captures)]
         super().__init__(inputs, result_types, props, node_name)
+
+    @property
+    def capture_names(self) -> list[str]:
+        """The ONNX names of the enclosing-graph values the subgraphs read."""
+        return [] if self.captures is None else [c.data for c in self.captures.data]
+
+    @property
+    def node_inputs(self) -> int:
+        """How many operands are the ONNX node's own inputs (the rest are captures)."""
+        return len(self.inputs) - len(self.capture_names)
 
     @property
     def onnx_type(self) -> str:

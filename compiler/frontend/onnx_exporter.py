@@ -302,6 +302,7 @@ class _ModuleExporter:
         self.initializers: list[onnx.TensorProto] = []
         self.shared: dict[tuple, str] = {}  # constants the quantize chains share
         self.output_identities: list[tuple[SSAValue, str]] = []
+        self.captured: dict[str, SSAValue] = {}  # capture names given to values by Identity
         self.opsets = self._opsets()
         self.styles: dict[comp.QuantizeOp, str] = {}
 
@@ -395,6 +396,15 @@ class _ModuleExporter:
             else:
                 self.values[value] = name
 
+        # Values a node's subgraphs read from this graph keep the names they read them by.
+        for op in self.block.ops:
+            if isinstance(op, onnx_d.NodeOp):
+                for name, value in zip(
+                    op.capture_names, op.operands[op.node_inputs :], strict=True
+                ):
+                    if value not in self.values and self.value_names.claim(name):
+                        self.values[value] = name
+
         # Initializers take their location name, other values their name hint, where
         # unique; the rest get fresh names derived from them, in program order.
         wanted: list[tuple[SSAValue, str]] = []
@@ -466,6 +476,8 @@ class _ModuleExporter:
         ]
         used = {name for node in self.nodes for name in node.input}
         used.update(o.name for o in graph_outputs)
+        used.update(self.values[v] for op in self.block.ops if isinstance(op, onnx_d.NodeOp)
+                    for v in op.operands[op.node_inputs :])  # read by subgraphs  # fmt: skip
         initializers = [t for t in self.initializers if t.name in used]
         graph_name = self.module.attributes.get("onnx.graph_name")
         graph = onnx.helper.make_graph(
@@ -529,6 +541,8 @@ class _ModuleExporter:
         inputs = [self._input_name(v) for v in op.operands]
         outputs = ["" if isinstance(r.type, NoneType) else self.values[r] for r in op.results]
         if isinstance(op, onnx_d.NodeOp):
+            inputs = inputs[: op.node_inputs]
+            self._emit_captures(op)
             attrs = dict(op.attrs.data) if op.attrs is not None else {}
             domain = op.onnx_domain
             known = _schema_since(op.onnx_type, domain, op.opset.value.data)
@@ -544,6 +558,19 @@ class _ModuleExporter:
             domain = ""
             inputs = _legacy_form(op, self.opsets[""], inputs, attrs)
         self._add_node(op.onnx_type, inputs, outputs, self._node_name(op.node_name), domain, attrs)
+
+    def _emit_captures(self, op: onnx_d.NodeOp) -> None:
+        """Make every captured value visible under the name the subgraphs read it by."""
+        for name, value in zip(op.capture_names, op.operands[op.node_inputs :], strict=True):
+            if self.values[value] == name or self.captured.get(name) is value:
+                continue
+            if not self.value_names.claim(name):
+                raise DlhwcError(
+                    f"cannot export {op.onnx_type} '{op.node_name or ''}': its subgraphs read "
+                    f"'{name}', a name another value of the graph has"
+                )
+            self.captured[name] = value
+            self._add_node("Identity", [self.values[value]], [name], self._fresh_node("capture"))
 
     # -- comp.quantize --------------------------------------------------------------------
 

@@ -479,9 +479,13 @@ class _Importer:
             op = self._dedicated(node, opset, inputs, result_types)
         if op is None:
             attrs = {a.name: _attribute(a) for a in node.attribute}
+            captures = [
+                (name, self.values[name]) for name in _outer_names(node) if name in self.values
+            ]
             op = onnx_d.NodeOp(
-                node.op_type, domain, opset, inputs, result_types, attrs, node.name or None
-            )
+                node.op_type, domain, opset, inputs, result_types, attrs, node.name or None,
+                captures,
+            )  # fmt: skip
         self.block.add_op(op)
         for name, result in zip(node.output, op.results, strict=True):
             if name:
@@ -527,6 +531,29 @@ class _Importer:
         if not name:
             return NoneType()
         return _value_type(self.types.get(name))
+
+
+def _outer_names(node: onnx.NodeProto) -> list[str]:
+    """Names the node's subgraphs read from enclosing graphs, in first-use order."""
+    found: list[str] = []
+
+    def visit(graph: onnx.GraphProto, outer_defined: set[str]) -> None:
+        defined = set(outer_defined)
+        defined.update(i.name for i in graph.input)
+        defined.update(t.name for t in graph.initializer)
+        for n in graph.node:
+            for name in n.input:
+                if name and name not in defined and name not in found:
+                    found.append(name)
+            for a in n.attribute:
+                for sub in [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs):
+                    visit(sub, defined)
+            defined.update(n.output)
+
+    for a in node.attribute:
+        for sub in [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs):
+            visit(sub, set())
+    return found
 
 
 def _dim_params(type_proto: onnx.TypeProto) -> list[str]:

@@ -56,7 +56,10 @@ def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
     from compiler.frontend.onnx_exporter import node_proto, opset_imports
 
     present = [i for i, a in enumerate(args) if a is not None]
-    in_names = [f"in{i}" if args[i] is not None else "" for i in range(len(args))]
+    own = op.node_inputs
+    in_names = [f"in{i}" if args[i] is not None else "" for i in range(own)]
+    # Captured values keep the ONNX names the node's subgraphs read them by.
+    in_names += op.capture_names
     out_names = [
         f"out{i}" if not isinstance(r.type, onnx_d.NoneType) else ""
         for i, r in enumerate(op.results)
@@ -75,7 +78,7 @@ def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
         ]
         graph_outputs = [onnx.helper.make_value_info(n, onnx.TypeProto()) for n in out_names if n]
         graph = onnx.helper.make_graph(
-            [node_proto(op, in_names, out_names)], "node", graph_inputs, graph_outputs
+            [node_proto(op, in_names[:own], out_names)], "node", graph_inputs, graph_outputs
         )
         module = op.get_toplevel_object()
         model = onnx.helper.make_model(graph, opset_imports=opset_imports(module))
