@@ -139,6 +139,13 @@ class ProgramBuilder:
         raise NotImplementedError
 
     def batch_axis(self, value: SSAValue) -> int:
+        """The axis of ``value`` that holds the batch: its first dynamic dimension (the
+        importer keeps a symbolic batch as `?`), else 0. Targets that know better (ESE's
+        sequence-first tensors) override it."""
+        if isinstance(value.type, TensorType):
+            for axis, dim in enumerate(value.type.get_shape()):
+                if dim < 0:
+                    return axis
         return 0
 
     def time_axis(self, value: SSAValue) -> int | None:

@@ -201,7 +201,9 @@ class _ProgramBuilder(ProgramBuilder):
         )
 
     def batch_axis(self, value: SSAValue) -> int:
-        return self.axes.get(value, (0, None, None))[0]
+        if value in self.axes:
+            return self.axes[value][0]
+        return super().batch_axis(value)
 
     def time_axis(self, value: SSAValue) -> int | None:
         return self.axes.get(value, (0, None, None))[1]

@@ -156,7 +156,6 @@ class Simulator(Program):
     def __init__(self, container: Container, source: str = "<container>"):
         super().__init__(container, source)
         self.resident = bool(container.header["resident"])
-        self._check_batch_axes()
         self.layers = self._layers(container.header["layers"])
         self.program = self.decode_text()
         self._check_sections()
@@ -173,14 +172,6 @@ class Simulator(Program):
         return self.error(reason)
 
     # -- loading ----------------------------------------------------------------------
-
-    def _check_batch_axes(self) -> None:
-        for sym in self.symbols:
-            if sym.batch_axis != 0:
-                raise self._error(
-                    f"malformed symbol table: symbol '{sym.name}' keeps its batch on axis "
-                    f"{sym.batch_axis}; EIE programs batch on axis 0"
-                )
 
     def _layers(self, table) -> list[_Layer]:
         layers = []
@@ -428,11 +419,11 @@ class _Machine:
         sym = self.sim.symbols[ops["sym"]]
         if sym.name not in self.memory:
             raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
-        values = np.asarray(self.memory[sym.name])
+        values = sym.rows(np.asarray(self.memory[sym.name]))  # the batch axis first
         if values.shape != (self.batch, *sym.shape):
             raise DlhwcError(
-                f"symbol '{sym.name}' holds {list(values.shape)} in host memory, expected "
-                f"{[self.batch, *sym.shape]}"
+                f"symbol '{sym.name}' holds {list(values.shape)} in host memory (batch "
+                f"first), expected {[self.batch, *sym.shape]}"
             )
         values = values.reshape(self.batch, sym.size)
         self.buf[ops["buf"]] = to_codes(values, sym.format)
@@ -445,7 +436,8 @@ class _Machine:
         """
         sym = self.sim.symbols[ops["sym"]]
         codes = self._buffer(ops["buf"], sym.size)
-        self.memory[sym.name] = from_codes(codes, sym.format).reshape(self.batch, *sym.shape)
+        rows = from_codes(codes, sym.format).reshape(self.batch, *sym.shape)
+        self.memory[sym.name] = sym.host(rows)
 
     def exec_load(self, ops: dict[str, int]) -> None:
         """for each PE k:
