@@ -103,3 +103,30 @@ def test_bench_kmeans_runs_at_small_size():
     for row in ("dlhwc kmeans_1d", "scikit-learn KMeans lloyd", "speed ratio", "checks pass"):
         assert row in out, f"missing row {row!r} in:\n{out}"
     assert "max relative centroid difference" in out, out
+
+
+@pytest.mark.slow
+def test_bench_eie_runs_at_tiny_size():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_eie.py"), "--layers", "NT-LSTM,Alex-8",
+         "--scale", "0.1", "--vectors", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "NT-LSTM" in proc.stdout and "FIFO depth:" in proc.stdout
+    assert "Simulation speed" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_ese_runs_at_tiny_size():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_ese.py"), "--hidden", "32", "--input", "8",
+         "--steps", "4", "--sequences", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "balance-aware" in proc.stdout and "yes" in proc.stdout
