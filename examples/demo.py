@@ -4,11 +4,12 @@ Run with `make demo` (or `.venv/bin/python examples/demo.py`). Each step prints 
 command it runs, so the same can be typed by hand:
 
 1. the float model in the reference interpreter (the golden model): its accuracy;
-2. Deep Compression with the recipe chosen by examples/sweep_compression.py for pruning,
-   weight sharing at EIE's 4-bit indices (index 0 kept for zero), 16-bit fixed point
-   calibrated on training images, Huffman coding: the compression ledger, and what
-   compression cost (`dlhwc eval`);
-3. the same pipeline compiled for EIE: which op runs where;
+2. Deep Compression as the paper does it: prune 90% of every matrix, retrain the
+   survivors, share weights at EIE's 4-bit indices (index 0 kept for zero), retrain the
+   centroids, 16-bit fixed point calibrated on training images, Huffman coding: the
+   compression ledger, and what compression cost (`dlhwc eval`);
+3. the same pipeline compiled for EIE, pruned so that every PE keeps the same number of
+   weights (balance-pes=64): which op runs where;
 4. the program run in the simulator on the test split: accuracy next to the float
    model's, and the cycle/energy table;
 5. the digits LSTM compiled for ESE (12-bit weights, 16-bit activations, sigmoid/tanh
@@ -29,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 MODEL = HERE / "models" / "digits_mlp.onnx"
 DATA = HERE / "data" / "digits_test.npz"
 CALIB = HERE / "data" / "digits_calib.npz"
-RECIPE = HERE / "recipes" / "digits_mlp.toml"
+TRAIN = HERE / "data" / "digits_train.npz"
 LSTM = HERE / "models" / "digits_lstm.onnx"
 SEQ_DATA = HERE / "data" / "digits_test_seq.npz"
 SEQ_CALIB = HERE / "data" / "digits_calib_seq.npz"
@@ -49,10 +50,12 @@ def accuracy(outputs: Path, data: Path = DATA) -> float:
 
 
 def main() -> None:
-    compression = (
-        f"prune{{recipe={RECIPE}}},share-weights{{bits=4 zero-code=true}},"
-        f"quantize{{calibration={CALIB}}}"
-    )
+    def compression(prune: str) -> str:
+        return (
+            f"prune{{{prune}}},retrain{{data={TRAIN}}},share-weights{{bits=4 zero-code=true}},"
+            f"retrain{{data={TRAIN} epochs=10}},quantize{{calibration={CALIB}}}"
+        )
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         print("== 1. The float model in the reference interpreter")
@@ -63,13 +66,14 @@ def main() -> None:
 
         print("\n== 2. Deep Compression: the ledger, and what it cost")
         comp = tmp / "digits_mlp.comp.mlir"
-        dlhwc("compile", MODEL, "-p", f"fold-constants,{compression},huffman{{pes=64}}",
-              "--report", "-o", comp)  # fmt: skip
+        pipeline = f"fold-constants,{compression('sparsity=0.9')},huffman"
+        dlhwc("compile", MODEL, "-p", pipeline, "--report", "-o", comp)
         dlhwc("eval", MODEL, "--compressed", comp, "--data", DATA, "--labels", "labels")
 
         print("\n== 3. Compile for EIE (64 PEs, 800 MHz)")
         program = tmp / "digits_mlp.dlhw"
-        dlhwc("compile", MODEL, "--target", "eie", "-p", compression, "-o", program)
+        balanced = compression("sparsity=0.9 balance-pes=64")
+        dlhwc("compile", MODEL, "--target", "eie", "-p", balanced, "-o", program)
 
         print("\n== 4. Run the program in the simulator on the test split")
         sim_out, stats = tmp / "eie.npz", tmp / "stats.json"

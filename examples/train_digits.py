@@ -14,7 +14,8 @@ both models are trained in plain numpy and written with ``onnx.helper``.
 * ``data/digits_test.npz`` (``input`` float32 [n,64], ``labels`` int64),
   ``data/digits_test_seq.npz`` (same images as [n,8,8]), ``data/digits_calib.npz``
   (``input``: 200 training images, for calibrating quantization) and
-  ``data/digits_calib_seq.npz`` (the same as [200,8,8]).
+  ``data/digits_calib_seq.npz`` (the same as [200,8,8]), and ``data/digits_train.npz``
+  (the training split, for the `retrain` pass).
 
 Pixels are scaled to [0, 1] (divided by 16) in the data; the graphs contain no preprocessing.
 The split is ``train_test_split(test_size=0.25, random_state=0, stratify=y)``.
@@ -436,6 +437,7 @@ def main(argv: list[str] | None = None) -> None:
     save_npz(data / "digits_test.npz", input=x_test, labels=y_test)
     save_npz(data / "digits_test_seq.npz", input=seq_test, labels=y_test)
     save_npz(data / "digits_calib.npz", input=x_train[:N_CALIB])
+    save_npz(data / "digits_train.npz", input=x_train, labels=y_train)
     save_npz(data / "digits_calib_seq.npz", input=seq_train[:N_CALIB])
 
     t0 = time.perf_counter()

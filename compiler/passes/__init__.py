@@ -53,12 +53,19 @@ def _convert_onnx_to_ese() -> type[ModulePass]:
     return ConvertOnnxToEsePass
 
 
+def _retrain() -> type[ModulePass]:
+    from compiler.passes.retrain import RetrainPass
+
+    return RetrainPass
+
+
 # name -> a function returning the pass class; passes import lazily so that start-up
 # stays fast.
 BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "fold-constants": _fold_constants,
     "prune": _prune,
     "share-weights": _share_weights,
+    "retrain": _retrain,
     "quantize": _quantize,
     "huffman": _huffman,
     "convert-onnx-to-eie": _convert_onnx_to_eie,
