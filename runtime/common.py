@@ -393,6 +393,51 @@ def fifo_recurrence(
 # -- formatting ---------------------------------------------------------------------------
 
 
+def assemble_stats(
+    model,
+    *,
+    layer_json,
+    dense_json,
+    totals,
+    dense_resident: bool,
+    new_tally,
+    events,
+    machine_fields: tuple[str, ...] = (),
+) -> dict:
+    """The layers, host, total and machine parts of a run's stats, the same for every
+    target: ``model`` is a cost model (sim, cfg, batch, per-layer tallies, the tally of
+    instructions outside layers, executed counts, host runs and words); the callables
+    make a target's own layer, dense-baseline and total entries."""
+    sim, cfg, n = model.sim, model.cfg, model.batch
+    layers = []
+    for lay, tally in zip(sim.layers, model.layers, strict=True):
+        entry = layer_json(lay, tally, cfg, n)
+        entry["dense"] = dense_json(lay, tally, cfg, n, dense_resident)
+        ratios(entry)
+        layers.append(entry)
+    total_tally = new_tally()
+    for tally in [*model.layers, model.other]:
+        total_tally.add(tally)
+    total = totals(total_tally, layers, cfg, n)
+    total["resident"] = sim.resident
+    total["dense_resident"] = dense_resident
+    total["instructions"] = {k: v for k, v in model.executed.items() if v}
+    host = [
+        {
+            "name": seg["name"],
+            "ops": list(seg["ops"]),
+            "runs": model.host_runs[s],
+            "transfer_words": model.host_words[s],
+            "transfer_words_per_vector": model.host_words[s] / n,
+        }
+        for s, seg in enumerate(sim.segments)
+    ]
+    machine = {"num_pes": cfg.num_pes, "clock_mhz": cfg.clock_mhz, "fifo_depth": cfg.fifo_depth}
+    machine.update({name: getattr(cfg, name) for name in machine_fields})
+    machine["energy_pj_per_event"] = {k: getattr(cfg.energy, k) for k in events}
+    return {"layers": layers, "host": host, "total": total, "machine": machine}
+
+
 def ratios(entry: dict) -> None:
     """Add speedup and energy saving against the entry's dense baseline."""
     dense = entry["dense"]

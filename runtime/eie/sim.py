@@ -38,7 +38,7 @@ import numpy as np
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
 from compiler.errors import DlhwcError
-from runtime.common import Program, decode_streams, energy_breakdown, ratios
+from runtime.common import Program, assemble_stats, decode_streams, energy_breakdown, ratios
 from runtime.common import align as _align
 from runtime.common import energy as energy_pj
 from runtime.common import fifo_recurrence as _fifo_recurrence
@@ -722,38 +722,17 @@ class _CostModel:
     # -- results ----------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        sim, cfg, n = self.sim, self.cfg, self.batch
-        dense_resident = _dense_resident(sim.layers, cfg)
-        layers = []
-        for lay, tally in zip(sim.layers, self.layers, strict=True):
-            entry = _layer_json(lay, tally, cfg, n)
-            entry["dense"] = _dense_json(lay, tally, cfg, n, dense_resident)
-            ratios(entry)
-            layers.append(entry)
-        total_tally = _Tally()
-        for tally in [*self.layers, self.other]:
-            total_tally.add(tally)
-        total = _totals(total_tally, layers, cfg, n)
-        total["resident"] = sim.resident
-        total["dense_resident"] = dense_resident
-        total["instructions"] = {k: v for k, v in self.executed.items() if v}
-        host = [
-            {
-                "name": seg["name"],
-                "ops": list(seg["ops"]),
-                "runs": self.host_runs[s],
-                "transfer_words": self.host_words[s],
-                "transfer_words_per_vector": self.host_words[s] / n,
-            }
-            for s, seg in enumerate(sim.segments)
-        ]
-        machine = {
-            "num_pes": cfg.num_pes,
-            "clock_mhz": cfg.clock_mhz,
-            "fifo_depth": cfg.fifo_depth,
-            "energy_pj_per_event": {k: getattr(cfg.energy, k) for k in ENERGY_EVENTS},
-        }
-        return Stats(layers=layers, host=host, total=total, machine=machine)
+        parts = assemble_stats(
+            self,
+            layer_json=_layer_json,
+            dense_json=_dense_json,
+            totals=_totals,
+            dense_resident=_dense_resident(self.sim.layers, self.cfg),
+            new_tally=_Tally,
+            events=ENERGY_EVENTS,
+            machine_fields=(),
+        )
+        return Stats(**parts)
 
 
 def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:

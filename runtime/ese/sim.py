@@ -43,6 +43,7 @@ from compiler.errors import DlhwcError
 from runtime.common import (
     Program,
     align,
+    assemble_stats,
     decode_streams,
     energy_breakdown,
     fifo_recurrence,
@@ -1167,40 +1168,17 @@ class _CostModel:
     # -- results ----------------------------------------------------------------------
 
     def stats(self) -> Stats:
-        sim, cfg, n = self.sim, self.cfg, self.batch
-        dense_resident = _dense_resident(sim.layers, cfg)
-        layers = []
-        for lay, tally in zip(sim.layers, self.layers, strict=True):
-            entry = _layer_json(lay, tally, cfg, n)
-            entry["dense"] = _dense_json(lay, tally, cfg, n, dense_resident)
-            ratios(entry)
-            layers.append(entry)
-        total_tally = _Tally()
-        for tally in [*self.layers, self.other]:
-            total_tally.add(tally)
-        total = _totals(total_tally, layers, cfg, n)
-        total["resident"] = sim.resident
-        total["dense_resident"] = dense_resident
-        total["instructions"] = {k: v for k, v in self.executed.items() if v}
-        host = [
-            {
-                "name": seg["name"],
-                "ops": list(seg["ops"]),
-                "runs": self.host_runs[s],
-                "transfer_words": self.host_words[s],
-                "transfer_words_per_vector": self.host_words[s] / n,
-            }
-            for s, seg in enumerate(sim.segments)
-        ]
-        machine = {
-            "num_pes": cfg.num_pes,
-            "clock_mhz": cfg.clock_mhz,
-            "fifo_depth": cfg.fifo_depth,
-            "ew_lanes": cfg.ew_lanes,
-            "lut_lanes": cfg.lut_lanes,
-            "energy_pj_per_event": {k: getattr(cfg.energy, k) for k in ENERGY_EVENTS},
-        }
-        return Stats(layers=layers, host=host, total=total, machine=machine)
+        parts = assemble_stats(
+            self,
+            layer_json=_layer_json,
+            dense_json=_dense_json,
+            totals=_totals,
+            dense_resident=_dense_resident(self.sim.layers, self.cfg),
+            new_tally=_Tally,
+            events=ENERGY_EVENTS,
+            machine_fields=("ew_lanes", "lut_lanes"),
+        )
+        return Stats(**parts)
 
 
 def _matrix_json(lay: _Layer, m: _Matrix) -> dict:
