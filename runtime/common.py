@@ -24,9 +24,11 @@ cycles of one sparse product from the broadcast/FIFO recurrence.
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -391,6 +393,48 @@ def fifo_recurrence(
 
 
 # -- formatting ---------------------------------------------------------------------------
+
+
+@dataclass
+class RunStats:
+    """What a run cost, per layer, per host segment and in total: the JSON shape every
+    target's stats share (each target's subclass adds its table for humans)."""
+
+    TARGET: ClassVar[str] = ""
+
+    layers: list[dict]
+    host: list[dict]
+    total: dict
+    machine: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.TARGET,
+            "machine": self.machine,
+            "layers": self.layers,
+            "host": self.host,
+            "total": self.total,
+        }
+
+    def dumps(self) -> str:
+        """The JSON text (deterministic: the same run gives the same bytes)."""
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "<stats>"):
+        try:
+            if data.get("target", cls.TARGET) != cls.TARGET:
+                raise KeyError("target")
+            return cls(
+                layers=list(data["layers"]),
+                host=list(data["host"]),
+                total=dict(data["total"]),
+                machine=dict(data.get("machine", {})),
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise DlhwcError(
+                f"not an {cls.TARGET.upper()} stats file: {one_line(e)}", file=source
+            ) from None
 
 
 def assemble_stats(

@@ -29,7 +29,6 @@ Structure:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +37,14 @@ import numpy as np
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
 from compiler.errors import DlhwcError
-from runtime.common import Program, assemble_stats, decode_streams, energy_breakdown, ratios
+from runtime.common import (
+    Program,
+    RunStats,
+    assemble_stats,
+    decode_streams,
+    energy_breakdown,
+    ratios,
+)
 from runtime.common import align as _align
 from runtime.common import energy as energy_pj
 from runtime.common import fifo_recurrence as _fifo_recurrence
@@ -870,7 +876,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: EIEConfig, n: int) -> dict:
 
 
 @dataclass
-class Stats:
+class Stats(RunStats):
     """What a run cost, per layer, per host segment and in total.
 
     Counts (cycles, events, energy, time) are totals over the batch of `total.vectors`
@@ -879,35 +885,7 @@ class Stats:
     backends/eie/README.md.
     """
 
-    layers: list[dict]
-    host: list[dict]
-    total: dict
-    machine: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {
-            "target": "eie",
-            "machine": self.machine,
-            "layers": self.layers,
-            "host": self.host,
-            "total": self.total,
-        }
-
-    def dumps(self) -> str:
-        """The JSON text (deterministic: the same run gives the same bytes)."""
-        return json.dumps(self.to_json(), indent=2) + "\n"
-
-    @staticmethod
-    def from_json(data: dict, source: str = "<stats>") -> Stats:
-        try:
-            return Stats(
-                layers=list(data["layers"]),
-                host=list(data["host"]),
-                total=dict(data["total"]),
-                machine=dict(data.get("machine", {})),
-            )
-        except (KeyError, TypeError) as e:
-            raise DlhwcError(f"not an EIE stats file: {_one_line(e)}", file=source) from None
+    TARGET = "eie"
 
     def format_table(self) -> str:
         """The stats as an aligned table, per vector, for humans."""

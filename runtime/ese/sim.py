@@ -31,7 +31,6 @@ Structure (as runtime/eie/sim.py; the target-neutral parts are runtime/common.py
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +41,7 @@ from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
 from compiler.errors import DlhwcError
 from runtime.common import (
     Program,
+    RunStats,
     align,
     assemble_stats,
     decode_streams,
@@ -1381,7 +1381,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
 
 
 @dataclass
-class Stats:
+class Stats(RunStats):
     """What a run cost, per layer, per host segment and in total.
 
     Counts (cycles, events, energy, time) are totals over the batch of `total.vectors`
@@ -1390,37 +1390,7 @@ class Stats:
     (runtime/eie/sim.py) plus the recurrent fields; it is listed in backends/ese/README.md.
     """
 
-    layers: list[dict]
-    host: list[dict]
-    total: dict
-    machine: dict = field(default_factory=dict)
-
-    def to_json(self) -> dict:
-        return {
-            "target": "ese",
-            "machine": self.machine,
-            "layers": self.layers,
-            "host": self.host,
-            "total": self.total,
-        }
-
-    def dumps(self) -> str:
-        """The JSON text (deterministic: the same run gives the same bytes)."""
-        return json.dumps(self.to_json(), indent=2) + "\n"
-
-    @staticmethod
-    def from_json(data: dict, source: str = "<stats>") -> Stats:
-        try:
-            if data.get("target", "ese") != "ese":
-                raise KeyError("target")
-            return Stats(
-                layers=list(data["layers"]),
-                host=list(data["host"]),
-                total=dict(data["total"]),
-                machine=dict(data.get("machine", {})),
-            )
-        except (KeyError, TypeError, AttributeError) as e:
-            raise DlhwcError(f"not an ESE stats file: {one_line(e)}", file=source) from None
+    TARGET = "ese"
 
     def format_table(self) -> str:
         """The stats as an aligned table, per sequence and per step, for humans."""
