@@ -306,17 +306,10 @@ def _compile_for_target(args) -> int:
 
 def _print_placement(container) -> None:
     """Which op runs where (to stderr, so that stdout stays the program's)."""
-    rows = container.header.get("placement", [])
-    if not rows:
-        return
-    width = max(len(r["name"] or r["op"]) for r in rows)
-    print("placement:", file=sys.stderr)
-    for r in rows:
-        reason = f" ({r['reason']})" if r.get("reason") else ""
-        print(
-            f"  {(r['name'] or r['op']).ljust(width)}  {r['op']:<14} {r['where']}{reason}",
-            file=sys.stderr,
-        )
+    from runtime.common import placement_lines
+
+    for line in placement_lines(container.header):
+        print(line, file=sys.stderr)
 
 
 def cmd_opt(args) -> int:

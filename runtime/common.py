@@ -437,6 +437,30 @@ class RunStats:
             ) from None
 
 
+def placement_lines(header: dict) -> list[str]:
+    """Which op runs where (and, for ops left to the host, why), from a container header."""
+    rows = header.get("placement", [])
+    if not rows:
+        return []
+    width = max(len(r.get("name") or r.get("op", "")) for r in rows)
+    lines = ["placement:"]
+    for r in rows:
+        name = r.get("name") or r.get("op", "")
+        reason = f" ({r['reason']})" if r.get("reason") else ""
+        lines.append(f"  {name.ljust(width)}  {r.get('op', ''):<14} {r.get('where', '')}{reason}")
+    return lines
+
+
+def segment_lines(program) -> list[str]:
+    """One line per host segment of a loaded program: its ops, inputs and outputs."""
+    lines = []
+    for seg in program.segments:
+        ins = ", ".join(program.symbols[i].name for i in seg["inputs"])
+        outs = ", ".join(program.symbols[i].name for i in seg["outputs"])
+        lines.append(f"host segment {seg['name']}: {', '.join(seg['ops'])} ({ins} -> {outs})")
+    return lines
+
+
 def assemble_stats(
     model,
     *,

@@ -43,7 +43,9 @@ from runtime.common import (
     assemble_stats,
     decode_streams,
     energy_breakdown,
+    placement_lines,
     ratios,
+    segment_lines,
 )
 from runtime.common import align as _align
 from runtime.common import energy as energy_pj
@@ -985,17 +987,8 @@ def static_report(sim: Simulator) -> str:
         "weights resident: "
         + ("yes (loaded once, kept across vectors)" if sim.resident else "no (reloaded per vector)")
     )
-    for seg in sim.segments:
-        ins = ", ".join(sim.symbols[i].name for i in seg["inputs"])
-        outs = ", ".join(sim.symbols[i].name for i in seg["outputs"])
-        lines.append(f"host segment {seg['name']}: {', '.join(seg['ops'])} ({ins} -> {outs})")
-    placement = sim.container.header.get("placement", [])
-    if placement:
-        lines.append("placement:")
-        width = max(len(p.get("name") or p.get("op", "")) for p in placement)
-        for p in placement:
-            name = p.get("name") or p.get("op", "")
-            lines.append(f"  {name.ljust(width)}  {p.get('op', ''):<14} {p.get('where', '')}")
+    lines += segment_lines(sim)
+    lines += placement_lines(sim.container.header)
     return "\n".join(lines) + "\n"
 
 

@@ -50,8 +50,10 @@ from runtime.common import (
     num,
     one_line,
     pct,
+    placement_lines,
     py_name,
     ratios,
+    segment_lines,
     words,
 )
 from runtime.common import energy as energy_pj
@@ -1508,17 +1510,8 @@ def static_report(sim: Simulator) -> str:
             f"layer {lay.name}: {lay.kind} {lay.direction}, hidden {lay.hidden}, input "
             f"{lay.input}, activations {acts}; " + ", ".join(x for x in extras if x)
         )
-    for seg in sim.segments:
-        ins = ", ".join(sim.symbols[i].name for i in seg["inputs"])
-        outs = ", ".join(sim.symbols[i].name for i in seg["outputs"])
-        lines.append(f"host segment {seg['name']}: {', '.join(seg['ops'])} ({ins} -> {outs})")
-    placement = sim.container.header.get("placement", [])
-    if placement:
-        lines.append("placement:")
-        width = max(len(p.get("name") or p.get("op", "")) for p in placement)
-        for p in placement:
-            name = p.get("name") or p.get("op", "")
-            lines.append(f"  {name.ljust(width)}  {p.get('op', ''):<14} {p.get('where', '')}")
+    lines += segment_lines(sim)
+    lines += placement_lines(sim.container.header)
     return "\n".join(lines) + "\n"
 
 
