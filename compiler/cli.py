@@ -540,7 +540,7 @@ def cmd_passes(args) -> int:
         cls = get()
         options = get_pass_option_infos(cls)
         opts = ", ".join(
-            f"{o.name.replace('_', '-')}: {o.expected_type}"
+            f"{o.name.replace('_', '-')}: {o.expected_type.strip(chr(39))}"
             + (f" = {o.default_value}" if o.default_value is not None else "")
             for o in options
         )
