@@ -529,6 +529,17 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _option_text(option) -> str:
+    """`name: type = default`; types come quoted from postponed annotations."""
+    text = f"{option.name.replace('_', '-')}: {option.expected_type.strip(QUOTE)}"
+    if option.default_value is not None:
+        text += f" = {option.default_value}"
+    return text
+
+
+QUOTE = "'"
+
+
 def cmd_passes(args) -> int:
     import inspect
 
@@ -539,11 +550,7 @@ def cmd_passes(args) -> int:
     for name, get in sorted(available_passes(args.load_pass_plugin).items()):
         cls = get()
         options = get_pass_option_infos(cls)
-        opts = ", ".join(
-            f"{o.name.replace('_', '-')}: {o.expected_type.strip(chr(39))}"
-            + (f" = {o.default_value}" if o.default_value is not None else "")
-            for o in options
-        )
+        opts = ", ".join(_option_text(o) for o in options)
         print(f"{name}" + (f"{{{opts}}}" if opts else ""))
         doc = inspect.getdoc(cls) or "(no documentation)"
         for line in doc.splitlines():
