@@ -159,13 +159,6 @@ def is_canonical_mask(attr: DenseIntOrFPElementsAttr) -> bool:
     return raw.size == int(np.prod(shape, dtype=np.int64)) and not (raw.size and raw.max() > 1)
 
 
-def _print_loc(printer: Printer, op: IRDLOperation) -> None:
-    if isinstance(op.location, NameLoc):
-        printer.print_string(" loc(")
-        printer.print_string_literal(op.location.desc.data)
-        printer.print_string(")")
-
-
 @irdl_op_definition
 class WeightOp(IRDLOperation):
     """A compressed weight tensor; its value is the dense tensor it materializes.
@@ -315,7 +308,7 @@ class WeightOp(IRDLOperation):
         printer.print_attr_dict(self.properties)
         printer.print_string(" : ")
         printer.print_attribute(self.output.type)
-        _print_loc(printer, self)
+        onnx_d.print_name_loc(printer, self)
         printer.print_string(f" // {self.summary()}")
 
     @classmethod

@@ -34,6 +34,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
 from dialects.comp import FixedAttr, WeightOp
+from dialects.onnx import print_name_loc
 from runtime.fixedpoint import FixedFormat
 
 
@@ -127,10 +128,7 @@ class FCOp(IRDLOperation):
         printer.print_attr_dict(self.properties)
         printer.print_string(" : ")
         printer.print_function_type(self.operand_types, self.result_types)
-        if self.layer_name:
-            printer.print_string(" loc(")
-            printer.print_string_literal(self.layer_name)
-            printer.print_string(")")
+        print_name_loc(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> FCOp:

@@ -44,7 +44,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
 from dialects.comp import FixedAttr, WeightOp
-from dialects.onnx import NoneType
+from dialects.onnx import NoneType, print_name_loc
 from runtime.ese.arith import HARDWARE_ACTIVATIONS
 from runtime.fixedpoint import FixedFormat
 
@@ -153,10 +153,7 @@ class RNNOp(IRDLOperation):
         printer.print_attr_dict(self.properties)
         printer.print_string(" : ")
         printer.print_function_type(self.inputs.types, self.outputs.types)
-        if self.layer_name:
-            printer.print_string(" loc(")
-            printer.print_string_literal(self.layer_name)
-            printer.print_string(")")
+        print_name_loc(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> RNNOp:

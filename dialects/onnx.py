@@ -295,7 +295,8 @@ def parse_attribute_dict(parser: Parser) -> dict[str, Attribute]:
 # ---------------------------------------------------------------------------------------
 
 
-def _print_node_name(printer: Printer, op: IRDLOperation) -> None:
+def print_name_loc(printer: Printer, op: IRDLOperation) -> None:
+    """` loc("name")` when the op carries a name (an ONNX node or layer name)."""
     if isinstance(op.location, NameLoc):
         printer.print_string(" loc(")
         printer.print_string_literal(op.location.desc.data)
@@ -360,7 +361,7 @@ class OnnxOp(IRDLOperation):
             printer.print_attr_dict(self.properties)
         printer.print_string(" : ")
         printer.print_function_type(self.inputs.types, self.outputs.types)
-        _print_node_name(printer, self)
+        print_name_loc(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> OnnxOp:
@@ -663,7 +664,7 @@ class ConstantOp(OnnxOp):
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")
         printer.print_attribute(self.value)
-        _print_node_name(printer, self)
+        print_name_loc(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> ConstantOp:
