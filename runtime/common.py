@@ -461,6 +461,18 @@ def segment_lines(program) -> list[str]:
     return lines
 
 
+def energy_and_host_lines(total: dict, host: list[dict], n: int, unit: str) -> list[str]:
+    """The energy breakdown and host-segment lines of a stats table, per ``unit``."""
+    parts = sorted(total["energy_breakdown_pj"].items(), key=lambda kv: -kv[1])
+    lines = [f"energy/{unit}: " + ", ".join(f"{k} {v / n / 1000:.2f} nJ" for k, v in parts if v)]
+    for h in host:
+        lines.append(
+            f"host segment {h['name']} ({', '.join(h['ops'])}): "
+            f"{num(h['transfer_words'] / n)} words/{unit} transferred, no accelerator cycles"
+        )
+    return lines
+
+
 def assemble_stats(
     model,
     *,

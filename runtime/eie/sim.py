@@ -42,6 +42,7 @@ from runtime.common import (
     RunStats,
     assemble_stats,
     decode_streams,
+    energy_and_host_lines,
     energy_breakdown,
     placement_lines,
     ratios,
@@ -928,16 +929,7 @@ class Stats(RunStats):
                 + ", ".join(f"{k} {_num(b[k] / n)}" for k in CYCLE_KINDS)
                 + f"; MAC utilization {_pct(t.get('mac_utilization', 0.0))}"
             )
-            parts = sorted(t["energy_breakdown_pj"].items(), key=lambda kv: -kv[1])
-            lines.append(
-                "energy/vector: " + ", ".join(f"{k} {v / n / 1000:.2f} nJ" for k, v in parts if v)
-            )
-            for h in self.host:
-                lines.append(
-                    f"host segment {h['name']} ({', '.join(h['ops'])}): "
-                    f"{_num(h['transfer_words'] / n)} words/vector transferred, "
-                    "no accelerator cycles"
-                )
+            lines += energy_and_host_lines(t, self.host, n, "vector")
         except (KeyError, TypeError) as e:
             raise DlhwcError(f"not an EIE stats file: missing {_one_line(e)}") from None
         return "\n".join(lines) + "\n"

@@ -45,6 +45,7 @@ from runtime.common import (
     align,
     assemble_stats,
     decode_streams,
+    energy_and_host_lines,
     energy_breakdown,
     fifo_recurrence,
     num,
@@ -1439,16 +1440,7 @@ class Stats(RunStats):
                 f"{num(t['overlap_saving_cycles'] / n)}; MAC utilization "
                 f"{pct(t.get('mac_utilization', 0.0))}"
             )
-            parts = sorted(t["energy_breakdown_pj"].items(), key=lambda kv: -kv[1])
-            lines.append(
-                "energy/sequence: " + ", ".join(f"{k} {v / n / 1000:.2f} nJ" for k, v in parts if v)
-            )
-            for h in self.host:
-                lines.append(
-                    f"host segment {h['name']} ({', '.join(h['ops'])}): "
-                    f"{num(h['transfer_words'] / n)} words/sequence transferred, "
-                    "no accelerator cycles"
-                )
+            lines += energy_and_host_lines(t, self.host, n, "sequence")
         except (KeyError, TypeError) as e:
             raise DlhwcError(f"not an ESE stats file: missing {one_line(e)}") from None
         return "\n".join(lines) + "\n"
