@@ -1198,15 +1198,46 @@ def _matrix_json(lay: _Layer, m: _Matrix) -> dict:
     }
 
 
-def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
+def _cycle_fields(tally: _Tally, cfg: ESEConfig, n: int) -> dict:
+    """Steps, cycles and time (total, per sequence, per step) and the overlap's saving."""
     cycles = sum(tally.cycles.values())
     compute = tally.cycles["compute"]
-    energy = energy_pj(tally.events, cfg)
     steps = max(tally.steps, 1)
+    us = cfg.cycle_ns / 1000.0
+    serial = tally.serial_cycles
+    return {
+        "steps": tally.steps,
+        "cycles": cycles,
+        "cycles_per_vector": cycles / n,
+        "cycles_per_step": compute / steps,
+        "cycles_breakdown": dict(tally.cycles),
+        "time_us": cycles * us,
+        "time_us_per_vector": cycles * us / n,
+        "time_us_per_step": compute * us / steps,
+        "spmv_cycles": tally.spmv_cycles,
+        "cell_cycles": tally.cell_cycles,
+        "cycles_without_overlap": serial,
+        "overlap_saving_cycles": serial - compute,
+        "overlap_saving": (serial - compute) / serial if serial else 0.0,
+    }
+
+
+def _energy_fields(tally: _Tally, cfg: ESEConfig, n: int) -> dict:
+    """Energy (total, per sequence, per step) and its breakdown by event."""
+    energy = energy_pj(tally.events, cfg)
+    return {
+        "energy_pj": energy,
+        "energy_pj_per_vector": energy / n,
+        "energy_pj_per_step": energy / max(tally.steps, 1),
+        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
+        "events": dict(tally.events),
+    }
+
+
+def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
     entries = lay.entries
     weights = sum(m.rows * m.cols for m in lay.matrices.values())
     spmv = tally.spmv_cycles
-    us = cfg.cycle_ns / 1000.0
     return {
         "name": lay.name,
         "kind": lay.kind.lower(),
@@ -1222,21 +1253,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
         "density": lay.nonzeros / max(1, weights),
         "padding_overhead": lay.fillers / entries if entries else 0.0,
         "activation_density": tally.broadcasts / tally.activations if tally.activations else 0.0,
-        "steps": tally.steps,
-        "cycles": cycles,
-        "cycles_per_vector": cycles / n,
-        "cycles_per_step": compute / steps,
-        "cycles_breakdown": dict(tally.cycles),
-        "time_us": cycles * us,
-        "time_us_per_vector": cycles * us / n,
-        "time_us_per_step": compute * us / steps,
-        "spmv_cycles": spmv,
-        "cell_cycles": tally.cell_cycles,
-        "cycles_without_overlap": tally.serial_cycles,
-        "overlap_saving_cycles": tally.serial_cycles - compute,
-        "overlap_saving": (tally.serial_cycles - compute) / tally.serial_cycles
-        if tally.serial_cycles
-        else 0.0,
+        **_cycle_fields(tally, cfg, n),
         "step_cycles": [
             c / k if k else 0.0 for c, k in zip(tally.step_cycles, tally.step_count, strict=True)
         ],
@@ -1249,11 +1266,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
         "fillers_processed": tally.fillers,
         "load_words": tally.load_words,
         "host_words": tally.host_words,
-        "energy_pj": energy,
-        "energy_pj_per_vector": energy / n,
-        "energy_pj_per_step": energy / steps,
-        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
-        "events": dict(tally.events),
+        **_energy_fields(tally, cfg, n),
     }
 
 
@@ -1332,39 +1345,17 @@ def _dense_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int, resident: bo
 
 
 def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
-    cycles = sum(tally.cycles.values())
-    compute = tally.cycles["compute"]
-    energy = energy_pj(tally.events, cfg)
-    steps = max(tally.steps, 1)
     spmv = tally.spmv_cycles
     us = cfg.cycle_ns / 1000.0
     dense_cycles = sum(e["dense"]["cycles"] for e in layers)
     dense_energy = sum(e["dense"]["energy_pj"] for e in layers)
     total = {
         "vectors": n,
-        "steps": tally.steps,
-        "cycles": cycles,
-        "cycles_per_vector": cycles / n,
-        "cycles_per_step": compute / steps,
-        "cycles_breakdown": dict(tally.cycles),
-        "time_us": cycles * us,
-        "time_us_per_vector": cycles * us / n,
-        "time_us_per_step": compute * us / steps,
-        "spmv_cycles": spmv,
-        "cell_cycles": tally.cell_cycles,
-        "cycles_without_overlap": tally.serial_cycles,
-        "overlap_saving_cycles": tally.serial_cycles - compute,
-        "overlap_saving": (tally.serial_cycles - compute) / tally.serial_cycles
-        if tally.serial_cycles
-        else 0.0,
+        **_cycle_fields(tally, cfg, n),
         "busy_pe_cycles": tally.busy,
         "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
-        "energy_pj": energy,
-        "energy_pj_per_vector": energy / n,
-        "energy_pj_per_step": energy / steps,
-        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
-        "events": dict(tally.events),
+        **_energy_fields(tally, cfg, n),
         "host_words": tally.host_words,
         "load_words": tally.load_words,
         "dense": {
