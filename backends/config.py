@@ -13,6 +13,53 @@ from compiler.errors import DlhwcError
 C = TypeVar("C")
 
 
+class SparseMachineConfig:
+    """Sizes every sparse accelerator derives the same way from its fields (num_pes,
+    clock_mhz, run_bits, spmat_* and ptr_* of a frozen config dataclass), and its I/O."""
+
+    @property
+    def max_run(self) -> int:
+        """The largest zero run one entry can skip (15 for 4-bit runs)."""
+        return (1 << self.run_bits) - 1
+
+    @property
+    def entries_per_read(self) -> int:
+        return self.spmat_read_bits // self.spmat_entry_bits
+
+    @property
+    def spmat_entries(self) -> int:
+        """Entries one PE's sparse-matrix SRAM holds."""
+        return self.spmat_sram_bytes * 8 // self.spmat_entry_bits
+
+    @property
+    def spmat_capacity(self) -> int:
+        """Entries of one column block on one PE: what the SRAM holds and the pointers
+        address."""
+        return min(self.spmat_entries, 1 << self.ptr_bits)
+
+    @property
+    def ptr_capacity(self) -> int:
+        """Column pointers one PE holds: a column block has at most this many - 1 columns."""
+        return self.ptr_sram_bytes * 8 // self.ptr_bits
+
+    @property
+    def cycle_ns(self) -> float:
+        return 1000.0 / self.clock_mhz
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<config>"):
+        """A config from a dict (unknown keys are errors), e.g. a container's header."""
+        return config_from_dict(cls, data, source)
+
+    @classmethod
+    def load(cls, path: str | Path):
+        """A config from a TOML file of overrides."""
+        return load_config(cls, path)
+
+
 def config_from_dict(cls: type[C], data: dict, source: str = "<config>") -> C:
     """``cls(**data)`` with its `energy` table, refusing unknown keys and wrong types."""
     data = dict(data)

@@ -22,11 +22,9 @@ A TOML file given with `--hw FILE` overrides any field:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from backends.config import config_from_dict, load_config
+from backends.config import SparseMachineConfig
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ ENERGY_SOURCES = {
 
 
 @dataclass(frozen=True)
-class EIEConfig:
+class EIEConfig(SparseMachineConfig):
     """Parameters of the modeled EIE machine."""
 
     num_pes: int = 64
@@ -109,31 +107,6 @@ class EIEConfig:
         return 1 << self.index_bits
 
     @property
-    def max_run(self) -> int:
-        """The largest zero run one entry can skip (15 for 4-bit z)."""
-        return (1 << self.run_bits) - 1
-
-    @property
-    def entries_per_read(self) -> int:
-        return self.spmat_read_bits // self.spmat_entry_bits
-
-    @property
-    def spmat_entries(self) -> int:
-        """(v, z) entries one PE's sparse-matrix SRAM holds."""
-        return self.spmat_sram_bytes * 8 // self.spmat_entry_bits
-
-    @property
-    def spmat_capacity(self) -> int:
-        """(v, z) entries of one column block on one PE: what the SRAM holds and the
-        pointers address."""
-        return min(self.spmat_entries, 1 << self.ptr_bits)
-
-    @property
-    def ptr_capacity(self) -> int:
-        """Column pointers one PE can hold: a column block has at most this many - 1 columns."""
-        return self.ptr_sram_bytes * 8 // self.ptr_bits
-
-    @property
     def act_capacity(self) -> int:
         """Elements of one activation vector the chip holds: register files, else SRAM."""
         sram = self.act_sram_bytes * 8 // self.act_bits
@@ -143,25 +116,6 @@ class EIEConfig:
     def regfile_capacity(self) -> int:
         """Vector length the register files hold without batching (4K by default)."""
         return self.num_pes * self.regfile_entries
-
-    @property
-    def cycle_ns(self) -> float:
-        return 1000.0 / self.clock_mhz
-
-    # -- I/O -------------------------------------------------------------------------
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @staticmethod
-    def from_dict(data: dict, source: str = "<config>") -> EIEConfig:
-        """A config from a dict (unknown keys are errors), e.g. a container's header."""
-        return config_from_dict(EIEConfig, data, source)
-
-    @staticmethod
-    def load(path: str | Path) -> EIEConfig:
-        """A config from a TOML file of overrides."""
-        return load_config(EIEConfig, path)
 
 
 def _check(ok: bool, message: str) -> None:

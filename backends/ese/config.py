@@ -15,11 +15,9 @@ with `--hw FILE` overrides any field (as for EIE: backends/config.py).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from backends.config import config_from_dict, load_config
+from backends.config import SparseMachineConfig
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ class ESEEnergy:
 
 
 @dataclass(frozen=True)
-class ESEConfig:
+class ESEConfig(SparseMachineConfig):
     """Parameters of the modeled ESE machine."""
 
     num_pes: int = 32  # PEs sharing the rows of every gate matrix (row i on PE i mod N)
@@ -83,35 +81,3 @@ class ESEConfig:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-
-    @property
-    def max_run(self) -> int:
-        return (1 << self.run_bits) - 1
-
-    @property
-    def entries_per_read(self) -> int:
-        return self.spmat_read_bits // self.spmat_entry_bits
-
-    @property
-    def spmat_capacity(self) -> int:
-        """Entries one PE can hold and address."""
-        return min(self.spmat_sram_bytes * 8 // self.spmat_entry_bits, 1 << self.ptr_bits)
-
-    @property
-    def ptr_capacity(self) -> int:
-        return self.ptr_sram_bytes * 8 // self.ptr_bits
-
-    @property
-    def cycle_ns(self) -> float:
-        return 1000.0 / self.clock_mhz
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @staticmethod
-    def from_dict(data: dict, source: str = "<config>") -> ESEConfig:
-        return config_from_dict(ESEConfig, data, source)
-
-    @staticmethod
-    def load(path: str | Path) -> ESEConfig:
-        return load_config(ESEConfig, path)

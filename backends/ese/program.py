@@ -227,8 +227,7 @@ class _ProgramBuilder(ProgramBuilder):
         """Whether every block's share fits one PE's SRAMs together (the whole SRAM: a
         block's addressable range, spmat_capacity, bounds only the blocks)."""
         cfg = self.config
-        sram_entries = cfg.spmat_sram_bytes * 8 // cfg.spmat_entry_bits
-        return entries <= sram_entries and ptrs <= cfg.ptr_capacity
+        return entries <= cfg.spmat_entries and ptrs <= cfg.ptr_capacity
 
     # -- ese.rnn -----------------------------------------------------------------------
 
