@@ -379,6 +379,10 @@ def _simulate(sim, input_path: str):
             f"dlhwc: note: ignoring arrays not among the program's inputs: {', '.join(extra)}",
             file=sys.stderr,
         )
+    from runtime.common import numerics_warnings
+
+    for line in numerics_warnings(stats):
+        print(f"dlhwc: {line}", file=sys.stderr)
     return outputs, stats
 
 

@@ -392,6 +392,101 @@ def fifo_recurrence(
     return result
 
 
+# -- numerics: saturation and all-zero outputs ---------------------------------------------
+
+SATURATION_WARN_FRACTION = 1e-3
+"""A layer whose results saturate more often than this (0.1%) gets a warning on stderr:
+above the `quantize` pass's default overflow budget (1e-4) by ten, so that calibrated
+formats on data like the calibration data do not trigger it, while a format that does
+not fit the data does."""
+
+
+@dataclass
+class NumericsTally:
+    """What a layer's fixed-point results looked like over a run, totals over the batch.
+
+    results       fixed-point results the layer wrote (elements of its output vectors)
+    saturated     results that saturation changed (the exact value was out of range)
+    vectors       output vectors the layer wrote
+    zero_vectors  output vectors that were all zero (underflow, or a dead ReLU layer)
+    """
+
+    results: int = 0
+    saturated: int = 0
+    vectors: int = 0
+    zero_vectors: int = 0
+
+    def record(self, codes: np.ndarray, saturated: np.ndarray) -> None:
+        """One write of output vectors ``codes`` [vectors, n] and where they saturated."""
+        codes = codes.reshape(codes.shape[0], int(np.prod(codes.shape[1:])))
+        self.results += int(codes.size)
+        self.saturated += int(np.count_nonzero(saturated))
+        self.vectors += int(codes.shape[0])
+        self.zero_vectors += int(np.count_nonzero(~codes.any(axis=1)))
+
+    def add(self, other: NumericsTally) -> None:
+        for k in ("results", "saturated", "vectors", "zero_vectors"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+    def to_json(self) -> dict:
+        return {
+            "results": self.results,
+            "saturated": self.saturated,
+            "saturated_fraction": self.saturated / self.results if self.results else 0.0,
+            "vectors": self.vectors,
+            "zero_vectors": self.zero_vectors,
+        }
+
+
+def numerics_warnings(stats: RunStats) -> list[str]:
+    """The warnings a run's numbers call for, one line per layer: saturation above
+    SATURATION_WARN_FRACTION, or every output vector all zero."""
+    lines = []
+    for e in stats.layers:
+        num = e.get("numerics")
+        if not num or not num["results"]:
+            continue
+        where = f"layer '{e['name']}'"
+        fmt = e.get("out_format")
+        fmt_text = f" (output format {fmt})" if fmt else ""
+        if num["saturated_fraction"] > SATURATION_WARN_FRACTION:
+            lines.append(
+                f"warning: {where} saturated {pct(num['saturated_fraction'])} of its results "
+                f"({num['saturated']} of {num['results']}){fmt_text}: these inputs exceed the "
+                "range it was calibrated for (compile with --calibration data like them)"
+            )
+        if num["zero_vectors"] == num["vectors"]:
+            lines.append(
+                f"warning: {where}: every output vector is all zero{fmt_text}: its values "
+                "underflow the format, or the layer is dead (compile with --calibration)"
+            )
+    return lines
+
+
+def numerics_line(stats: RunStats) -> str:
+    """One line on the run's saturated results and all-zero vectors (empty when none)."""
+    parts = []
+    for e in stats.layers:
+        num = e.get("numerics")
+        if not num:
+            continue
+        if num["saturated"]:
+            parts.append(
+                f"{e['name']} {num['saturated']} saturated ({pct(num['saturated_fraction'])})"
+            )
+        if num["zero_vectors"]:
+            parts.append(f"{e['name']} {num['zero_vectors']}/{num['vectors']} all-zero vectors")
+    return ("numerics: " + "; ".join(parts)) if parts else ""
+
+
+def saturation_text(total: dict) -> str:
+    """``; N saturated results`` for a summary line, when a run saturated any."""
+    num = total.get("numerics") or {}
+    if not num.get("saturated"):
+        return ""
+    return f"; {num['saturated']} saturated results ({pct(num['saturated_fraction'])})"
+
+
 # -- formatting ---------------------------------------------------------------------------
 
 
@@ -483,18 +578,25 @@ def assemble_stats(
     new_tally,
     events,
     machine_fields: tuple[str, ...] = (),
+    numerics: list[NumericsTally] | None = None,
 ) -> dict:
     """The layers, host, total and machine parts of a run's stats, the same for every
     target: ``model`` is a cost model (sim, cfg, batch, per-layer tallies, the tally of
     instructions outside layers, executed counts, host runs and words); the callables
-    make a target's own layer, dense-baseline and total entries."""
+    make a target's own layer, dense-baseline and total entries; ``numerics`` holds each
+    layer's saturation and all-zero counts (NumericsTally)."""
     sim, cfg, n = model.sim, model.cfg, model.batch
+    numerics = numerics or [NumericsTally() for _ in sim.layers]
     layers = []
-    for lay, tally in zip(sim.layers, model.layers, strict=True):
+    for lay, tally, num in zip(sim.layers, model.layers, numerics, strict=True):
         entry = layer_json(lay, tally, cfg, n)
         entry["dense"] = dense_json(lay, tally, cfg, n, dense_resident)
+        entry["numerics"] = num.to_json()
         ratios(entry)
         layers.append(entry)
+    total_numerics = NumericsTally()
+    for num in numerics:
+        total_numerics.add(num)
     total_tally = new_tally()
     for tally in [*model.layers, model.other]:
         total_tally.add(tally)
@@ -502,6 +604,7 @@ def assemble_stats(
     total["resident"] = sim.resident
     total["dense_resident"] = dense_resident
     total["instructions"] = {k: v for k, v in model.executed.items() if v}
+    total["numerics"] = total_numerics.to_json()
     host = [
         {
             "name": seg["name"],

@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_BITS = 62
+"""The widest format: codes and their sums of two stay inside int64 (accumulators up to
+62 bits; the compiler's activation and weight formats are at most 32 bits wide)."""
+
 
 @dataclass(frozen=True)
 class FixedFormat:
@@ -26,8 +30,8 @@ class FixedFormat:
     frac: int
 
     def __post_init__(self):
-        if not 2 <= self.bits <= 32:
-            raise ValueError(f"fixed-point width {self.bits} outside 2..32")
+        if not 2 <= self.bits <= MAX_BITS:
+            raise ValueError(f"fixed-point width {self.bits} outside 2..{MAX_BITS}")
 
     @property
     def qmin(self) -> int:

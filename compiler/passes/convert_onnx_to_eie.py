@@ -13,14 +13,21 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from backends.eie.config import EIEConfig
+from backends.eie.isa import EIE_ISA
+from backends.program import constant_value
 from compiler.errors import DlhwcError
 from compiler.passes.weights import erase_weight
 from dialects import comp, eie
 from dialects import onnx as onnx_d
 from dialects.comp import value_format
 from dialects.onnx import HOST_REASON
+from runtime.fixedpoint import FixedFormat, frac_bits_for, quantize
 
 _ACTIVATIONS = (onnx_d.ReluOp,)
+
+MIN_WEIGHT_BITS = 8
+"""The fewest bits (sign included) the largest codebook entry may keep when the lowering
+gives up weight precision to keep a layer's range inside the accumulator."""
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,23 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
                 f"layer '{name}': {what} activations are {fmt.bits}-bit, the EIE machine "
                 f"computes on {config.act_bits}-bit activations (quantize{{act-bits={config.act_bits}}})"
             )
-    weight = _eie_weight(layer.weight, layer.transpose, name, config)
+    bias = None if layer.bias is None else constant_value(layer.bias).reshape(-1)
+    for what, values in (("weight", layer.weight.dense()), ("bias", bias)):
+        if values is not None and not np.all(np.isfinite(values)):
+            tensor = layer.weight.node_name if what == "weight" else layer.bias.name_hint
+            raise DlhwcError(
+                f"layer '{name}': its {what} '{tensor or name}' has NaN or infinite values"
+            )
+    fmt = range_safe_weight_format(
+        name, layer.weight.codebook_array(), layer.weight.fixed_format, bias, in_format,
+        out_format, config,
+    )  # fmt: skip
+    weight = _eie_weight(layer.weight, layer.transpose, name, config, fmt)
     weight.output.name_hint = layer.weight.output.name_hint
     block = op.parent_block()
     block.insert_op_before(weight, layer.chain[0])
-    bias = layer.bias
     fc = eie.FCOp(
-        layer.x, weight.output, bias, layer.quantize.output.type, in_format, out_format,
+        layer.x, weight.output, layer.bias, layer.quantize.output.type, in_format, out_format,
         layer.relu, config.acc_bits, name,
     )  # fmt: skip
     block.insert_op_before(fc, layer.quantize)
@@ -164,20 +181,82 @@ def _bias_shape_ok(value: SSAValue, rows: int) -> bool:
     return int(np.prod(shape)) == rows and all(d == 1 for d in shape[:-1])
 
 
-def _eie_weight(w: comp.WeightOp, transpose: bool, name: str, config: EIEConfig) -> comp.WeightOp:
-    """The weight as EIE stores it: [rows, cols], codebook[0] == 0.0."""
+def range_safe_weight_format(
+    name: str,
+    codebook: np.ndarray,
+    weight_format: FixedFormat | None,
+    bias: np.ndarray | None,
+    in_format: FixedFormat,
+    out_format: FixedFormat,
+    config: EIEConfig,
+) -> FixedFormat:
+    """The weight format the layer runs at: ``weight_format`` with fewer fraction bits
+    where the accumulator could not hold the layer's range otherwise.
+
+    The accumulator holds sums at frac fa + fw in `acc_bits` and saturates once, before
+    the shift to the output format (frac fo). Three bounds on fw keep that exact:
+      - output: the accumulator's range covers the output format's range,
+        acc_bits - 1 - (fa + fw) >= act_bits - 1 - fo. Then a sum the accumulator
+        saturates would saturate the output too, so the accumulator never changes a
+        result, whatever the weights' worst case (the static reach, `accumulator_reach`);
+        outputs saturate only as the output format (calibrated by `quantize`) allows;
+      - bias: every bias fits the accumulator at frac fa + fw;
+      - shift: fa + fw - fo fits the `spmv` instruction's shift field.
+    Lowering fw rounds the codebook to the coarser grid (half to even), a documented
+    loss of weight precision. When the largest codebook entry would keep fewer than
+    MIN_WEIGHT_BITS bits, the machine cannot run the layer: an error names the
+    accumulator width that would.
+    """
+    if not codebook.size or weight_format is None:
+        return weight_format
+    if not np.all(np.isfinite(codebook)):
+        raise DlhwcError(f"layer '{name}': its codebook has NaN or infinite entries")
+    shift = EIE_ISA.by_mnemonic["spmv"].field("shift")
+    fa, fo, fw = in_format.frac, out_format.frac, weight_format.frac
+    spare = config.acc_bits - config.act_bits
+    bounds = [fw, fo + spare - fa, fo + shift.max - fa]
+    if bias is not None and np.any(bias != 0):
+        bounds.append(frac_bits_for(float(np.abs(bias).max()), config.acc_bits) - fa)
+    frac = min(bounds)
+    largest = float(np.abs(codebook).max())
+    keep = frac_bits_for(largest, MIN_WEIGHT_BITS) if largest > 0 else frac
+    if frac < keep or fa + frac - fo < shift.min:
+        needed = config.acc_bits + max(keep - frac, 0)
+        raise DlhwcError(
+            f"layer '{name}': its range needs a {needed}-bit accumulator (input {in_format}, "
+            f"output {out_format}, largest weight {largest:.3g}); the machine has "
+            f"{config.acc_bits} bits (acc_bits in --hw)"
+        )
+    return FixedFormat(weight_format.bits, frac)
+
+
+def accumulator_reach(weight: np.ndarray, bias: np.ndarray | None, in_format: FixedFormat) -> float:
+    """The largest |sum| any input in ``in_format`` can drive a row of the layer to:
+    max over rows of sum_c |W[r, c]| * max|a| + |b[r]| (weights [rows, cols])."""
+    reach = np.abs(weight).sum(axis=1, dtype=np.float64) * in_format.max_value
+    if bias is not None:
+        reach = reach + np.abs(bias.astype(np.float64))
+    return float(reach.max(initial=0.0))
+
+
+def _eie_weight(
+    w: comp.WeightOp, transpose: bool, name: str, config: EIEConfig, fmt: FixedFormat
+) -> comp.WeightOp:
+    """The weight as EIE stores it: [rows, cols], codebook[0] == 0.0, in ``fmt``."""
     if not w.is_shared or w.fixed_format is None:
         raise DlhwcError(
             f"layer '{name}': EIE needs shared, quantized weights (run share-weights and "
             "quantize before convert-onnx-to-eie)"
         )
-    fmt = w.fixed_format
     if fmt.bits > config.weight_bits:
         raise DlhwcError(
             f"layer '{name}': weights are {fmt.bits}-bit, the EIE machine has "
             f"{config.weight_bits}-bit codebook entries"
         )
     mask, codebook, indices = w.mask_array(), w.codebook_array(), w.indices_array()
+    codebook = quantize(codebook, fmt)
+    # An entry that rounds to 0.0 at a coarser format prunes its weights.
+    mask = mask & (codebook[indices] != 0)
     zero = np.flatnonzero(codebook == 0.0)
     if zero.size:
         # Swap the zero centroid into index 0.

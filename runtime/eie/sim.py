@@ -38,14 +38,17 @@ from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
 from compiler.errors import DlhwcError
 from runtime.common import (
+    NumericsTally,
     Program,
     RunStats,
     assemble_stats,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
+    numerics_line,
     placement_lines,
     ratios,
+    saturation_text,
     segment_lines,
 )
 from runtime.common import align as _align
@@ -57,7 +60,7 @@ from runtime.common import pct as _pct
 from runtime.common import py_name as _py_name
 from runtime.common import words as _words
 from runtime.container import Container
-from runtime.eie.arith import finish
+from runtime.eie.arith import finish_counted
 from runtime.fixedpoint import FixedFormat, from_codes, to_codes
 
 NUM_BUFFERS = 4
@@ -172,6 +175,9 @@ class Simulator(Program):
         self._blocks: dict[tuple[int, int], _Block] = {}
         self.last_host_memory: dict[str, np.ndarray] = {}
         """Host memory after the last run: every symbol's float values by name."""
+        self.last_layer_outputs: dict[str, np.ndarray] = {}
+        """Each layer's output values of the last run, [batch, rows] by layer name: what
+        the layer wrote to its destination buffer (for `dlhwc verify`)."""
 
     @staticmethod
     def from_file(path: str | Path) -> Simulator:
@@ -386,7 +392,8 @@ class Simulator(Program):
             except DlhwcError as e:
                 raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
         self.last_host_memory = dict(machine.memory)
-        return self.outputs(machine.memory), model.stats()
+        self.last_layer_outputs = machine.layer_outputs
+        return self.outputs(machine.memory), model.stats(machine.numerics)
 
 
 # -- functional semantics --------------------------------------------------------------
@@ -402,6 +409,8 @@ class _Machine:
         self.memory: dict[str, np.ndarray] = {}  # host memory: symbol name -> float32
         self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS
         self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [batch, rows]
+        self.numerics = [NumericsTally() for _ in sim.layers]
+        self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, rows]
         self.loaded: set[tuple[int, int]] = set()
         self.halted = False
         self.dispatch = {}
@@ -481,7 +490,9 @@ class _Machine:
                 buf[dst][r] = max(y, 0) if relu else y
 
         The sums are exact integers (zero activations add nothing, so every column is
-        summed); `last` finishes with runtime/eie/arith.finish.
+        summed); `last` finishes with runtime/eie/arith.finish, counts the results that
+        saturation changed and the all-zero output vectors (NumericsTally), and keeps the
+        layer's output values for `Simulator.last_layer_outputs`.
         """
         layer, block = ops["layer"], ops["block"]
         lay = self.sim.layers[layer]
@@ -498,7 +509,7 @@ class _Machine:
             bias = None
             if ops["bias"]:
                 bias = self.sim.container.sections[f"L{layer}.bias"].astype(np.int64)
-            y = finish(
+            y, saturated = finish_counted(
                 self.acc.pop(layer),
                 bias,
                 ops["shift"],
@@ -506,6 +517,8 @@ class _Machine:
                 lay.out_format.bits,
                 self.cfg.acc_bits,
             )
+            self.numerics[layer].record(y, saturated)
+            self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
             self.buf[ops["dst"]] = y
 
     def exec_host(self, ops: dict[str, int]) -> None:
@@ -730,7 +743,7 @@ class _CostModel:
 
     # -- results ----------------------------------------------------------------------
 
-    def stats(self) -> Stats:
+    def stats(self, numerics: list[NumericsTally]) -> Stats:
         parts = assemble_stats(
             self,
             layer_json=_layer_json,
@@ -740,6 +753,7 @@ class _CostModel:
             new_tally=_Tally,
             events=ENERGY_EVENTS,
             machine_fields=(),
+            numerics=numerics,
         )
         return Stats(**parts)
 
@@ -753,6 +767,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:
     return {
         "name": lay.name,
         "kind": "fc",
+        "out_format": str(lay.out_format),
         "rows": lay.rows,
         "cols": lay.cols,
         "blocks": len(lay.blocks),
@@ -930,6 +945,8 @@ class Stats(RunStats):
                 + f"; MAC utilization {_pct(t.get('mac_utilization', 0.0))}"
             )
             lines += energy_and_host_lines(t, self.host, n, "vector")
+            if numerics_line(self):
+                lines.append(numerics_line(self))
         except (KeyError, TypeError) as e:
             raise DlhwcError(f"not an EIE stats file: missing {_one_line(e)}") from None
         return "\n".join(lines) + "\n"
@@ -992,4 +1009,4 @@ def summary_line(stats: Stats) -> str:
         f"({t['time_us_per_vector']:.3f} µs), {t['energy_pj_per_vector'] / 1000:.2f} nJ/vector, "
         f"load efficiency {_pct(t['load_efficiency'])}; vs dense: speedup {t['speedup']:.2f}×, "
         f"energy saving {t['energy_saving']:.2f}×"
-    )
+    ) + saturation_text(t)

@@ -40,6 +40,7 @@ from backends.ese.config import ESEConfig
 from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
 from compiler.errors import DlhwcError
 from runtime.common import (
+    NumericsTally,
     Program,
     RunStats,
     align,
@@ -49,11 +50,13 @@ from runtime.common import (
     energy_breakdown,
     fifo_recurrence,
     num,
+    numerics_line,
     one_line,
     pct,
     placement_lines,
     py_name,
     ratios,
+    saturation_text,
     segment_lines,
     words,
 )
@@ -541,7 +544,7 @@ class Simulator(Program):
             else:
                 pos += 1
         self.last_host_memory = dict(machine.memory)
-        return self.outputs(machine.memory), model.stats()
+        return self.outputs(machine.memory), model.stats(machine.numerics)
 
     def _execute(self, pos: int, machine: _Machine, model: _CostModel) -> None:
         _, mnemonic, ops = self.program[pos]
@@ -595,6 +598,7 @@ class _Machine:
         self.cell_loaded: tuple[int, int] | None = None
         self.loop: _Loop | None = None
         self.halted = False
+        self.numerics = [NumericsTally() for _ in sim.layers]
         self.dispatch = {
             i.mnemonic: getattr(self, "exec_" + py_name(i.mnemonic)) for i in ESE_ISA.instructions
         }
@@ -829,10 +833,17 @@ class _Machine:
             )
         else:
             h_new = arith.rnn_step(wx, rh, k["bias"][d], acts, luts, f, lay.clip)
+        rows = np.flatnonzero(loop.active)
+        # A 16-bit state at its bound counts as saturated (the step functions saturate
+        # h and c last, so a state can only get there by saturation or by landing on it).
+        numerics = self.numerics[lay.index]
+        numerics.record(h_new[rows], _at_bound(h_new[rows]))
+        if lay.kind == "LSTM":
+            numerics.results += c_new[rows].size
+            numerics.saturated += int(np.count_nonzero(_at_bound(c_new[rows])))
         active = loop.active[:, None]
         loop.h = np.where(active, h_new, loop.h)
         loop.c = np.where(active, c_new, loop.c)
-        rows = np.flatnonzero(loop.active)
         self.buf[loop.ops["y"]][rows, loop.t[rows], d] = loop.h[rows]
 
     def exec_host(self, ops: dict[str, int]) -> None:
@@ -860,6 +871,10 @@ class _Machine:
         if codes is None:
             raise DlhwcError(f"buf[{b}] is read before it is written")
         return codes
+
+
+def _at_bound(codes: np.ndarray) -> np.ndarray:
+    return (codes >= (1 << 15) - 1) | (codes <= -(1 << 15))
 
 
 def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
@@ -1170,7 +1185,7 @@ class _CostModel:
 
     # -- results ----------------------------------------------------------------------
 
-    def stats(self) -> Stats:
+    def stats(self, numerics: list[NumericsTally]) -> Stats:
         parts = assemble_stats(
             self,
             layer_json=_layer_json,
@@ -1180,6 +1195,7 @@ class _CostModel:
             new_tally=_Tally,
             events=ENERGY_EVENTS,
             machine_fields=("ew_lanes", "lut_lanes"),
+            numerics=numerics,
         )
         return Stats(**parts)
 
@@ -1241,6 +1257,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
     return {
         "name": lay.name,
         "kind": lay.kind.lower(),
+        "out_format": f"fixed<16,{lay.formats.fh}>",
         "direction": lay.direction,
         "dirs": lay.dirs,
         "hidden": lay.hidden,
@@ -1432,6 +1449,8 @@ class Stats(RunStats):
                 f"{pct(t.get('mac_utilization', 0.0))}"
             )
             lines += energy_and_host_lines(t, self.host, n, "sequence")
+            if numerics_line(self):
+                lines.append(numerics_line(self))
         except (KeyError, TypeError) as e:
             raise DlhwcError(f"not an ESE stats file: missing {one_line(e)}") from None
         return "\n".join(lines) + "\n"
@@ -1507,4 +1526,4 @@ def summary_line(stats: Stats) -> str:
         f"nJ/step, load efficiency {pct(t['load_efficiency'])}, overlap saves "
         f"{pct(t['overlap_saving'])}; vs dense: speedup {t['speedup']:.2f}×, energy saving "
         f"{t['energy_saving']:.2f}×"
-    )
+    ) + saturation_text(t)
