@@ -279,10 +279,22 @@ def _compile_for_target(args) -> int:
 
     emit = args.emit or "dlhw"
     report = getattr(args, "report", False) or getattr(args, "report_json", None)
+    warnings: list[str] = []
+
+    def after_compression(module) -> None:
+        from compiler.numerics import is_calibrated, uncalibrated_warning
+
+        if report:
+            _report(module, args)
+        if not is_calibrated(module):
+            warnings.extend(uncalibrated_warning(module))
+
     result = compile_for_target(
         args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure,
-        after_compression=(lambda module: _report(module, args)) if report else None,
+        after_compression=after_compression,
     )  # fmt: skip
+    for line in warnings:
+        print(f"dlhwc: {line}", file=sys.stderr)
     if not isinstance(result, Container):
         _emit_module(result, args, report=False)  # the ledger was printed at the comp stage
         return 0

@@ -180,6 +180,10 @@ def compile_for_target(
     apply_passes(module, parse_pipeline("fold-constants", available), dump)
     if emit == "onnx":
         return module
+    from compiler.passes.weights import check_finite, find_weights
+
+    for slot in find_weights(module):
+        check_finite(slot)
 
     compression = parse_pipeline(pipeline or target.default_passes(config), available)
     present = {p.name for p in compression}

@@ -239,6 +239,12 @@ class Program:
             rows = array.shape[sym.batch_axis]
             if rows == 0:
                 raise self.error(f"input '{sym.name}' holds no vectors (batch 0)")
+            if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+                bad = np.argwhere(~np.isfinite(array))[0].tolist()
+                raise self.error(
+                    f"input '{sym.name}' has a NaN or infinite value at {bad}: fixed point "
+                    "has no code for it"
+                )
             if batch is not None and rows != batch:
                 raise self.error(f"input '{sym.name}' has {rows} vectors, another input {batch}")
             batch = rows

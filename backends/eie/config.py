@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from backends.config import SparseMachineConfig
+from runtime.fixedpoint import MAX_BITS
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,8 @@ class EIEConfig(SparseMachineConfig):
     weight_bits: int = 16  # codebook values, fixed point
     act_bits: int = 16  # activations, fixed point
     # The modeled accumulator sums exactly and saturates once, to acc_bits, when a
-    # layer finishes (the hardware is assumed to have guard bits).
+    # layer finishes (the hardware is assumed to have guard bits). The lowering keeps
+    # each layer's range inside it (convert_onnx_to_eie.range_safe_weight_format).
     acc_bits: int = 32
     regfile_entries: int = 64  # per PE, each of source and destination
     act_sram_bytes: int = 2 * 1024  # per PE, for vectors longer than the register files
@@ -97,6 +99,8 @@ class EIEConfig(SparseMachineConfig):
                "act_bits and weight_bits must be in 2..32")  # fmt: skip
         _check(self.acc_bits >= self.act_bits + self.weight_bits,
                "acc_bits must hold a product: >= act_bits + weight_bits")  # fmt: skip
+        _check(self.acc_bits <= MAX_BITS,
+               f"acc_bits must be <= {MAX_BITS} (sums are modeled in 64-bit integers)")  # fmt: skip
         _check(self.pipeline_stages >= 1, "pipeline_stages must be >= 1")
         _check(self.ptr_bits >= 2, "ptr_bits must be >= 2")
 

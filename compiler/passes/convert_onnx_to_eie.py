@@ -199,13 +199,16 @@ def range_safe_weight_format(
         acc_bits - 1 - (fa + fw) >= act_bits - 1 - fo. Then a sum the accumulator
         saturates would saturate the output too, so the accumulator never changes a
         result, whatever the weights' worst case (the static reach, `accumulator_reach`);
-        outputs saturate only as the output format (calibrated by `quantize`) allows;
-      - bias: every bias fits the accumulator at frac fa + fw;
-      - shift: fa + fw - fo fits the `spmv` instruction's shift field.
-    Lowering fw rounds the codebook to the coarser grid (half to even), a documented
-    loss of weight precision. When the largest codebook entry would keep fewer than
-    MIN_WEIGHT_BITS bits, the machine cannot run the layer: an error names the
-    accumulator width that would.
+        outputs saturate only as the output format (calibrated by `quantize`) allows.
+        What this bound costs is bounded too: a weight rounded to 2^-fw moves a product
+        with a full-scale input by at most 2^(act_bits - 2 - (acc_bits - act_bits))
+        output steps (1/4 step on the default machine);
+      - shift: fa + fw - fo fits the `spmv` instruction's shift field;
+      - bias: every bias fits the accumulator at frac fa + fw. A bias larger than the
+        output range (one the weights' sum cancels) can force fw lower still; when the
+        largest codebook entry would then keep fewer than MIN_WEIGHT_BITS bits, the
+        machine cannot run the layer: an error names the accumulator width that would.
+    Lowering fw rounds the codebook to the coarser grid (half to even).
     """
     if not codebook.size or weight_format is None:
         return weight_format
@@ -214,18 +217,25 @@ def range_safe_weight_format(
     shift = EIE_ISA.by_mnemonic["spmv"].field("shift")
     fa, fo, fw = in_format.frac, out_format.frac, weight_format.frac
     spare = config.acc_bits - config.act_bits
-    bounds = [fw, fo + spare - fa, fo + shift.max - fa]
+    frac = min(fw, fo + spare - fa, fo + shift.max - fa)
     if bias is not None and np.any(bias != 0):
-        bounds.append(frac_bits_for(float(np.abs(bias).max()), config.acc_bits) - fa)
-    frac = min(bounds)
-    largest = float(np.abs(codebook).max())
-    keep = frac_bits_for(largest, MIN_WEIGHT_BITS) if largest > 0 else frac
-    if frac < keep or fa + frac - fo < shift.min:
-        needed = config.acc_bits + max(keep - frac, 0)
+        largest_bias = float(np.abs(bias).max())
+        bias_frac = frac_bits_for(largest_bias, config.acc_bits) - fa
+        largest = float(np.abs(codebook).max())
+        keep = frac_bits_for(largest, MIN_WEIGHT_BITS) if largest > 0 else bias_frac
+        if bias_frac < min(frac, keep):
+            raise DlhwcError(
+                f"layer '{name}': its range needs a {config.acc_bits + keep - bias_frac}-bit "
+                f"accumulator (bias up to {largest_bias:.3g} at input {in_format}, weights up "
+                f"to {largest:.3g} kept to {MIN_WEIGHT_BITS} bits); the machine has "
+                f"{config.acc_bits} (acc_bits in --hw)"
+            )
+        frac = min(frac, bias_frac)
+    if fa + frac - fo < shift.min:
         raise DlhwcError(
-            f"layer '{name}': its range needs a {needed}-bit accumulator (input {in_format}, "
-            f"output {out_format}, largest weight {largest:.3g}); the machine has "
-            f"{config.acc_bits} bits (acc_bits in --hw)"
+            f"layer '{name}': output {out_format} needs {fo - fa - frac} more fraction bits "
+            f"than input {in_format} times weights fixed<{weight_format.bits},{frac}> "
+            f"give; the shift field reaches {shift.min}"
         )
     return FixedFormat(weight_format.bits, frac)
 

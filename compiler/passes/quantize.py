@@ -16,7 +16,13 @@ from xdsl.passes import ModulePass
 
 from compiler.errors import DlhwcError
 from compiler.passes.recipe import Recipe, load_recipe
-from compiler.passes.weights import WeightSlot, erase_weight, find_weights, layer_names
+from compiler.passes.weights import (
+    WeightSlot,
+    check_finite,
+    erase_weight,
+    find_weights,
+    layer_names,
+)
 from dialects import comp
 from dialects import onnx as onnx_d
 from dialects.onnx import dense_from_array
@@ -157,6 +163,7 @@ class QuantizePass(ModulePass):
         for source, slots in groups.items():
             if not _is_f32(source.results[0].type):
                 continue
+            check_finite(slots[0])
             bits = {self._weight_bits(slot, recipe) for slot in slots}
             if len(bits) > 1:
                 raise DlhwcError(
@@ -183,16 +190,23 @@ class QuantizePass(ModulePass):
 
     # -- calibration -----------------------------------------------------------------
 
-    def _calibration_inputs(self, module: ModuleOp) -> tuple[func.FuncOp, list[np.ndarray]]:
-        """@main and its calibration arguments, checked."""
+    def _calibration_inputs(self, module: ModuleOp) -> tuple[func.FuncOp, list[list[np.ndarray]]]:
+        """@main and its calibration arguments, checked: one argument list per chunk
+        (a model with a static batch runs the samples in chunks of that batch)."""
         from compiler.fileio import load_arrays
-        from runtime.interpreters.interpreter import check_inputs, input_names, main_function
+        from runtime.interpreters.interpreter import (
+            check_inputs,
+            input_names,
+            main_function,
+            static_batches,
+        )
 
         fn = main_function(module)
         names = input_names(fn)
         try:
             inputs = load_arrays(self.calibration, names[0] if len(names) == 1 else None)
-            args = check_inputs(fn, inputs, source=self.calibration)
+            chunks = static_batches(fn, {k: v for k, v in inputs.items() if k in names})
+            args = [check_inputs(fn, chunk, source=self.calibration) for chunk in chunks]
         except DlhwcError as e:
             raise DlhwcError(
                 f"calibration data: {e.reason}", file=e.file or self.calibration, where=e.where
@@ -201,19 +215,21 @@ class QuantizePass(ModulePass):
 
 
 def _observe(
-    fn: func.FuncOp, args: list[np.ndarray], wanted: set[SSAValue]
+    fn: func.FuncOp, chunks: list[list[np.ndarray]], wanted: set[SSAValue]
 ) -> dict[SSAValue, np.ndarray]:
-    """The values the ``wanted`` tensors take when ``fn`` runs on ``args``."""
+    """The values (flattened) the ``wanted`` tensors take when ``fn`` runs on each chunk
+    of arguments."""
     from runtime.interpreters.interpreter import run_function
 
-    observed: dict[SSAValue, np.ndarray] = {}
+    observed: dict[SSAValue, list[np.ndarray]] = {}
 
     def observe(value: SSAValue, array: Any) -> None:
         if value in wanted:
-            observed[value] = np.asarray(array)
+            observed.setdefault(value, []).append(np.asarray(array).reshape(-1))
 
-    run_function(fn, args, observe=observe)
-    return observed
+    for args in chunks:
+        run_function(fn, args, observe=observe)
+    return {v: np.concatenate(parts) for v, parts in observed.items()}
 
 
 def _check_bits(option: str, bits: object) -> None:

@@ -22,6 +22,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation
 
+from compiler.errors import DlhwcError
 from dialects import comp
 from dialects import onnx as onnx_d
 
@@ -169,3 +170,20 @@ def layer_names(module: ModuleOp) -> list[str]:
             if k not in names:
                 names.append(k)
     return names
+
+
+def check_finite(slot: WeightSlot) -> None:
+    """Refuse a weight or bias with NaN or infinite values: fixed point has no code for
+    them, and formats or codebooks chosen around them would be garbage. (The reference
+    interpreter runs such a model in float, as onnxruntime does.)"""
+    source = slot.source
+    if isinstance(source, comp.WeightOp):
+        values = source.codebook_array() if source.is_shared else source.dense()
+    else:
+        values = np.asarray(source.to_array())
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        what = "bias" if slot.role == "bias" else "weight"
+        raise DlhwcError(
+            f"layer '{slot.layer}': {what} '{slot.name}' has NaN or infinite values; "
+            "fixed point cannot represent them"
+        )

@@ -123,6 +123,56 @@ def check_inputs(
     return arrays
 
 
+def static_batches(
+    fn: func.FuncOp, inputs: Mapping[str, np.ndarray]
+) -> list[dict[str, np.ndarray]]:
+    """``inputs`` cut into the pieces ``fn`` accepts: a model exported with a static batch
+    (an input typed [1, 64], say) takes data of any number of samples in chunks of that
+    batch, cut along the one axis where the data's size differs from the static size,
+    provided every axis before it is static too (a batch axis comes before the features;
+    [N, 64] data of [100, 32] is an error, not a batch). When the samples do not fill
+    the last chunk, it wraps around to the first samples.
+    Inputs that already fit (or that differ elsewhere, for check_inputs to report) come
+    back whole.
+    """
+    names = input_names(fn)
+    cuts: dict[str, tuple[int, int]] = {}  # name -> (axis, static size)
+    for name, arg in zip(names, fn.body.block.args, strict=True):
+        array = inputs.get(name)
+        if array is None or not isinstance(arg.type, TensorType):
+            continue
+        shape = arg.type.get_shape()
+        array = np.asarray(array)
+        if array.ndim != len(shape):
+            return [dict(inputs)]
+        differ = [k for k, d in enumerate(shape) if d >= 0 and array.shape[k] != d]
+        if len(differ) > 1 or (differ and shape[differ[0]] == 0):
+            return [dict(inputs)]
+        if differ and any(d < 0 for d in shape[: differ[0]]):
+            return [dict(inputs)]
+        if differ:
+            cuts[name] = (differ[0], shape[differ[0]])
+    if not cuts:
+        return [dict(inputs)]
+    samples = {np.shape(inputs[n])[axis] for n, (axis, _) in cuts.items()}
+    sizes = {size for _, size in cuts.values()}
+    if len(samples) != 1 or len(sizes) != 1:
+        return [dict(inputs)]
+    n, size = samples.pop(), sizes.pop()
+    chunks = []
+    for start in range(0, n, size):
+        rows = np.arange(start, start + size) % n
+        chunks.append(
+            {
+                name: np.take(np.asarray(array), rows, axis=cuts[name][0])
+                if name in cuts
+                else array
+                for name, array in inputs.items()
+            }
+        )
+    return chunks
+
+
 def _dim_params(fn: func.FuncOp, index: int) -> list[str]:
     rank = len(fn.body.block.args[index].type.get_shape())
     if fn.arg_attrs is None:
@@ -141,7 +191,18 @@ def run_function(
     """Interpret ``fn`` on ``args``; returns the values `func.return` returns.
 
     ``observe(value, array)``, if given, sees every argument and op result as it is computed.
+    Float arithmetic follows IEEE 754 as onnxruntime's does: NaN and infinities propagate
+    without warnings.
     """
+    with np.errstate(all="ignore"):
+        return _run_function(fn, args, observe)
+
+
+def _run_function(
+    fn: func.FuncOp,
+    args: list[np.ndarray],
+    observe: Callable[[SSAValue, Any], None] | None,
+) -> list[np.ndarray]:
     _load_dialect_impls()
     env: dict[SSAValue, Any] = dict(zip(fn.body.block.args, args, strict=True))
     if observe is not None:
