@@ -10,6 +10,11 @@
     dlhwc export in.mlir|model.onnx -o model.onnx [--quantize-as qdq|float]
     dlhwc eval MODEL --data data.npz [--labels KEY] (-p PIPELINE | --compressed COMP.mlir)
                [--json FILE]
+    dlhwc eval MODEL --target eie|ese --data data.npz [--labels KEY] [-p PIPELINE]
+               [--calibration DATA.npz] [--hw CONFIG.toml] [--json FILE]
+    dlhwc verify MODEL --target eie|ese --input data.npz [-p PIPELINE]
+               [--calibration DATA.npz] [--hw CONFIG.toml] [--tolerance-db DB]
+               [--lossy-tolerance-db DB] [--json FILE]
     dlhwc passes
     dlhwc asm prog.s -o prog.dlhw
     dlhwc disasm prog.dlhw [--show-encoding] [-o prog.s]
@@ -22,7 +27,8 @@ with --target, the ledger of the comp stage, before anything the later stages pr
 Heavy modules (xDSL, onnx, onnxruntime) are imported only by the command that needs
 them, so `dlhwc --help` starts fast. Errors in the user's input print one line and exit
 with status 1; a bug in dlhwc prints one line too (set DLHWC_TRACEBACK=1 to see its
-traceback) and exits with status 70.
+traceback) and exits with status 70. `verify` exits with status 3 when a stage's error
+jumps beyond its tolerance.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import sys
 from pathlib import Path
 
 EXIT_USER_ERROR = 1
+EXIT_VERIFY_FAILED = 3
 EXIT_INTERNAL_ERROR = 70
 
 
@@ -175,6 +182,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="the compressed model (default: MODEL compiled with -p)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
+    p.add_argument(
+        "--target",
+        help="also compile MODEL for this accelerator (eie, ese) and report the program's "
+        "outputs, simulated, next to the compressed IR's",
+    )
+    p.add_argument("--hw", metavar="CONFIG.toml", help="(--target) hardware parameters")
+    _add_pass_options(p)
+
+    p = sub.add_parser(
+        "verify",
+        help="run the same inputs through onnxruntime, every IR stage, the golden model and "
+        "the simulator, and name the first stage and layer where the error jumps",
+    )
+    p.add_argument("model", help="the ONNX model")
+    p.add_argument("--target", required=True, help="the accelerator: eie, ese")
+    p.add_argument("--input", required=True, help=".npz keyed by input name, or .npy")
+    p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
+    p.add_argument(
+        "--tolerance-db",
+        type=float,
+        default=1.0,
+        metavar="DB",
+        help="how far a stage that should not lose accuracy (import, fold-constants, the "
+        "lowering) may fall below the stage before in SQNR (default 1.0)",
+    )
+    p.add_argument(
+        "--lossy-tolerance-db",
+        type=float,
+        default=None,
+        metavar="DB",
+        help="judge compression passes too, with this tolerance (default: report only)",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE")
     _add_pass_options(p)
 
     p = sub.add_parser("asm", help="assemble a program's text form (.s) into a .dlhw")
@@ -507,42 +547,146 @@ def cmd_export(args) -> int:
 def cmd_eval(args) -> int:
     from compiler.errors import DlhwcError
 
-    if bool(args.pipeline) == bool(args.compressed):
+    if args.target:
+        if args.compressed:
+            raise DlhwcError(
+                "eval --target compiles MODEL with -p (or the target's default pipeline); "
+                "--compressed cannot be compiled for a target"
+            )
+    elif bool(args.pipeline) == bool(args.compressed):
         raise DlhwcError(
             "eval needs the compressed model: give either -p PIPELINE (to compile MODEL) "
             "or --compressed COMP.mlir" + (", not both" if args.pipeline else "")
         )
-    from compiler.evaluate import compare, format_report, split_data, to_json
+    elif args.hw:
+        raise DlhwcError("--hw needs --target")
+    from compiler.evaluate import compare, compare_program, format_report, split_data, to_json
     from compiler.fileio import load_arrays, write_atomic
     from compiler.pipeline import apply_passes
     from runtime.interpreters.interpreter import input_names, main_function
 
     float_module = load_program(args.model)
-    if args.compressed:
+    names = input_names(main_function(float_module))
+    arrays = load_arrays(args.data, names[0] if len(names) == 1 else None)
+    inputs, labels, ignored = split_data(arrays, names, args.labels, args.data)
+    program = None
+    if args.target:
+        comp_module, program = _compile_for_eval(args)
+        described = f"{args.model} with -p '{args.pipeline or 'the target default'}'"
+    elif args.compressed:
         comp_module, described = load_program(args.compressed), args.compressed
     else:
         passes, dump = _passes_and_dumper(args)
         comp_module = load_program(args.model)
         apply_passes(comp_module, passes, dump)
         described = f"{args.model} with -p '{args.pipeline}'"
-    names = input_names(main_function(float_module))
-    arrays = load_arrays(args.data, names[0] if len(names) == 1 else None)
-    inputs, labels, ignored = split_data(arrays, names, args.labels, args.data)
     if ignored:
         print(
             f"dlhwc: note: ignoring arrays not among the model's inputs: {', '.join(ignored)}",
             file=sys.stderr,
         )
     result = compare(float_module, comp_module, inputs, labels, source=args.data)
+    header = [("float model", args.model), ("compressed model", described)]
+    if program is not None:
+        from runtime.common import numerics_warnings
+
+        sim, _ = program
+        outputs, stats = sim.run(inputs)
+        for line in numerics_warnings(stats):
+            print(f"dlhwc: {line}", file=sys.stderr)
+        result["program"] = compare_program(float_module, outputs, inputs, labels, args.data)
+        header.append(("program", f"{args.target.upper()} simulator (compiled as above)"))
     data = f"{args.data} ({result['samples']} samples"
     data += f", labels '{args.labels}')" if args.labels else ")"
-    header = [("float model", args.model), ("compressed model", described), ("data", data)]
+    header.append(("data", data))
     sys.stdout.write(format_report(result, header))
     if args.json:
         info = {"float_model": args.model, "compressed_model": described, "data": args.data}
         info["labels"] = args.labels
+        if args.target:
+            info["target"] = args.target
         write_atomic(args.json, to_json({**info, **result}))
     return 0
+
+
+def _compile_for_eval(args):
+    """(the comp-stage IR, (simulator, its module)) of MODEL compiled for --target."""
+    import importlib
+
+    from compiler.numerics import is_calibrated, uncalibrated_warning
+    from compiler.pipeline import compile_for_target
+    from compiler.plugins import available_passes
+    from runtime.container import Container
+
+    compressed = []
+    warnings: list[str] = []
+
+    def after_compression(module) -> None:
+        compressed.append(module.clone())
+        if not is_calibrated(module):
+            warnings.extend(uncalibrated_warning(module))
+
+    def configure(passes):
+        if not args.calibration:
+            return passes
+        from compiler.passes.quantize import with_calibration
+
+        return with_calibration(passes, args.calibration)[0]
+
+    container = compile_for_target(
+        args.model, args.target, args.pipeline, available_passes(args.load_pass_plugin),
+        "dlhw", args.hw, None, configure, after_compression,
+    )  # fmt: skip
+    for line in warnings:
+        print(f"dlhwc: {line}", file=sys.stderr)
+    container = Container.from_bytes(container.to_bytes(), "<program>")
+    module = importlib.import_module(SIMULATORS[container.target])
+    return compressed[0], (module.Simulator(container, "<program>"), module)
+
+
+def cmd_verify(args) -> int:
+    from compiler.errors import DlhwcError
+
+    for option in ("tolerance_db", "lossy_tolerance_db"):
+        value = getattr(args, option)
+        if value is not None and not (value >= 0 and value != float("inf")):
+            flag = "--" + option.replace("_", "-")
+            raise DlhwcError(f"{flag} must be a finite number >= 0, not {value}")
+    from compiler.evaluate import to_json
+    from compiler.fileio import load_arrays, write_atomic
+    from compiler.numerics import is_calibrated, uncalibrated_warning
+    from compiler.plugins import available_passes
+    from compiler.verify import format_report, verify
+    from runtime.interpreters.interpreter import input_names, main_function
+
+    names = input_names(main_function(load_program(args.model)))
+    arrays = load_arrays(args.input, names[0] if len(names) == 1 else None)
+    ignored = sorted(set(arrays) - set(names))
+    inputs = {k: v for k, v in arrays.items() if k in names}
+    warnings: list[str] = []
+
+    def on_compressed(module) -> None:
+        if not is_calibrated(module):
+            warnings.extend(uncalibrated_warning(module))
+
+    report = verify(
+        args.model, args.target, inputs, args.pipeline, available_passes(args.load_pass_plugin),
+        hw=args.hw, calibration=args.calibration, tolerance_db=args.tolerance_db,
+        lossy_tolerance_db=args.lossy_tolerance_db, on_compressed=on_compressed,
+    )  # fmt: skip
+    for line in warnings:
+        print(f"dlhwc: {line}", file=sys.stderr)
+    if ignored:
+        print(
+            f"dlhwc: note: ignoring arrays not among the model's inputs: {', '.join(ignored)}",
+            file=sys.stderr,
+        )
+    sys.stdout.write(format_report(report))
+    if args.json:
+        import json
+
+        write_atomic(args.json, to_json(json.loads(json.dumps(report.to_json(), default=str))))
+    return 0 if report.jump is None else EXIT_VERIFY_FAILED
 
 
 def _option_text(option) -> str:
@@ -598,6 +742,7 @@ COMMANDS = {
     "report": cmd_report,
     "export": cmd_export,
     "eval": cmd_eval,
+    "verify": cmd_verify,
     "passes": cmd_passes,
     "asm": cmd_asm,
     "disasm": cmd_disasm,

@@ -15,6 +15,11 @@ measures, for every model output (by name):
 
 A metric that does not apply to an output is None (`-` in the table, null in JSON).
 Non-finite numbers are written to JSON as the strings "inf", "-inf" and "nan".
+
+With a target (`eval --target`), `compare_program` measures the compiled program's
+outputs (its simulator's) against the float model the same way; the table shows them
+as `<output> [program]` rows under the compressed IR's, whose accuracy column is then
+the program's.
 """
 
 from __future__ import annotations
@@ -90,20 +95,7 @@ def compare(
             )
     reference = run_module(float_module, inputs, source)
     compressed = run_module(comp_module, inputs, source)
-    if list(reference) != list(compressed):
-        raise DlhwcError(
-            f"the models have different outputs: float {', '.join(reference)}; "
-            f"compressed {', '.join(compressed)}"
-        )
-    outputs = {}
-    for name, ref in reference.items():
-        ref, cmp = np.asarray(ref), np.asarray(compressed[name])
-        if ref.shape != cmp.shape:
-            raise DlhwcError(
-                f"output '{name}' has shape {list(ref.shape)} in the float model but "
-                f"{list(cmp.shape)} in the compressed one"
-            )
-        outputs[name] = _metrics(ref, cmp, labels)
+    outputs = _compare_outputs(reference, compressed, labels, "compressed")
     if labels is not None and all(o["float_accuracy"] is None for o in outputs.values()):
         raise DlhwcError(
             f"the labels ({labels.shape[0]} of them) fit no output: an accuracy needs an "
@@ -113,6 +105,43 @@ def compare(
     first = next(iter(inputs.values()), None)
     samples = int(np.shape(first)[0]) if first is not None and np.ndim(first) else None
     return {"samples": samples, "outputs": outputs}
+
+
+def compare_program(
+    float_module: ModuleOp,
+    program_outputs: Mapping[str, np.ndarray],
+    inputs: Mapping[str, np.ndarray],
+    labels: np.ndarray | None = None,
+    source: str | None = None,
+) -> dict:
+    """The program's outputs (from its simulator) against the float model's, by name."""
+    from runtime.interpreters.interpreter import run_module
+
+    reference = run_module(float_module, inputs, source)
+    return _compare_outputs(reference, program_outputs, labels, "program")
+
+
+def _compare_outputs(
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    labels: np.ndarray | None,
+    what: str,
+) -> dict:
+    if list(reference) != list(candidate):
+        raise DlhwcError(
+            f"the models have different outputs: float {', '.join(reference)}; "
+            f"{what} {', '.join(candidate)}"
+        )
+    outputs = {}
+    for name, ref in reference.items():
+        ref, cmp = np.asarray(ref), np.asarray(candidate[name])
+        if ref.shape != cmp.shape:
+            raise DlhwcError(
+                f"output '{name}' has shape {list(ref.shape)} in the float model but "
+                f"{list(cmp.shape)} in the {what} one"
+            )
+        outputs[name] = _metrics(ref, cmp, labels)
+    return outputs
 
 
 def _metrics(ref: np.ndarray, cmp: np.ndarray, labels: np.ndarray | None) -> dict:
@@ -175,12 +204,16 @@ def format_report(result: dict, header: Sequence[tuple[str, str]] = ()) -> str:
         width = max(len(label) for label, _ in header)
         lines += [f"{label.ljust(width)}  {value}" for label, value in header]
         lines.append("")
-    names = list(result["outputs"])
-    first = max([len("output"), *(len(n) for n in names)])
+    entries = []
+    for name, entry in result["outputs"].items():
+        entries.append((name, entry))
+        if "program" in result:
+            entries.append((f"{name} [program]", result["program"][name]))
+    first = max([len("output"), *(len(n) for n, _ in entries)])
     titles = ["output".ljust(first)] + [title for _, title in _COLUMNS]
     rows = [
         [name.ljust(first)] + [_cell(key, entry[key]) for key, _ in _COLUMNS]
-        for name, entry in result["outputs"].items()
+        for name, entry in entries
     ]
     widths = [max(len(r[i]) for r in [titles, *rows]) for i in range(len(titles))]
     for row in [titles, *rows]:

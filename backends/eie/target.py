@@ -13,7 +13,7 @@ def load_config(hw: str | None) -> EIEConfig:
 def default_passes(config: EIEConfig) -> str:
     """Compression when `-p` is not given: a float model runs as it is, weight-shared at
     the machine's index bits (index 0 reserved for the filler zero) in its fixed point."""
-    return f"fold-constants,{','.join(required_passes(config))}"
+    return ",".join(required_passes(config))
 
 
 def required_passes(config: EIEConfig) -> list[str]:

@@ -14,7 +14,7 @@ def default_passes(config: ESEConfig) -> str:
     """Compression when `-p` is not given: a float model runs as it is, in the machine's
     fixed point. No weight sharing: ESE stores linear-quantized weights, not codebook
     indices."""
-    return f"fold-constants,{','.join(required_passes(config))}"
+    return ",".join(required_passes(config))
 
 
 def required_passes(config: ESEConfig) -> list[str]:

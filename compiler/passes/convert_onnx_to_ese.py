@@ -76,6 +76,9 @@ class ConvertOnnxToEsePass(ModulePass):
     """
 
     name: ClassVar[str] = "convert-onnx-to-ese"
+    # Piecewise-linear tables replace sigmoid and tanh (their error is bounded in
+    # backends/ese/README.md): `verify` reports this loss rather than flags it.
+    lossy: ClassVar[bool] = True
 
     hw: str | None = None
 

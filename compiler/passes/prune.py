@@ -42,6 +42,7 @@ class PrunePass(ModulePass):
     """
 
     name: ClassVar[str] = "prune"
+    lossy: ClassVar[bool] = True  # changes values on purpose: `verify` reports, not flags
 
     sparsity: float | None = None
     quality: float | None = None

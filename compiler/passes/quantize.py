@@ -113,6 +113,7 @@ class QuantizePass(ModulePass):
     """
 
     name: ClassVar[str] = "quantize"
+    lossy: ClassVar[bool] = True  # changes values on purpose: `verify` reports, not flags
 
     weight_bits: int = 16
     act_bits: int = 16

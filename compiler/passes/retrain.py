@@ -76,6 +76,7 @@ class RetrainPass(ModulePass):
     """
 
     name: ClassVar[str] = "retrain"
+    lossy: ClassVar[bool] = True  # changes values on purpose: `verify` reports, not flags
 
     data: str
     labels: str = "labels"

@@ -69,6 +69,7 @@ class ShareWeightsPass(ModulePass):
     """
 
     name: ClassVar[str] = "share-weights"
+    lossy: ClassVar[bool] = True  # changes values on purpose: `verify` reports, not flags
 
     bits: int = 4
     init: str = "linear"

@@ -74,7 +74,7 @@ def test_pass_and_target_are_registered():
     assert config == ESEConfig()
     # No weight sharing: ESE stores 12-bit linear-quantized weights.
     assert (
-        ese_target.default_passes(config) == "fold-constants,quantize{weight-bits=12 act-bits=16}"
+        ese_target.default_passes(config) == "quantize{weight-bits=12 act-bits=16}"
     )
     assert ese_target.required_passes(config) == ["quantize{weight-bits=12 act-bits=16}"]
     assert ese_target.lowering_passes(None) == "convert-onnx-to-ese"
