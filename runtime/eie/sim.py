@@ -175,9 +175,15 @@ class Simulator(Program):
         self._blocks: dict[tuple[int, int], _Block] = {}
         self.last_host_memory: dict[str, np.ndarray] = {}
         """Host memory after the last run: every symbol's float values by name."""
+        self.record_layers = False
+        """Keep each layer's inputs and outputs of a run (`last_layer_inputs/outputs`)."""
         self.last_layer_outputs: dict[str, np.ndarray] = {}
         """Each layer's output values of the last run, [batch, rows] by layer name: what
         the layer wrote to its destination buffer (for `dlhwc verify`)."""
+        self.last_layer_inputs: dict[str, np.ndarray] = {}
+        """Each layer's input values of the last run, [batch, cols] by layer name: the
+        source buffer its first block read (for `dlhwc verify`, which replays the golden
+        model on exactly these inputs)."""
 
     @staticmethod
     def from_file(path: str | Path) -> Simulator:
@@ -393,6 +399,7 @@ class Simulator(Program):
                 raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
         self.last_host_memory = dict(machine.memory)
         self.last_layer_outputs = machine.layer_outputs
+        self.last_layer_inputs = machine.layer_inputs
         return self.outputs(machine.memory), model.stats(machine.numerics)
 
 
@@ -411,6 +418,7 @@ class _Machine:
         self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [batch, rows]
         self.numerics = [NumericsTally() for _ in sim.layers]
         self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, rows]
+        self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, cols]
         self.loaded: set[tuple[int, int]] = set()
         self.halted = False
         self.dispatch = {}
@@ -492,7 +500,7 @@ class _Machine:
         The sums are exact integers (zero activations add nothing, so every column is
         summed); `last` finishes with runtime/eie/arith.finish, counts the results that
         saturation changed and the all-zero output vectors (NumericsTally), and keeps the
-        layer's output values for `Simulator.last_layer_outputs`.
+        layer's inputs and outputs when the simulator records them (`record_layers`).
         """
         layer, block = ops["layer"], ops["block"]
         lay = self.sim.layers[layer]
@@ -502,6 +510,9 @@ class _Machine:
         a = self._buffer(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
         if ops["first"]:
             self.acc[layer] = np.zeros((self.batch, lay.rows), dtype=np.int64)
+            if self.sim.record_layers:
+                source = self._buffer(ops["src"], lay.cols)
+                self.layer_inputs[lay.name] = from_codes(source, lay.in_format)
         elif layer not in self.acc:
             raise DlhwcError(f"layer '{lay.name}' accumulates without a first block")
         self.acc[layer] += _block_product(blk, a, lay.rows)
@@ -518,7 +529,8 @@ class _Machine:
                 self.cfg.acc_bits,
             )
             self.numerics[layer].record(y, saturated)
-            self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
+            if self.sim.record_layers:
+                self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
             self.buf[ops["dst"]] = y
 
     def exec_host(self, ops: dict[str, int]) -> None:

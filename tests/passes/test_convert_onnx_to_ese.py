@@ -73,9 +73,7 @@ def test_pass_and_target_are_registered():
     config = ese_target.load_config(None)
     assert config == ESEConfig()
     # No weight sharing: ESE stores 12-bit linear-quantized weights.
-    assert (
-        ese_target.default_passes(config) == "quantize{weight-bits=12 act-bits=16}"
-    )
+    assert ese_target.default_passes(config) == "quantize{weight-bits=12 act-bits=16}"
     assert ese_target.required_passes(config) == ["quantize{weight-bits=12 act-bits=16}"]
     assert ese_target.lowering_passes(None) == "convert-onnx-to-ese"
     assert ese_target.lowering_passes("m.toml") == "convert-onnx-to-ese{hw=m.toml}"
