@@ -162,10 +162,12 @@ class _ProgramBuilder(ProgramBuilder):
             [codebook, np.zeros(cfg.codebook_entries - len(codebook), np.int16)]
         )
         self.container.add(f"L{index}.codebook", codebook)
+        bias = None
         if len(op.operands) > 2:
             bias_value = constant_value(op.operands[2]).reshape(-1)
             bias = to_codes(bias_value, FixedFormat(cfg.acc_bits, fa.frac + fw.frac))
             self.container.add(f"L{index}.bias", bias.astype(np.int64))
+        reach = accumulator_reach_bits(w.mask_array(), w.indices_array(), codebook, bias, fa)
         blocks = []
         spans = column_blocks(enc, cfg.spmat_capacity, cfg.ptr_capacity, op.layer_name)
         for b, (start, end) in enumerate(spans):
@@ -188,8 +190,31 @@ class _ProgramBuilder(ProgramBuilder):
             "relu": bool(op.relu.value.data),
             "bias": len(op.operands) > 2,
             "nonzeros": int(enc.nonzeros),
+            "acc_reach_bits": reach,
             "blocks": blocks,
         })  # fmt: skip
         if len(self.layers) > 1 << 12:
             raise DlhwcError("the program has more layers than the ISA's 12-bit layer field")
         return index
+
+
+def accumulator_reach_bits(
+    mask: np.ndarray,
+    indices: np.ndarray,
+    codebook: np.ndarray,
+    bias: np.ndarray | None,
+    in_format: FixedFormat,
+) -> int:
+    """The bits (sign included) a layer's accumulator needs for any input in
+    ``in_format``: max over rows of sum_c |W code| * max|a code| + |bias code|, counted
+    over the kept entries only. The lowering keeps layers whose reach exceeds `acc_bits`
+    exact by the output bound (backends/eie/README.md, "Numerics")."""
+    rows, cols = mask.shape
+    flat = np.flatnonzero(mask)
+    magnitudes = np.abs(codebook.astype(np.int64))[indices.reshape(-1)[flat]]
+    sums = np.bincount(flat // cols, weights=magnitudes.astype(np.float64), minlength=rows)
+    reach = sums * float(-in_format.qmin)
+    if bias is not None:
+        reach = reach + np.abs(bias.astype(np.float64))
+    largest = float(reach.max(initial=0.0))
+    return int(np.ceil(np.log2(largest + 1.0))) + 1 if largest > 0 else 1

@@ -198,7 +198,8 @@ def range_safe_weight_format(
       - output: the accumulator's range covers the output format's range,
         acc_bits - 1 - (fa + fw) >= act_bits - 1 - fo. Then a sum the accumulator
         saturates would saturate the output too, so the accumulator never changes a
-        result, whatever the weights' worst case (the static reach, `accumulator_reach`);
+        result, whatever the weights' worst case (the static reach, which the program's
+        layer table records as `acc_reach_bits`);
         outputs saturate only as the output format (calibrated by `quantize`) allows.
         What this bound costs is bounded too: a weight rounded to 2^-fw moves a product
         with a full-scale input by at most 2^(act_bits - 2 - (acc_bits - act_bits))
@@ -238,15 +239,6 @@ def range_safe_weight_format(
             f"give; the shift field reaches {shift.min}"
         )
     return FixedFormat(weight_format.bits, frac)
-
-
-def accumulator_reach(weight: np.ndarray, bias: np.ndarray | None, in_format: FixedFormat) -> float:
-    """The largest |sum| any input in ``in_format`` can drive a row of the layer to:
-    max over rows of sum_c |W[r, c]| * max|a| + |b[r]| (weights [rows, cols])."""
-    reach = np.abs(weight).sum(axis=1, dtype=np.float64) * in_format.max_value
-    if bias is not None:
-        reach = reach + np.abs(bias.astype(np.float64))
-    return float(reach.max(initial=0.0))
 
 
 def _eie_weight(

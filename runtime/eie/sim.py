@@ -978,10 +978,11 @@ def static_report(sim: Simulator) -> str:
     ]
     head = [
         "layer", "rows×cols", "density", "blocks", "entries", "fillers", "padding",
-        "entries/PE", "ptrs/PE", "relu", "bias",
+        "entries/PE", "ptrs/PE", "relu", "bias", "acc reach",
     ]  # fmt: skip
     rows = [head]
     total_entries = total_ptrs = 0
+    reach = [e.get("acc_reach_bits") for e in sim.container.header["layers"]]
     for lay in sim.layers:
         entries_pe = max((max(b["entries"]) for b in lay.blocks), default=0)
         ptrs = max((b["col_end"] - b["col_start"] + 1 for b in lay.blocks), default=0)
@@ -995,8 +996,13 @@ def static_report(sim: Simulator) -> str:
             _pct(lay.fillers / entries if entries else 0.0),
             f"{entries_pe}/{spmat_cap}", f"{ptrs}/{cfg.ptr_capacity}",
             "yes" if relu else "no", "yes" if lay.has_bias else "no",
+            f"{reach[lay.index]}/{cfg.acc_bits} bits" if reach[lay.index] else "-",
         ])  # fmt: skip
     lines += _align(rows, left=1)
+    lines.append(
+        "acc reach: accumulator bits any input could need (static); beyond acc_bits the "
+        "output saturates first"
+    )
     lines.append("")
     spmat_bytes = total_entries * cfg.spmat_entry_bits // 8
     ptr_bytes = total_ptrs * cfg.ptr_bits // 8
