@@ -306,6 +306,7 @@ FORMS = {
     "reshape_initializer_13": (reshape_model, 13, (3, 4, 6)),
     "dropout_10": (dropout_model, 10, (3, 8)),
     "dropout_13": (dropout_model, 13, (3, 8)),
+    "dropout_10_unused_mask": (lambda opset: dropout_10_mask(return_mask=False), 10, (2, 3, 4)),
     "cast_6": (cast_model, 6, (3, 8)),
     "cast_13": (cast_model, 13, (3, 8)),
     "cast_19_saturate": (cast_model, 19, (3, 8)),
@@ -328,9 +329,12 @@ def old_softmax(op_type: str, axis: int) -> onnx.ModelProto:
     return model(nodes, [("x", [2, 3, 4])], [("y", [2, 3, 4])], opset=11)
 
 
-def dropout_10_mask() -> onnx.ModelProto:
+def dropout_10_mask(return_mask: bool = True) -> onnx.ModelProto:
+    """Dropout with a mask output (old exporters write one even when nothing reads it)."""
     nodes = [node("Dropout", ["x"], ["y", "mask"])]
-    outputs = [("y", [2, 3, 4]), ("mask", [2, 3, 4], TensorProto.BOOL)]
+    outputs = [("y", [2, 3, 4])]
+    if return_mask:
+        outputs.append(("mask", [2, 3, 4], TensorProto.BOOL))
     return model(nodes, [("x", [2, 3, 4])], outputs, opset=10)
 
 
@@ -368,11 +372,11 @@ FALLBACKS = {
     # before opset 13 Softmax coerces to 2-D at axis: only axis = last is the new form
     "softmax_11_axis_not_last": (old_softmax("Softmax", 1), (2, 3, 4), ["Softmax"]),
     "logsoftmax_11_axis_0": (old_softmax("LogSoftmax", 0), (2, 3, 4), ["LogSoftmax"]),
-    # the pre-12 Dropout mask has other types
-    "dropout_10_mask": (dropout_10_mask(), (2, 3, 4), ["Dropout"]),
     # operators without a dedicated op, of the default domain and of ai.onnx.ml
     "conv_reducemean": (conv_reducemean(), (3, 1, 5, 5), ["Conv", "ReduceMean"]),
     "ml_scaler_linear_classifier": (ml_classifier(), (6, 4), ["Scaler", "LinearClassifier"]),
+    # the pre-12 Dropout mask has other types or values (onnxruntime's is all false)
+    "dropout_10_mask": (dropout_10_mask(), (2, 3, 4), ["Dropout"]),
 }
 
 

@@ -154,30 +154,50 @@ builtin.module attributes {onnx.opset_import = {ai.onnx = 17 : i64}, onnx.ir_ver
     np.testing.assert_array_equal(w_out, [1, 2, 3, 4])
 
 
-def _old_opset_model() -> onnx.ModelProto:
-    """Squeeze/Unsqueeze/Slice with attributes (opset 9), which the importer normalizes."""
+def _old_opset_model(opset: int = 11) -> onnx.ModelProto:
+    """Squeeze/Unsqueeze with attributes (before opset 13), which the importer normalizes;
+    Slice with attributes before opset 10."""
     x = helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 6])
     y = helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 4])
+    if opset < 10:
+        slice_node = helper.make_node(
+            "Slice", ["s"], ["c"], starts=[1], ends=[5], axes=[1], name="slice"
+        )
+    else:
+        slice_node = helper.make_node("Slice", ["s", "b", "e", "a"], ["c"], name="slice")
     nodes = [
         helper.make_node("Unsqueeze", ["x"], ["u"], axes=[1], name="unsqueeze"),
         helper.make_node("Squeeze", ["u"], ["s"], axes=[1], name="squeeze"),
-        helper.make_node("Slice", ["s"], ["c"], starts=[1], ends=[5], axes=[1], name="slice"),
+        slice_node,
         helper.make_node("Softmax", ["c"], ["y"], axis=1, name="softmax"),
     ]
-    graph = helper.make_graph(nodes, "old", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
-    model.ir_version = 4
+    inits = [
+        onnx.numpy_helper.from_array(np.array([v], dtype=np.int64), n)
+        for n, v in (("b", 1), ("e", 5), ("a", 1))
+    ]
+    graph = helper.make_graph(nodes, "old", [x], [y], inits if opset >= 10 else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 4 if opset < 10 else 6
     return model
 
 
 def test_older_opsets_get_their_own_forms_back():
     original = _old_opset_model()
     exported = export_module(import_model(original))
-    assert [(o.domain, o.version) for o in exported.opset_import] == [("", 9)]
-    for node in exported.graph.node:
-        assert len(node.input) == 1, node  # axes, starts, ends are attributes again
+    assert [(o.domain, o.version) for o in exported.opset_import] == [("", 11)]
     attrs = {n.op_type: {a.name: list(a.ints) for a in n.attribute} for n in exported.graph.node}
-    assert attrs["Slice"] == {"axes": [1], "ends": [5], "starts": [1]}
+    assert attrs["Squeeze"] == attrs["Unsqueeze"] == {"axes": [1]}  # attributes again
+    x = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
+    np.testing.assert_allclose(_ort(exported, {"x": x})[0], _ort(original, {"x": x})[0], rtol=1e-6)
+
+
+def test_models_below_opset_11_are_upgraded(capsys):
+    """Opset 9 has no exact form of comp.quantize: the importer upgrades to 11, with a note."""
+    original = _old_opset_model(9)
+    module = import_model(original, "old.onnx")
+    assert "old.onnx: upgraded from ai.onnx opset 9 to 11" in capsys.readouterr().err
+    exported = export_module(module)
+    assert [(o.domain, o.version) for o in exported.opset_import] == [("", 11)]
     x = np.random.default_rng(0).normal(size=(3, 6)).astype(np.float32)
     np.testing.assert_allclose(_ort(exported, {"x": x})[0], _ort(original, {"x": x})[0], rtol=1e-6)
 

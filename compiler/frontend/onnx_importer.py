@@ -17,6 +17,7 @@ is `func.func @main`; its arguments and results carry the ONNX names as `onnx.na
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,13 +82,20 @@ def import_file(path: str | Path) -> ModuleOp:
 
 
 def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
-    """Check ``model`` with the ONNX checker, infer its shapes and import it."""
+    """Check ``model`` with the ONNX checker, infer its shapes and import it.
+
+    A valid model older than ai.onnx opset `UPGRADE_OPSET` is then upgraded to it (see
+    `upgrade_opset`), with a note on stderr.
+    """
     skeleton = _without_large_weights(model)
     try:
         onnx.checker.check_model(skeleton)
     except onnx.checker.ValidationError as e:
         reason = " ".join(str(e).split())
         raise DlhwcError(f"rejected by the ONNX checker: {reason}", file=source) from None
+    upgraded = upgrade_opset(model, source)
+    if upgraded is not model:
+        model, skeleton = upgraded, _without_large_weights(upgraded)
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except Exception as e:  # noqa: BLE001 - shape inference raises many types
@@ -95,6 +103,68 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
             f"ONNX shape inference failed: {_first_line(str(e))}", file=source
         ) from None
     return _Importer(model, inferred, source).run()
+
+
+# ---------------------------------------------------------------------------------------
+# Older opsets. Host segments are exported at the model's own opset, and comp.quantize
+# has an exact ONNX form only from opset 10 (8 bits) and 11 (the float chain for 16
+# bits; onnx_exporter._quantize_style). So a model below opset 11 is upgraded at import
+# by onnx's version converter, to 11 and no further: the lowest opset that dlhwc's
+# exporter needs, and the fewest adapters a model goes through. (onnx's newest opset
+# would outrun the onnxruntime that runs the host segments.) Newer models are imported
+# as they are; the importer's normalizers read the forms of opsets 11 and 12.
+
+UPGRADE_OPSET = 11
+
+
+def upgrade_opset(model: onnx.ModelProto, source: str = "<model>") -> onnx.ModelProto:
+    """``model`` at ai.onnx opset `UPGRADE_OPSET` when it is older, else ``model`` itself.
+
+    Prints a one-line note when it upgrades; a model the converter cannot convert is a
+    `DlhwcError` naming the converter's reason. Large initializers skip the converter
+    (it copies the model; its adapters rewrite nodes, never initializers) and are put
+    back as they are.
+    """
+    opset = next((o.version for o in model.opset_import if o.domain in DEFAULT_DOMAINS), None)
+    if opset is None or opset >= UPGRADE_OPSET:
+        return model
+    from onnx import version_converter
+
+    skeleton = _without_large_weights(model)
+    try:
+        upgraded = version_converter.convert_version(skeleton, UPGRADE_OPSET)
+    except Exception as e:  # noqa: BLE001 - the converter raises RuntimeError, IndexError...
+        raise DlhwcError(
+            f"cannot upgrade ai.onnx opset {opset} to {UPGRADE_OPSET} (dlhwc needs "
+            f">= {UPGRADE_OPSET}): onnx's version converter failed: {_converter_reason(e)}",
+            file=source,
+        ) from None
+    if skeleton is not model:
+        large = {t.name: t for t in model.graph.initializer if t.name not in
+                 {s.name for s in skeleton.graph.initializer}}  # fmt: skip
+        declared = {i.name for i in model.graph.input}
+        inputs = [i for i in upgraded.graph.input if i.name not in large or i.name in declared]
+        del upgraded.graph.input[:]
+        upgraded.graph.input.extend(inputs)
+        upgraded.graph.initializer.extend(large.values())
+    # The IR version must be one that knows the new opset (IR 6 for opset 11).
+    upgraded.ir_version = max(
+        upgraded.ir_version, onnx.helper.find_min_ir_version_for(list(upgraded.opset_import))
+    )
+    print(
+        f"dlhwc: note: {source}: upgraded from ai.onnx opset {opset} to {UPGRADE_OPSET} "
+        "(onnx version converter)",
+        file=sys.stderr,
+    )
+    return upgraded
+
+
+def _converter_reason(e: Exception) -> str:
+    """The converter's message without its source path and assertion wrapper."""
+    text = _first_line(str(e)) or type(e).__name__
+    # "/project/onnx/.../BaseConverter.h:66: adapter_lookup: Assertion `false` failed: No
+    # Adapter From Version $6 for Less" -> "No Adapter From Version $6 for Less"
+    return re.sub(r"^(\S*\.h:\d+:\s*)?(\w+:\s*)?(Assertion `[^`]*` failed:\s*)?", "", text)
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,8 +363,8 @@ def _softmax(imp: _Importer, node, opset, attrs, inputs):
 def _dropout(imp: _Importer, node, opset, attrs, inputs):
     if opset >= 12:
         return inputs
-    if len(node.output) > 1 and node.output[1]:
-        return None  # the pre-12 mask has other types
+    if len(node.output) > 1 and node.output[1] in imp.used_names:
+        return None  # the pre-12 mask has other types or values (onnxruntime: all false)
     for name in ("ratio", "is_test", "consumed_inputs"):
         attrs.pop(name, None)
     return inputs
@@ -366,6 +436,9 @@ class _Importer:
         for vi in [*graph.input, *graph.value_info, *graph.output]:
             self.types[vi.name] = vi.type
         self.values: dict[str, SSAValue] = {}
+        # Names some node (or subgraph) reads or the graph returns: an optional output
+        # outside this set is never observed.
+        self.used_names = {o.name for o in model.graph.output} | _read_names(model.graph)
         self.block: Block | None = None
         self._no_value: SSAValue | None = None
 
@@ -554,6 +627,17 @@ def _outer_names(node: onnx.NodeProto) -> list[str]:
         for sub in [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs):
             visit(sub, set())
     return found
+
+
+def _read_names(graph: onnx.GraphProto) -> set[str]:
+    """Every name a node of ``graph`` or of its subgraphs reads."""
+    names: set[str] = set()
+    for n in graph.node:
+        names.update(n.input)
+        for a in n.attribute:
+            for sub in [a.g] if a.type == AttributeProto.GRAPH else list(a.graphs):
+                names |= _read_names(sub) | {o.name for o in sub.output}
+    return names
 
 
 def _dim_params(type_proto: onnx.TypeProto) -> list[str]:
