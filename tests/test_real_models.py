@@ -66,3 +66,82 @@ def test_model_the_converter_cannot_upgrade(capsys, tmp_path):
         "failed: No Adapter From Version $6 for Less",
         output=tmp_path / "p.dlhw",
     )
+
+
+# -- weights built by constant subgraphs -----------------------------------------------------
+
+
+def _constant_subgraph_mlp(path):
+    """fc1's weight is a ConstantOfShape [16, 8] (as in onnx's bundled models), fc2's a
+    Transpose of an initializer; a ConstantOfShape [4, 16] that is not a weight is added."""
+    rng = np.random.default_rng(0)
+    w2 = rng.normal(0, 0.3, (16, 4)).astype(np.float32)
+    inits = [
+        onnx.numpy_helper.from_array(np.array([16, 8], dtype=np.int64), "w1_shape"),
+        onnx.numpy_helper.from_array(w2, "w2_t"),
+        onnx.numpy_helper.from_array(np.array([4, 16], dtype=np.int64), "pad_shape"),
+    ]
+    fill = onnx.numpy_helper.from_array(np.array([0.05], dtype=np.float32))
+    nodes = [
+        helper.make_node("ConstantOfShape", ["w1_shape"], ["w1"], value=fill, name="w1_fill"),
+        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Transpose", ["w2_t"], ["w2"], perm=[1, 0], name="w2_transpose"),
+        helper.make_node("Gemm", ["r", "w2"], ["y"], transB=1, name="fc2"),
+        helper.make_node("ConstantOfShape", ["pad_shape"], ["pad"], value=fill, name="pad"),
+        helper.make_node("Add", ["y", "pad"], ["z"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 8])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [4, 4])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_weights_fold_whatever_their_size(tmp_path):
+    """Above max-elements, a constant that feeds a weight folds; one that does not stays."""
+    from compiler.frontend.onnx_importer import import_file
+    from compiler.passes import BUILTIN_PASSES
+    from compiler.pipeline import apply_passes, parse_pipeline
+    from dialects import onnx as onnx_d
+
+    module = import_file(_constant_subgraph_mlp(tmp_path / "m.onnx"))
+    apply_passes(module, parse_pipeline("fold-constants{max-elements=16}", BUILTIN_PASSES))
+    kinds = [op.name for op in module.walk() if isinstance(op, onnx_d.OnnxOp)]
+    assert "onnx.Transpose" not in kinds  # fc2's weight: 64 elements, folded
+    assert kinds.count("onnx.ConstantOfShape") == 1  # only the Add's operand stays
+
+
+def test_ledger_counts_the_same_weights_with_and_without_fold_constants(tmp_path):
+    from compiler.compression.ledger import ledger
+    from compiler.frontend.onnx_importer import import_file
+    from compiler.passes import BUILTIN_PASSES
+    from compiler.pipeline import apply_passes, parse_pipeline
+
+    path = _constant_subgraph_mlp(tmp_path / "m.onnx")
+    imported = import_file(path)
+    folded = apply_passes(import_file(path), parse_pipeline("fold-constants", BUILTIN_PASSES))
+    rows = [(r.layer, r.weights, r.stage) for r in ledger(imported).rows]
+    assert rows == [(r.layer, r.weights, r.stage) for r in ledger(folded).rows]
+    assert rows == [("fc1", 128, "raw"), ("fc2", 64, "raw")]
+
+
+def test_weight_computed_at_run_time_names_that_reason(tmp_path, capsys):
+    """A Gemm whose weight is a graph input stays on the host, and the placement says why."""
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc")],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 8]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+    )
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    assert main(["compile", str(path), "--target", "eie", "-o", str(tmp_path / "p.dlhw")]) == 0
+    assert "its weight is computed at run time" in capsys.readouterr().err

@@ -1,7 +1,10 @@
 """The compression ledger: where a model's bits go, layer by layer (Deep Compression's table).
 
 One row per matrix slot (compiler/passes/weights.py: a Gemm/MatMul matrix, an RNN's W or
-R; all matrices of its stack, e.g. both LSTM directions, in one row). A layer's biases
+R; all matrices of its stack, e.g. both LSTM directions, in one row). The slots are those
+of the module as `fold-constants` leaves it (found on a folded copy), so that a weight
+built by a constant subgraph (a Transpose of an initializer, a ConstantOfShape) is
+counted whether or not the pipeline folded it: uncompressed, it is a raw row. A layer's biases
 are counted in the row of its first matrix slot (a bias whose layer has no matrix slot
 gets a row of its own). The total row is the sum of the rows' counts; its ratios are
 computed from those sums. A weight that feeds several slots is counted once, in its
@@ -311,7 +314,7 @@ def ledger(
     rows: list[LedgerRow] = []
     by_consumer: dict[int, LedgerRow] = {}
     seen: set[int] = set()
-    slots = find_weights(module)
+    slots = find_weights(_folded(module))
     matrix_counts: dict[int, int] = {}
     for slot in slots:
         if slot.role == "matrix":
@@ -341,6 +344,20 @@ def ledger(
     for key in _COUNTS:
         setattr(total, key, sum(getattr(r, key) for r in rows))
     return Ledger(rows, total, pes, run_bits, pointer_bits, _quantization(module))
+
+
+def _folded(module: ModuleOp) -> ModuleOp:
+    """A copy of ``module`` after `fold-constants` (the ledger never changes the IR).
+
+    The copy shares the weights' bytes; only folded subgraphs get new constants.
+    """
+    from xdsl.context import Context
+
+    from compiler.passes.fold_constants import FoldConstantsPass
+
+    copy = module.clone()
+    FoldConstantsPass().apply(Context(), copy)
+    return copy
 
 
 def _quantization(module: ModuleOp) -> list[dict[str, object]]:

@@ -141,8 +141,9 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | None:
     else:
         x, w = operands
         transpose, bias = True, None
-    if not isinstance(w.owner, comp.WeightOp) or len(w.type.get_shape()) != 2:
-        return "its weight is not a compressed constant matrix"
+    problem = _weight_problem(w)
+    if problem:
+        return problem
     if not isinstance(x.type, TensorType) or len(x.type.get_shape()) != 2:
         return "its input is not a 2-D [batch, features] tensor"
     chain: list[Operation] = [op]
@@ -165,6 +166,17 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | None:
     if not isinstance(user, comp.QuantizeOp):
         return "its result has no fixed-point format (no comp.quantize)"
     return _Layer(x, w.owner, transpose, bias, relu, chain, user)
+
+
+def _weight_problem(w: SSAValue) -> str | None:
+    """Why ``w`` cannot be an EIE matrix (the host reason), or None when it can."""
+    if not _is_constant(w):
+        return "its weight is computed at run time (EIE preloads its weights)"
+    if not isinstance(w.type, TensorType) or len(w.type.get_shape()) != 2:
+        return f"its weight is not a matrix ({w.type})"
+    if not isinstance(w.owner, comp.WeightOp):
+        return "its weight is not compressed (no compression pass reached it)"
+    return None
 
 
 def _sole_user(value: SSAValue) -> Operation | None:

@@ -21,6 +21,12 @@ _NEVER_FOLD = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp, onnx_d.NodeOp, onnx_d.
 # Ops that only move or reinterpret the elements of their first input.
 _LAYOUT_OPS = (onnx_d.ReshapeOp, onnx_d.TransposeOp, onnx_d.SqueezeOp, onnx_d.UnsqueezeOp,
                onnx_d.SliceOp, onnx_d.IdentityOp, onnx_d.FlattenOp, onnx_d.ExpandOp)  # fmt: skip
+# The operands that hold a layer's weights (matrices, kernels, biases), by op: a constant
+# computed for one of them is folded whatever its size (the compression passes and the
+# lowerings work only on constant weights).
+_WEIGHT_OPERANDS = {onnx_d.GemmOp: (1, 2), onnx_d.MatMulOp: (0, 1), onnx_d.LSTMOp: (1, 2, 3, 7),
+                    onnx_d.GRUOp: (1, 2, 3), onnx_d.RNNOp: (1, 2, 3)}  # fmt: skip
+_GENERIC_WEIGHT_OPERANDS = {"Conv": (1, 2), "ConvTranspose": (1, 2)}
 
 
 @dataclass(frozen=True)
@@ -28,7 +34,11 @@ class FoldConstantsPass(ModulePass):
     """Fold everything computable at compile time, then delete what is no longer used.
 
     - an op whose inputs are all constants becomes a constant (evaluated by the
-      reference kernels), unless its result has more than `max-elements` elements;
+      reference kernels), unless its result has more than `max-elements` elements and
+      is not a weight: a result that feeds a weight operand (of Gemm, MatMul, LSTM, GRU,
+      RNN, Conv), directly or through layout ops and casts, folds whatever its size, so
+      that weights built by constant subgraphs (ConstantOfShape, Transpose of an
+      initializer, ...) become the constants the compression passes work on;
     - shape arithmetic is tracked element by element: `Shape` of a tensor gives its
       static dimensions even when others are symbolic, and `Gather`, `Slice`, `Concat`,
       `Squeeze`, `Unsqueeze`, `Cast` and `Mul` over such vectors fold as far as they are
@@ -112,7 +122,8 @@ class _Folder:
 
         for r in op.results:
             if isinstance(r.type, TensorType) and _num_elements(r.type) > self.max_elements:
-                return False
+                if not feeds_weight(r):
+                    return False
         try:
             results = evaluate(op, values)
         except Exception:  # noqa: BLE001 - leave what cannot be evaluated to run time
@@ -276,6 +287,24 @@ class _Folder:
                 op.erase()
                 changed = True
         return changed
+
+
+def feeds_weight(value: SSAValue) -> bool:
+    """Whether ``value`` is a weight operand of a layer, directly or through ops that only
+    move, reinterpret or cast its elements (see `_WEIGHT_OPERANDS`)."""
+    for use in value.uses:
+        user = use.operation
+        if isinstance(user, onnx_d.NodeOp):
+            generic = _GENERIC_WEIGHT_OPERANDS if user.onnx_domain == "" else {}
+            positions = generic.get(user.onnx_type, ())
+        else:
+            positions = _WEIGHT_OPERANDS.get(type(user), ())
+        if use.index in positions:
+            return True
+        if use.index == 0 and isinstance(user, (*_LAYOUT_OPS, onnx_d.CastOp)):
+            if any(feeds_weight(r) for r in user.results):
+                return True
+    return False
 
 
 def _slice_list(items: list, start: int, end: int | None) -> list:
