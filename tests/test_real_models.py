@@ -145,3 +145,105 @@ def test_weight_computed_at_run_time_names_that_reason(tmp_path, capsys):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     assert main(["compile", str(path), "--target", "eie", "-o", str(tmp_path / "p.dlhw")]) == 0
     assert "its weight is computed at run time" in capsys.readouterr().err
+
+
+# -- pre-quantized (QDQ) models ---------------------------------------------------------------
+
+
+def _qdq_model(act=np.int8, opset=13) -> onnx.ModelProto:
+    """An MLP as onnxruntime's quantization tool writes it, with every kind of Q/DQ:
+
+    x -> Q/DQ ``act`` (int8, or int16 from opset 21) 2^-4 (an exact fixed-point rounding)
+      -> MatMul w1: int8, scale 2^-6           -> + b1: int32, scale 2^-10 -> Relu
+      -> Q/DQ uint8 0.05 zero point 3 (not a signed fixed-point format)
+      -> Gemm w2: int8, scale 0.0123 (not a power of two), transB
+      -> MatMul w3: int8, per-channel scales -> y
+    """
+    rng = np.random.default_rng(0)
+
+    def i8(*shape):
+        return rng.integers(-127, 128, shape).astype(np.int8)
+
+    def const(name, array):
+        return onnx.numpy_helper.from_array(np.asarray(array), name)
+
+    inits = [
+        const("x_s", np.float32(2**-4)), const("x_z", act(0)),
+        const("w1_q", i8(8, 16)), const("w1_s", np.float32(2**-6)), const("w1_z", np.int8(0)),
+        const("b1_q", rng.integers(-2000, 2000, 16).astype(np.int32)),
+        const("b1_s", np.float32(2**-10)),
+        const("h_s", np.float32(0.05)), const("h_z", np.uint8(3)),
+        const("w2_q", i8(6, 16)), const("w2_s", np.float32(0.0123)), const("w2_z", np.int8(0)),
+        const("w3_q", i8(6, 4)), const("w3_s", np.array([0.01, 0.02, 0.03, 0.04], np.float32)),
+        const("w3_z", np.zeros(4, np.int8)),
+    ]  # fmt: skip
+    n = helper.make_node
+    nodes = [
+        n("QuantizeLinear", ["x", "x_s", "x_z"], ["x_q"], name="x_quant"),
+        n("DequantizeLinear", ["x_q", "x_s", "x_z"], ["x_dq"], name="x_dequant"),
+        n("DequantizeLinear", ["w1_q", "w1_s", "w1_z"], ["w1"], name="w1_dequant"),
+        n("DequantizeLinear", ["b1_q", "b1_s"], ["b1"], name="b1_dequant"),
+        n("MatMul", ["x_dq", "w1"], ["h0"], name="fc1"),
+        n("Add", ["h0", "b1"], ["h1"], name="fc1_bias"),
+        n("Relu", ["h1"], ["h"], name="relu"),
+        n("QuantizeLinear", ["h", "h_s", "h_z"], ["h_q"], name="h_quant"),
+        n("DequantizeLinear", ["h_q", "h_s", "h_z"], ["h_dq"], name="h_dequant"),
+        n("DequantizeLinear", ["w2_q", "w2_s", "w2_z"], ["w2"], name="w2_dequant"),
+        n("Gemm", ["h_dq", "w2"], ["g"], transB=1, name="fc2"),
+        n("DequantizeLinear", ["w3_q", "w3_s", "w3_z"], ["w3"], axis=1, name="w3_dequant"),
+        n("MatMul", ["g", "w3"], ["y"], name="fc3"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _ort_plain(model: onnx.ModelProto, feeds: dict) -> dict:
+    """onnxruntime with the model's ONNX semantics (no QDQ fusion into integer kernels)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.disable_quant_qdq", "1")
+    session = ort.InferenceSession(model.SerializeToString(), options)
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, feeds), strict=True))
+
+
+def test_qdq_model_imports_quantized_weights_and_activation_formats():
+    from compiler.frontend.onnx_importer import import_model
+    from dialects import comp
+    from dialects import onnx as onnx_d
+    from runtime.fixedpoint import FixedFormat
+    from runtime.interpreters.interpreter import run_module
+
+    model = _qdq_model()
+    module = import_model(model)
+    weights = {op.node_name: op for op in module.walk() if isinstance(op, comp.WeightOp)}
+    assert weights["w1_dequant"].fixed_format == FixedFormat(8, 6)  # int8 at 2^-6: exact
+    assert weights["b1_dequant"].fixed_format == FixedFormat(32, 10)
+    assert weights["w2_dequant"].is_shared  # scale 0.0123: a codebook of its levels
+    assert len(weights["w2_dequant"].codebook_array()) <= 255
+    constants = {op.node_name for op in module.walk() if isinstance(op, onnx_d.ConstantOp)}
+    assert "w3_dequant" in constants  # per-channel: dequantized floats
+    (quant,) = [op for op in module.walk() if isinstance(op, comp.QuantizeOp)]
+    assert quant.format.format == FixedFormat(8, 4)
+    generic = [op.onnx_type for op in module.walk() if isinstance(op, onnx_d.NodeOp)]
+    assert generic == ["QuantizeLinear", "DequantizeLinear"]  # the uint8 pair, on the host
+    x = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32) * 3
+    expected = _ort_plain(model, {"x": x})["y"]
+    np.testing.assert_allclose(run_module(module, {"x": x})["y"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_qdq_model_compiles_for_eie_and_matches_golden(tmp_path):
+    """With int16 activations (EIE computes on 16 bits), the program runs as its golden model."""
+    model = tmp_path / "qdq.onnx"
+    onnx.save(_qdq_model(np.int16, opset=21), model)
+    x = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
+    _program_agrees_with_golden(
+        tmp_path, model, {"x": x}, extra=["--calibration", str(tmp_path / "inputs.npz")]
+    )

@@ -12,6 +12,10 @@ inference (symbolic dimensions stay dynamic, and graph inputs keep their names i
 
 Initializers become `onnx.Constant` ops backed by the tensor's raw bytes. The function
 is `func.func @main`; its arguments and results carry the ONNX names as `onnx.name`.
+
+Pre-quantized (QDQ) models: a DequantizeLinear of constant integers becomes a weight
+(see `_Importer.dequantize_weight`), and a QuantizeLinear -> DequantizeLinear pair on an
+activation that is exactly a fixed-point rounding becomes a `comp.quantize`.
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ from xdsl.dialects.builtin import (
     f32,
     i64,
 )
-from xdsl.ir import Attribute, Block, SSAValue
+from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from compiler.errors import DlhwcError
+from dialects import comp
 from dialects import onnx as onnx_d
+from runtime.fixedpoint import MAX_BITS as MAX_FIXED_BITS
+from runtime.fixedpoint import FixedFormat
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -439,6 +446,13 @@ class _Importer:
         # Names some node (or subgraph) reads or the graph returns: an optional output
         # outside this set is never observed.
         self.used_names = {o.name for o in model.graph.output} | _read_names(model.graph)
+        self.readers: dict[str, list[onnx.NodeProto]] = {}
+        for n in model.graph.node:
+            for name in n.input:
+                self.readers.setdefault(name, []).append(n)
+        # QuantizeLinear outputs left out for the DequantizeLinear that reads them:
+        # name -> (the quantized value, its format).
+        self.pending_quantize: dict[str, tuple[SSAValue, FixedFormat]] = {}
         self.block: Block | None = None
         self._no_value: SSAValue | None = None
 
@@ -529,6 +543,11 @@ class _Importer:
         return ModuleOp([fn], attributes=module_attrs)
 
     def import_node(self, node: onnx.NodeProto) -> None:
+        if node.input and node.input[0] in self.pending_quantize:
+            # The DequantizeLinear of a deferred pair (defer_quantize checked the readers).
+            value, fmt = self.pending_quantize[node.input[0]]
+            self.add(comp.QuantizeOp(value, fmt), node)
+            return
         inputs = []
         for name in node.input:
             if not name:
@@ -547,8 +566,12 @@ class _Importer:
 
         domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
         opset = self.opsets.get(domain, 1)
+        if domain == "" and node.op_type == "QuantizeLinear" and self.defer_quantize(node):
+            return
         op = None
-        if domain == "" and node.op_type in onnx_d.OPS_BY_TYPE:
+        if domain == "" and node.op_type == "DequantizeLinear":
+            op = self.dequantize_weight(node, inputs)
+        if op is None and domain == "" and node.op_type in onnx_d.OPS_BY_TYPE:
             op = self._dedicated(node, opset, inputs, result_types)
         if op is None:
             attrs = {a.name: _attribute(a) for a in node.attribute}
@@ -559,6 +582,10 @@ class _Importer:
                 node.op_type, domain, opset, inputs, result_types, attrs, node.name or None,
                 captures,
             )  # fmt: skip
+        self.add(op, node)
+
+    def add(self, op: Operation, node: onnx.NodeProto) -> None:
+        """Append ``op``, the import of ``node``, and name its results after the outputs."""
         self.block.add_op(op)
         for name, result in zip(node.output, op.results, strict=True):
             if name:
@@ -599,6 +626,93 @@ class _Importer:
         else:
             return None  # strings and sparse tensors stay generic
         return onnx_d.ConstantOp(value, node.name or None)
+
+    # -- pre-quantized (QDQ) models ----------------------------------------------------
+
+    def dequantize_weight(self, node: onnx.NodeProto, inputs: list[SSAValue]) -> Operation | None:
+        """A DequantizeLinear of constant integers, as the weight it stands for.
+
+        y = (x - zero_point) * scale, computed as ONNX does (float32), so the model means
+        the same. How it is kept:
+          - one power-of-two scale 2^-F and zero point 0: a `comp.weight` in the fixed
+            point the integers already are, fixed<N, F> (N: the integer type's bits, one
+            more when it is unsigned);
+          - one scale of another value, or a zero point, over at most 8-bit integers: a
+            shared `comp.weight` whose codebook is the levels that occur (8-bit indices);
+          - per-channel scales (or wider integers): an `onnx.Constant` of the dequantized
+            floats, which the compression passes treat as any float weight.
+        Zeros are pruned (the comp.weight rule). Blocked quantization (block_size) and
+        non-constant operands stay a generic node.
+        """
+        consts = [getattr(v.owner, "to_array", None) for v in inputs]
+        if len(inputs) < 2 or any(c is None for c in consts):
+            return None
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("block_size", 0) or set(attrs) - {"axis", "block_size", "output_dtype"}:
+            return None
+        x, scale = np.asarray(consts[0]()), np.asarray(consts[1]())
+        zero = np.asarray(consts[2]()) if len(consts) > 2 else np.zeros((), x.dtype)
+        if x.dtype.kind not in "iu" or scale.dtype != np.float32 or zero.size != scale.size:
+            return None
+        if scale.ndim == 1 and scale.size > 1:  # per channel, along `axis`
+            axis = attrs.get("axis", 1) % max(x.ndim, 1)
+            shape = [1] * x.ndim
+            shape[axis] = scale.size
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        values = ((x.astype(np.int64) - zero.astype(np.int64)).astype(np.float32) * scale).astype(
+            np.float32
+        )
+        name = node.name or node.output[0]
+        typ = onnx_d.tensor_type(np.float32, list(x.shape))
+        mask = values != 0
+        bits = 8 * x.dtype.itemsize + (x.dtype.kind == "u")
+        mantissa, exponent = np.frexp(scale)
+        if not np.any(zero) and np.all(mantissa == 0.5) and np.all(exponent == exponent.flat[0]):
+            if bits <= MAX_FIXED_BITS:
+                fmt = FixedFormat(bits, 1 - int(exponent.flat[0]))
+                return comp.WeightOp.from_arrays(typ, mask, values=values, fmt=fmt, node_name=name)
+        if scale.size == 1 and bits <= 9:
+            codebook, indices = np.unique(values[mask], return_inverse=True)
+            full = np.zeros(x.shape, dtype=np.uint8)
+            full[mask] = indices
+            return comp.WeightOp.from_arrays(
+                typ, mask, codebook=codebook, indices=full, index_bits=8, node_name=name
+            )
+        return onnx_d.ConstantOp(values, name)
+
+    def defer_quantize(self, node: onnx.NodeProto) -> bool:
+        """Leave out a QuantizeLinear whose only readers are DequantizeLinear nodes with
+        the same scale and zero point, when the pair is exactly a signed fixed-point
+        rounding: float32 input, one power-of-two scale 2^-F, zero point 0 of a signed
+        integer type. (QuantizeLinear rounds half to even and saturates to the integer
+        type, as comp.quantize does; runtime/fixedpoint.py.) Each reader becomes a
+        `comp.quantize` at fixed<N, F>."""
+        out = node.output[0]
+        readers = self.readers.get(out, [])
+        if not out or len(node.input) < 3 or out in {o.name for o in self.model.graph.output}:
+            return False  # without a zero point the type is uint8: no signed format
+        if not readers or any(
+            r.op_type != "DequantizeLinear" or r.domain not in DEFAULT_DOMAINS
+            or list(r.input[1:3]) != list(node.input[1:3]) for r in readers
+        ):  # fmt: skip
+            return False
+        if any(a.name not in ("axis", "saturate") for a in node.attribute):
+            return False
+        x = self.values.get(node.input[0])
+        consts = [getattr(self.values.get(n), "owner", None) for n in node.input[1:3]]
+        if x is None or not all(isinstance(c, onnx_d.ConstantOp) for c in consts):
+            return False
+        scale, zero = (np.asarray(c.to_array()) for c in consts)
+        if not isinstance(x.type, TensorType) or x.type.get_element_type() != f32:
+            return False
+        if scale.size != 1 or scale.dtype != np.float32 or zero.dtype.kind != "i" or np.any(zero):
+            return False
+        mantissa, exponent = np.frexp(scale.reshape(()))
+        if mantissa != 0.5:
+            return False
+        fmt = FixedFormat(8 * zero.dtype.itemsize, 1 - int(exponent))
+        self.pending_quantize[out] = (x, fmt)
+        return True
 
     def _output_type(self, name: str) -> Attribute:
         if not name:
