@@ -698,6 +698,8 @@ class _Importer:
             return False
         if any(a.name not in ("axis", "saturate") for a in node.attribute):
             return False
+        if any(out in _outer_names(r) for r in self.model.graph.node):
+            return False  # a subgraph reads the quantized integers
         x = self.values.get(node.input[0])
         consts = [getattr(self.values.get(n), "owner", None) for n in node.input[1:3]]
         if x is None or not all(isinstance(c, onnx_d.ConstantOp) for c in consts):
