@@ -19,7 +19,10 @@ and its part of the header. Everything else is here:
 
 The symbol table entry is {name, kind, shape, format}, plus `batch_axis` when the
 batch is not the first axis of the host tensor (an ONNX LSTM's X [seq, batch, input])
-and `dtype` when the host tensor is not float32 (sequence lengths, int32). Kinds are
+and `dtype` when the host tensor is not float32 (sequence lengths, int32). A program
+input that carries no batch (a scalar, a weight fed as an input, a tensor only the host
+reads whose batch axis cannot be told) has `batch_axis` null and its whole shape: it is
+passed to the host as it is (see `input_batch_axis`). Kinds are
 input, output, transfer (host <-> accelerator within the program) and constant (a
 tensor of the model fed to the accelerator, e.g. an initial state; its host values, the
 whole tensor with its batch axis, are the section named by the entry's `section`).
@@ -60,7 +63,7 @@ class Symbol:
     kind: str
     shape: list[int]
     format: FixedFormat | None
-    batch_axis: int = 0
+    batch_axis: int | None = 0  # None: no batch axis, the tensor passes as it is
     dtype: str = "float32"
     section: str | None = None  # a constant's values
 
@@ -69,7 +72,7 @@ class Symbol:
         entry = {"name": self.name, "kind": self.kind, "shape": self.shape, "format": fmt}
         # Only when they differ from the defaults, so that the EIE containers (batch
         # first, float32 everywhere) keep the header they always had.
-        if self.batch_axis:
+        if self.batch_axis != 0:
             entry["batch_axis"] = self.batch_axis
         if self.dtype != "float32":
             entry["dtype"] = self.dtype
@@ -151,6 +154,52 @@ class ProgramBuilder:
     def time_axis(self, value: SSAValue) -> int | None:
         """The per-vector dimension of ``value`` that may be dynamic (a sequence's length)."""
         return None
+
+    def touches_accel(self, value: SSAValue) -> bool:
+        """Whether an accelerator op produces ``value`` or reads it (through the
+        conversion its dma.in does)."""
+        if isinstance(value.owner, Operation) and self.is_accel(value.owner):
+            return True
+        return any(self.is_accel(u.operation) or self.is_conversion(u.operation)
+                   for u in value.uses)  # fmt: skip
+
+    def host_batch_axis(self, value: SSAValue) -> int | None:
+        """The batch axis of a tensor only the host reads and writes, or None: it carries
+        no batch and passes as it is (program inputs are then not counted for the batch).
+
+        A scalar is whole; in a model with a symbolic batch, so is a tensor none of whose
+        dimensions is dynamic (a weight or table fed as an input); in a model with a
+        static batch, a tensor whose first dimension is not that batch (read off the
+        accelerator's inputs). One dynamic dimension is the batch. With several
+        ([T, B, F] sequences), the batch axis is the one the accelerator's inputs of the
+        same rank agree on (ESE's sequences), else the tensor is whole.
+        """
+        shape = list(value.type.get_shape())
+        if not shape:
+            return None
+        dynamic = [i for i, d in enumerate(shape) if d < 0]
+        if not dynamic:
+            if any(_is_dynamic(a.type) for a in self.fn.body.block.args):
+                return None
+            batches = {s[a] for v, a, s in self._accel_inputs() if a < len(s) and s[a] >= 0}
+            return None if len(batches) == 1 and shape[0] not in batches else 0
+        if len(dynamic) == 1:
+            return dynamic[0]
+        axes = {a for v, a, s in self._accel_inputs() if len(s) == len(shape)}
+        return axes.pop() if len(axes) == 1 else None
+
+    def _accel_inputs(self) -> list[tuple[SSAValue, int, list[int]]]:
+        """(value, batch axis, shape) of every tensor the host gives an accelerator op."""
+        found = []
+        for op in self.fn.body.block.ops:
+            if not self.is_accel(op):
+                continue
+            for v in op.operands:
+                v = self.accel_source(v)
+                if isinstance(v.owner, DATA_OPS) or not isinstance(v.type, TensorType):
+                    continue
+                found.append((v, self.batch_axis(v), list(v.type.get_shape())))
+        return found
 
     def placement_name(self, op: Operation) -> str:
         return getattr(op, "layer_name", None) or ""
@@ -246,7 +295,12 @@ class ProgramBuilder:
                             other.name = f"{name}.{i}"
                     sym.name = name
             return self.symbol_of[value]
-        if isinstance(value.type, TensorType):
+        if isinstance(value.type, TensorType) and not self.touches_accel(value):
+            # Only the host reads and writes it: its shape may stay dynamic.
+            axis = self.host_batch_axis(value)
+            dims = [max(d, -1) for d in value.type.get_shape()]
+            shape = dims if axis is None else dims[:axis] + dims[axis + 1 :]
+        elif isinstance(value.type, TensorType):
             axis = self.batch_axis(value)
             shape = self.vector_shape(value, axis)
         elif kind == "input" or self.is_accel(value.owner):
@@ -490,6 +544,10 @@ def op_label(op: Operation) -> str:
         domain = op.onnx_domain
         return f"{domain}:{op.onnx_type}" if domain else op.onnx_type
     return op.name
+
+
+def _is_dynamic(typ) -> bool:
+    return isinstance(typ, TensorType) and any(d < 0 for d in typ.get_shape())
 
 
 def _dtype_name(value: SSAValue) -> str:

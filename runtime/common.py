@@ -8,7 +8,8 @@ ends write them with backends/program.py):
 - the target name, the header keys, the hardware config (the target's config class);
 - the symbol table: name, kind (input, output, transfer, constant), per-vector shape
   (-1 for a dimension the data decides, e.g. a sequence's length), fixed-point format,
-  the batch axis of the host tensor (`batch_axis`, default 0), its dtype (default
+  the batch axis of the host tensor (`batch_axis`, default 0; null for an input that
+  carries no batch and passes to the host as it is, shape and all), its dtype (default
   float32) and, for constants, the section holding their values;
 - the host segment table, and the instruction stream (decoded with the target's ISA
   table up to the first `end`, each instruction's operands checked by the target).
@@ -48,7 +49,7 @@ class Symbol:
     kind: str
     shape: tuple[int, ...]  # per vector (batch row); -1: decided by the data
     format: FixedFormat | None
-    batch_axis: int = 0
+    batch_axis: int | None = 0  # None: no batch; `shape` is the whole tensor's
     dtype: str = "float32"
     section: str | None = None
 
@@ -68,7 +69,8 @@ class Symbol:
     def describe(self) -> str:
         """The expected host tensor, e.g. ``[8, batch, 16] float32``."""
         dims = ["?" if d < 0 else str(d) for d in self.shape]
-        dims.insert(self.batch_axis, "batch")
+        if self.batch_axis is not None:
+            dims.insert(self.batch_axis, "batch")
         return f"[{', '.join(dims)}] {self.dtype}"
 
 
@@ -79,8 +81,9 @@ def parse_symbols(table, error) -> list[Symbol]:
         for entry in table:
             fmt = entry["format"]
             shape = tuple(int(d) for d in entry["shape"])
-            axis = int(entry.get("batch_axis", 0))
-            if not 0 <= axis <= len(shape) or any(d < -1 for d in shape):
+            axis = entry.get("batch_axis", 0)
+            axis = None if axis is None else int(axis)
+            if (axis is not None and not 0 <= axis <= len(shape)) or any(d < -1 for d in shape):
                 raise ValueError(f"symbol {entry['name']}: bad shape or batch axis")
             symbols.append(
                 Symbol(
@@ -214,7 +217,11 @@ class Program:
     # -- running ------------------------------------------------------------------------
 
     def check_inputs(self, inputs: dict[str, np.ndarray]) -> int:
-        """The batch size, after checking names, dtypes and shapes of the inputs."""
+        """The batch size, after checking names, dtypes and shapes of the inputs.
+
+        The inputs with a batch axis must agree on it; the others (no batch axis) only
+        have their shape checked. Without any batched input the batch is 1.
+        """
         expected = [s for s in self.symbols if s.kind == "input"]
         names = [s.name for s in expected]
         takes = ", ".join(repr(n) for n in names) or "nothing"
@@ -231,12 +238,14 @@ class Program:
             got = f"{list(array.shape)} {array.dtype}"
             if array.dtype != np.dtype(sym.dtype):
                 raise self.error(f"input '{sym.name}' is {got}, expected {want}")
-            shape = array.shape[: sym.batch_axis] + array.shape[sym.batch_axis + 1 :]
-            if array.ndim != len(sym.shape) + 1 or any(
+            whole = sym.batch_axis is None
+            axis = len(array.shape) if whole else sym.batch_axis
+            shape = array.shape[:axis] + array.shape[axis + 1 :]
+            if array.ndim != len(sym.shape) + (not whole) or any(
                 w >= 0 and g != w for g, w in zip(shape, sym.shape, strict=True)
             ):
                 raise self.error(f"input '{sym.name}' has shape {got}, expected {want}")
-            rows = array.shape[sym.batch_axis]
+            rows = None if whole else array.shape[axis]
             if rows == 0:
                 raise self.error(f"input '{sym.name}' holds no vectors (batch 0)")
             if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
@@ -245,12 +254,14 @@ class Program:
                     f"input '{sym.name}' has a NaN or infinite value at {bad}: fixed point "
                     "has no code for it"
                 )
+            if rows is None:
+                continue
             if batch is not None and rows != batch:
                 raise self.error(f"input '{sym.name}' has {rows} vectors, another input {batch}")
             batch = rows
-        if batch is None:
+        if not expected:
             raise self.error("the program takes no inputs; nothing to run")
-        return batch
+        return 1 if batch is None else batch
 
     def host_memory(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Host memory at the start of a run: the inputs and the constants, by name."""

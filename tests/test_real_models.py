@@ -247,3 +247,103 @@ def test_qdq_model_compiles_for_eie_and_matches_golden(tmp_path):
     _program_agrees_with_golden(
         tmp_path, model, {"x": x}, extra=["--calibration", str(tmp_path / "inputs.npz")]
     )
+
+
+# -- input signatures ------------------------------------------------------------------------
+
+
+def _weights_as_inputs_model(path):
+    """x [N, 8] -> fc1 (EIE) -> Relu -> Gemm with the weight input w [4, 16] -> times the
+    scalar input s -> y [N, 4]: only x carries the batch."""
+    rng = np.random.default_rng(0)
+    w1 = onnx.numpy_helper.from_array(rng.normal(0, 0.3, (16, 8)).astype(np.float32), "w1")
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Gemm", ["r", "w"], ["g"], transB=1, name="fc2"),
+        helper.make_node("Mul", ["g", "s"], ["y"], name="scale"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8]),
+            helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 16]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [w1],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_inputs_without_the_batch_pass_as_they_are(tmp_path):
+    from runtime.container import Container
+
+    model = _weights_as_inputs_model(tmp_path / "m.onnx")
+    rng = np.random.default_rng(1)
+    inputs = {
+        "x": rng.normal(size=(3, 8)).astype(np.float32),
+        "w": rng.normal(size=(4, 16)).astype(np.float32),
+        "s": np.float32(0.5),
+    }
+    outputs = _program_agrees_with_golden(tmp_path, model, inputs)
+    assert outputs["y"].shape == (3, 4)
+    symbols = {s["name"]: s for s in Container.read(tmp_path / "m.dlhw").header["symbols"]}
+    assert symbols["w"]["batch_axis"] is None and symbols["w"]["shape"] == [4, 16]
+    assert symbols["s"]["batch_axis"] is None and symbols["s"]["shape"] == []
+    assert symbols["x"].get("batch_axis", 0) == 0
+
+
+def test_input_without_the_batch_has_its_shape_checked(tmp_path, capsys):
+    model = _weights_as_inputs_model(tmp_path / "m.onnx")
+    prog = tmp_path / "m.dlhw"
+    assert main(["compile", str(model), "--target", "eie", "-o", str(prog)]) == 0
+    np.savez(
+        tmp_path / "bad.npz",
+        x=np.zeros((3, 8), np.float32),
+        w=np.zeros((3, 4, 16), np.float32),
+        s=np.float32(1),
+    )
+    capsys.readouterr()
+    assert_user_error(
+        capsys,
+        ["run", str(prog), "--input", str(tmp_path / "bad.npz")],
+        "input 'w' has shape [3, 4, 16] float32, expected [4, 16] float32",
+    )
+
+
+def _sequence_first_gru(path):
+    """x [T, N, 8] (both symbolic) -> MatMul, bias Add, Relu on the host -> GRU (ESE),
+    layout 0 -> Y [T, 1, N, 16]: the batch is axis 1 of the only input."""
+    rng = np.random.default_rng(0)
+    inits = [
+        onnx.numpy_helper.from_array(rng.normal(0, 0.3, (8, 8)).astype(np.float32), "pre_w"),
+        onnx.numpy_helper.from_array(rng.normal(0, 0.1, 8).astype(np.float32), "pre_b"),
+        onnx.numpy_helper.from_array(rng.normal(0, 0.3, (1, 48, 8)).astype(np.float32), "W"),
+        onnx.numpy_helper.from_array(rng.normal(0, 0.3, (1, 48, 16)).astype(np.float32), "R"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "pre_w"], ["m"], name="pre"),
+        helper.make_node("Add", ["pre_b", "m"], ["a"], name="pre_bias"),
+        helper.make_node("Relu", ["a"], ["r"], name="relu"),
+        helper.make_node("GRU", ["r", "W", "R"], ["y"], hidden_size=16, name="gru"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["T", "N", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["T", 1, "N", 16])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_ese_takes_a_dynamic_batch_in_sequence_first_layout(tmp_path):
+    model = _sequence_first_gru(tmp_path / "gru.onnx")
+    x = np.random.default_rng(1).normal(size=(6, 5, 8)).astype(np.float32)
+    calibration = ["--calibration", str(tmp_path / "inputs.npz")]
+    outputs = _program_agrees_with_golden(tmp_path, model, {"x": x}, "ese", calibration)
+    assert outputs["y"].shape == (6, 1, 5, 16)
