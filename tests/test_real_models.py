@@ -347,3 +347,34 @@ def test_ese_takes_a_dynamic_batch_in_sequence_first_layout(tmp_path):
     calibration = ["--calibration", str(tmp_path / "inputs.npz")]
     outputs = _program_agrees_with_golden(tmp_path, model, {"x": x}, "ese", calibration)
     assert outputs["y"].shape == (6, 1, 5, 16)
+
+
+def test_onnxruntime_quantize_static_model_runs_on_eie(tmp_path, capsys):
+    """The digits MLP quantized by onnxruntime's quantize_static (QDQ, int8, scales that are
+    not powers of two): its weights import as 8-bit codebooks, its layers run on EIE."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+
+    from compiler.frontend.onnx_importer import import_file
+    from dialects import comp
+
+    root = Path(__file__).resolve().parent.parent
+    samples = np.load(root / "examples/data/digits_calib.npz")["input"][:16]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.rows = iter([{"input": samples[i : i + 1]} for i in range(len(samples))])
+
+        def get_next(self):
+            return next(self.rows, None)
+
+    model = tmp_path / "digits_qdq.onnx"
+    quantize_static(
+        str(root / "examples/models/digits_mlp.onnx"), str(model), Reader(),
+        quant_format=QuantFormat.QDQ,
+    )  # fmt: skip
+    weights = [op for op in import_file(model).walk() if isinstance(op, comp.WeightOp)]
+    assert len(weights) == 3 and all(w.is_shared for w in weights)
+    capsys.readouterr()
+    calibration = ["--calibration", str(tmp_path / "inputs.npz")]
+    _program_agrees_with_golden(tmp_path, model, {"input": samples}, extra=calibration)
+    assert capsys.readouterr().err.count("eie.fc") == 3
