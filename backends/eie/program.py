@@ -77,6 +77,12 @@ class _ProgramBuilder(ProgramBuilder):
     def result_format(self, value: SSAValue) -> FixedFormat:
         return value.owner.out_format.format
 
+    def time_axis(self, value: SSAValue) -> int | None:
+        """A token-wise layer's tensors [batch, tokens, ..., features] may have a dynamic
+        number of tokens (a Transformer's sequence length): the first per-vector axis."""
+        typ = value.type
+        return 0 if getattr(typ, "get_shape", None) and len(typ.get_shape()) >= 3 else None
+
     def output_from_accel(self, value: SSAValue, name: str) -> None:
         sym = self.symbol(value, "output", value.owner.out_format.format, name)
         if value not in self.copied_out:  # a host segment's input too: moved already

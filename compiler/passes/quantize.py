@@ -21,6 +21,7 @@ from compiler.passes.weights import (
     check_finite,
     erase_weight,
     find_weights,
+    is_conv,
     layer_names,
 )
 from dialects import comp
@@ -87,8 +88,8 @@ class QuantizePass(ModulePass):
 
     Activations: a comp.quantize op is inserted on
       - every f32 tensor argument of a function (the graph inputs), first in the body;
-      - every layer's output. A layer starts at a Gemm, MatMul, LSTM, GRU or RNN; from a
-        Gemm/MatMul result the layer extends through a bias Add (an Add whose other operand
+      - every layer's output. A layer starts at a Gemm, MatMul, Conv, LSTM, GRU or RNN;
+        from a Gemm/MatMul/Conv result the layer extends through a bias Add (an Add whose other operand
         is a constant or comp.weight) and then an elementwise Relu, Sigmoid or Tanh, each
         only when it is the sole use of the value before it. The value at the end of that
         chain is quantized, and all its uses read the quantized value. For an LSTM/GRU/RNN,
@@ -316,14 +317,15 @@ def activation_targets(fn: func.FuncOp) -> list[SSAValue]:
     """The values of ``fn`` the pass quantizes, in program order (see QuantizePass)."""
     targets: list[SSAValue] = [a for a in fn.body.block.args if _is_f32(a.type)]
     for op in fn.body.block.ops:
-        if isinstance(op, (*_RNN_OPS, *_LAYER_OPS)) and op.operands:
+        conv = is_conv(op)
+        if (conv or isinstance(op, (*_RNN_OPS, *_LAYER_OPS))) and op.operands:
             # A layer reads fixed point: its input, unless that is a quantized value
             # seen through layout-only ops (e.g. the output of a host op like Scaler).
             if not _derived_from(op.operands[0], targets):
                 targets.append(op.operands[0])
         if isinstance(op, _RNN_OPS):
             targets.extend(r for r in op.results if _is_f32(r.type) and r.uses)
-        elif isinstance(op, _LAYER_OPS) and op.results:
+        elif (conv or isinstance(op, _LAYER_OPS)) and op.results:
             targets.append(_layer_output(op.results[0]))
     seen: set[SSAValue] = set()
     unique = []

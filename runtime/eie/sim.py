@@ -29,6 +29,7 @@ Structure:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -440,18 +441,23 @@ class _Machine:
         for j in 0..n-1: buf[buf][j] = symbol[sym][j]          # element j to PE j mod N
 
         Host float values become codes in the symbol's format (round half to even,
-        saturate: runtime/fixedpoint.to_codes).
+        saturate: runtime/fixedpoint.to_codes). A symbol with a dynamic dimension (a
+        Transformer's tokens) takes the size the data has.
         """
         sym = self.sim.symbols[ops["sym"]]
         if sym.name not in self.memory:
             raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
         values = sym.rows(np.asarray(self.memory[sym.name]))  # the batch axis first
-        if values.shape != (self.batch, *sym.shape):
+        expected = (self.batch, *sym.shape)
+        if len(values.shape) != len(expected) or any(
+            e >= 0 and v != e for v, e in zip(values.shape, expected, strict=True)
+        ):
+            shown = [self.batch, *("?" if d < 0 else d for d in sym.shape)]
             raise DlhwcError(
                 f"symbol '{sym.name}' holds {list(values.shape)} in host memory (batch "
-                f"first), expected {[self.batch, *sym.shape]}"
+                f"first), expected {shown}"
             )
-        values = values.reshape(self.batch, sym.size)
+        values = values.reshape(self.batch, -1)
         self.buf[ops["buf"]] = to_codes(values, sym.format)
 
     def exec_dma_out(self, ops: dict[str, int]) -> None:
@@ -461,7 +467,15 @@ class _Machine:
         Codes become host float values in the symbol's format (from_codes).
         """
         sym = self.sim.symbols[ops["sym"]]
-        codes = self._buffer(ops["buf"], sym.size)
+        codes = self.buf[ops["buf"]]
+        if codes is None:
+            raise DlhwcError(f"buf[{ops['buf']}] is read before it is written")
+        static = math.prod(d for d in sym.shape if d >= 0)
+        if codes.shape[1] % max(static, 1) or (-1 not in sym.shape and codes.shape[1] != static):
+            raise DlhwcError(
+                f"buf[{ops['buf']}] holds {codes.shape[1]} elements, symbol '{sym.name}' "
+                f"has {list(sym.shape)}"
+            )
         rows = from_codes(codes, sym.format).reshape(self.batch, *sym.shape)
         self.memory[sym.name] = sym.host(rows)
 
@@ -507,12 +521,14 @@ class _Machine:
         if (layer, block) not in self.loaded:
             raise DlhwcError(f"layer '{lay.name}' block {block} is not loaded")
         blk = self.sim.block(layer, block)
-        a = self._buffer(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
+        source = self.vectors(ops["src"], lay.cols)
+        a = source[:, blk.col_start : blk.col_end]
         if ops["first"]:
-            self.acc[layer] = np.zeros((self.batch, lay.rows), dtype=np.int64)
+            self.acc[layer] = np.zeros((source.shape[0], lay.rows), dtype=np.int64)
             if self.sim.record_layers:
-                source = self._buffer(ops["src"], lay.cols)
-                self.layer_inputs[lay.name] = from_codes(source, lay.in_format)
+                self.layer_inputs[lay.name] = from_codes(source, lay.in_format).reshape(
+                    self.batch, -1
+                )
         elif layer not in self.acc:
             raise DlhwcError(f"layer '{lay.name}' accumulates without a first block")
         self.acc[layer] += _block_product(blk, a, lay.rows)
@@ -529,6 +545,7 @@ class _Machine:
                 self.cfg.acc_bits,
             )
             self.numerics[layer].record(y, saturated)
+            y = y.reshape(self.batch, -1)  # a row's token vectors side by side
             if self.sim.record_layers:
                 self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
             self.buf[ops["dst"]] = y
@@ -542,13 +559,15 @@ class _Machine:
         """
         self.sim.run_host(ops["seg"], self.memory)
 
-    def _buffer(self, b: int, n: int) -> np.ndarray:
+    def vectors(self, b: int, n: int) -> np.ndarray:
+        """buf[b] as its n-element activation vectors [vectors, n]: a batch row holding
+        k * n elements is k vectors (a token-wise layer's tokens, a convolution's patches)."""
         codes = self.buf[b]
         if codes is None:
             raise DlhwcError(f"buf[{b}] is read before it is written")
-        if codes.shape[1] != n:
-            raise DlhwcError(f"buf[{b}] holds {codes.shape[1]} elements, {n} expected")
-        return codes
+        if codes.shape[1] % n or not codes.shape[1]:
+            raise DlhwcError(f"buf[{b}] holds {codes.shape[1]} elements, not a multiple of {n}")
+        return codes.reshape(-1, n)
 
 
 def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
@@ -653,28 +672,36 @@ class _CostModel:
         """pipeline_stages cycles per vector: the pipeline drains."""
         tally.cycles["sync"] += self.cfg.pipeline_stages * self.batch
 
-    def _transfer(self, mnemonic: str, ops, tally) -> None:
-        """ceil(n * act_bits / 32) words per vector at host_words_per_cycle words a cycle;
-        host_word energy per word; one activation-buffer access per element."""
+    def _transfer(self, mnemonic: str, ops, tally, n: int) -> None:
+        """ceil(n * act_bits / 32) words per vector at host_words_per_cycle words a cycle
+        for the symbol's n elements per vector; host_word energy per word; one
+        activation-buffer access per element. A symbol [tokens, ..., features] streams
+        token by token, each token's features into the register files (or SRAM)."""
         sym = self.sim.symbols[ops["sym"]]
-        words = _words(sym.size * self.cfg.act_bits)
+        words = _words(n * self.cfg.act_bits)
         tally.cycles["transfer"] += -(-words // self.cfg.host_words_per_cycle) * self.batch
         tally.events["host_word"] += words * self.batch
         tally.host_words += words * self.batch
-        rf, sram = self._act_events(0, sym.size)
-        tally.events["act_regfile"] += rf * self.batch
-        tally.events["act_sram"] += sram * self.batch
+        per_token = sym.shape[-1] if len(sym.shape) >= 2 and sym.shape[-1] > 0 else n
+        rf, sram = self._act_events(0, per_token)
+        tally.events["act_regfile"] += rf * (n // max(per_token, 1)) * self.batch
+        tally.events["act_sram"] += sram * (n // max(per_token, 1)) * self.batch
         seg = self.segment_of_transfer.get((mnemonic, ops["sym"]))
         if seg is not None:
             self.host_words[seg] += words * self.batch
 
     def cost_dma_in(self, ops, machine, tally) -> None:
-        """A host-to-chip transfer (see `_transfer`)."""
-        self._transfer("dma.in", ops, tally)
+        """A host-to-chip transfer (see `_transfer`) of what the symbol holds."""
+        sym = self.sim.symbols[ops["sym"]]
+        value = machine.memory.get(sym.name)
+        n = sym.size if value is None or -1 not in sym.shape else np.size(value) // self.batch
+        self._transfer("dma.in", ops, tally, n)
 
     def cost_dma_out(self, ops, machine, tally) -> None:
-        """A chip-to-host transfer (see `_transfer`)."""
-        self._transfer("dma.out", ops, tally)
+        """A chip-to-host transfer (see `_transfer`) of what the buffer holds."""
+        codes = machine.buf[ops["buf"]]
+        n = self.sim.symbols[ops["sym"]].size if codes is None else codes.shape[1]
+        self._transfer("dma.out", ops, tally, n)
 
     def cost_load(self, ops, machine, tally) -> None:
         """ceil(words / dma_words_per_cycle) cycles, dram_word energy per 32-bit word.
@@ -720,7 +747,8 @@ class _CostModel:
         layer, block = ops["layer"], ops["block"]
         blk = self.sim.block(layer, block)
         lay = self.sim.layers[layer]
-        a = machine._buffer(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
+        a = machine.vectors(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
+        vectors = a.shape[0]
         nz = a != 0
         items = nz.sum(axis=1)
         ends = _fifo_recurrence(nz, items, blk.work_t, cfg.fifo_depth)
@@ -731,7 +759,7 @@ class _CostModel:
         tally.cycles["compute"] += int(cycles.sum())
         tally.busy += int((nzi @ blk.work_col).sum())
         tally.broadcasts += broadcasts
-        tally.activations += blk.ncols * self.batch
+        tally.activations += blk.ncols * vectors
         tally.entries += entries
         tally.fillers += int((nzi @ blk.fillers_col).sum())
         ev = tally.events
@@ -743,11 +771,11 @@ class _CostModel:
         # Source: one register-file read per broadcast; the elements beyond the register
         # files are read once from the activation SRAM by the refill that brings them in.
         ev["act_regfile"] += broadcasts
-        ev["act_sram"] += self._act_events(blk.col_start, blk.ncols)[1] * self.batch
+        ev["act_sram"] += self._act_events(blk.col_start, blk.ncols)[1] * vectors
         if ops["last"]:  # destination: one write per output element
             rf, sram = self._act_events(0, lay.rows)
-            ev["act_regfile"] += rf * self.batch
-            ev["act_sram"] += sram * self.batch
+            ev["act_regfile"] += rf * vectors
+            ev["act_sram"] += sram * vectors
 
     def cost_host(self, ops, machine, tally) -> None:
         """No accelerator cycles: its transfers are the dma.in/dma.out around it."""
