@@ -16,6 +16,7 @@ from xdsl.dialects.builtin import (
     ModuleOp,
     StringAttr,
     TensorType,
+    UnitAttr,
     i64,
 )
 from xdsl.ir import Operation, SSAValue
@@ -25,7 +26,7 @@ from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
 from backends.program import constant_value
 from compiler.errors import DlhwcError
-from compiler.passes.weights import erase_weight, is_conv
+from compiler.passes.weights import PATCHES, erase_weight, is_conv
 from dialects import comp, eie
 from dialects import onnx as onnx_d
 from dialects.comp import value_format
@@ -268,6 +269,7 @@ def _host_input(layer: _Layer, name: str, block) -> SSAValue:
         },
         f"{name}.patches",
     )  # fmt: skip
+    patches.attributes[PATCHES] = UnitAttr()
     t = _transpose(
         patches.results[0], [0, 2, 3, 1], TensorType(Float32Type(), [n, ho, wo, c * k]),
         f"{name}.patches_nhwc",

@@ -151,12 +151,17 @@ def _slots_of(op: Operation) -> list[WeightSlot]:
     return []
 
 
+PATCHES = "dlhwc.patches"
+"""Marks the Conv a lowering inserted to form patch vectors: a layout op, not a layer."""
+
+
 def is_conv(op: Operation) -> bool:
-    """Whether ``op`` is an ONNX Conv (a generic `onnx.Node` of the default domain)."""
+    """Whether ``op`` is an ONNX Conv layer (a generic `onnx.Node` of the default domain)."""
     return (
         isinstance(op, onnx_d.NodeOp)
         and op.onnx_type == "Conv"
         and op.onnx_domain in ("", "ai.onnx")
+        and PATCHES not in op.attributes
     )
 
 
