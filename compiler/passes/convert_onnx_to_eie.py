@@ -321,8 +321,9 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | str:
         return "its input is not a [batch, ..., features] tensor"
     if isinstance(op, onnx_d.GemmOp) and len(x.type.get_shape()) != 2:
         return "its input is not a 2-D [batch, features] tensor"
-    if trans_a and any(d < 0 for d in x.type.get_shape()):
-        return "transA=1 with a dynamic batch"
+    if trans_a and x.type.get_shape()[1] >= 0:
+        # x is [in, batch]: its batch must be the dynamic axis the program batches over.
+        return "transA=1 with a static batch axis"
     chain: list[Operation] = [op]
     value = op.results[0]
     shape = w.type.get_shape()

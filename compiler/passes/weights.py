@@ -121,7 +121,7 @@ def _slots_of(op: Operation) -> list[WeightSlot]:
     if isinstance(op, onnx_d.GemmOp):
         attrs = op.onnx_attributes()
         found = []
-        if len(ops) > 1 and _is_weight_source(ops[1]) and not attrs.get("transA", 0):
+        if len(ops) > 1 and _is_weight_source(ops[1]):
             found.append(WeightSlot(op, 1, "matrix", transpose=not attrs.get("transB", 0)))
         if len(ops) > 2 and _is_weight_source(ops[2]):
             found.append(WeightSlot(op, 2, "bias", transpose=False))

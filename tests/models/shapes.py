@@ -237,4 +237,6 @@ SHAPES = {
     "small_activations": small_activations,
     "large_fan_in": large_fan_in,
     "transformer_ffn": transformer_ffn,
+    "token_linear": token_linear,
+    "small_cnn": small_cnn,
 }
