@@ -452,8 +452,10 @@ def block_images(
     offsets = np.concatenate([[0], np.cumsum(counts)])
     first = enc.pe_offsets[:-1] + enc.pointers[:, start]  # each PE's block start in v/z
     idx = np.repeat(first - offsets[:-1], counts) + np.arange(offsets[-1])
-    packed = values[idx].astype(np.uint64) | (enc.z[idx].astype(np.uint64) << value_bits)
-    spmat = packed.astype(dtype)
+    # Packed in the entry's own width: value_bits + run_bits fit ``dtype`` by the config.
+    spmat = values[idx].astype(dtype) | (
+        enc.z[idx].astype(dtype) << np.dtype(dtype).type(value_bits)
+    )
     pe = np.repeat(np.arange(enc.pes), counts)
     fillers = np.bincount(pe, weights=enc.filler[idx], minlength=enc.pes).astype(int)
     return ptr.astype(np.uint32), spmat, counts.astype(int).tolist(), fillers.tolist()

@@ -215,10 +215,13 @@ def accumulator_reach_bits(
     ``in_format``: max over rows of sum_c |W code| * max|a code| + |bias code|, counted
     over the kept entries only. The lowering keeps layers whose reach exceeds `acc_bits`
     exact by the output bound (backends/eie/README.md, "Numerics")."""
-    rows, cols = mask.shape
-    flat = np.flatnonzero(mask)
-    magnitudes = np.abs(codebook.astype(np.int64))[indices.reshape(-1)[flat]]
-    sums = np.bincount(flat // cols, weights=magnitudes.astype(np.float64), minlength=rows)
+    rows = mask.shape[0]
+    magnitude = np.abs(codebook.astype(np.int64)).astype(np.float64)
+    sums = np.zeros(rows, dtype=np.float64)
+    step = max(1, (1 << 22) // max(mask.shape[1], 1))
+    for r0 in range(0, rows, step):  # a block of rows at a time: no [rows, cols] floats
+        part = np.where(mask[r0 : r0 + step], magnitude[indices[r0 : r0 + step]], 0.0)
+        sums[r0 : r0 + step] = part.sum(axis=1)
     reach = sums * float(-in_format.qmin)
     if bias is not None:
         reach = reach + np.abs(bias.astype(np.float64))

@@ -492,7 +492,9 @@ def _eie_weight(
         indices = indices.reshape(indices.shape[0], -1)
     codebook = quantize(codebook, fmt)
     # An entry that rounds to 0.0 at a coarser format prunes its weights.
-    mask = mask & (codebook[indices] != 0)
+    zero = codebook == 0
+    if zero.any():
+        mask = mask & ~zero[indices]
     zero = np.flatnonzero(codebook == 0.0)
     if zero.size:
         # Swap the zero centroid into index 0.

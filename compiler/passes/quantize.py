@@ -242,10 +242,17 @@ def _check_bits(option: str, bits: object) -> None:
 # -- formats -----------------------------------------------------------------------------
 
 
-def choose_format(values: np.ndarray, bits: int, mode: str, bound: float) -> FixedFormat:
+def choose_format(
+    values: np.ndarray, bits: int, mode: str, bound: float, counts: np.ndarray | None = None
+) -> FixedFormat:
     """The fixed<bits, F> for ``values`` by ``mode`` (see QuantizePass). Non-finite values
-    are left out of the largest magnitude but count as overflowing."""
+    are left out of the largest magnitude but count as overflowing. ``counts``, when
+    given, weighs each value (a codebook entry by the weights that use it; an entry no
+    weight uses does not count)."""
     values = np.asarray(values, dtype=np.float32).reshape(-1)
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.float64).reshape(-1)
+        values, counts = values[counts > 0], counts[counts > 0]
     magnitude = np.abs(values[np.isfinite(values)])
     max_abs = float(magnitude.max()) if magnitude.size else 0.0
     frac = frac_bits_for(max_abs, bits)
@@ -254,16 +261,35 @@ def choose_format(values: np.ndarray, bits: int, mode: str, bound: float) -> Fix
     nonzero = magnitude[magnitude > 0]
     if nonzero.size == 0:
         return FixedFormat(bits, frac)
+
+    def rate(fmt: FixedFormat) -> float:
+        if counts is None:
+            return overflow_rate(values, fmt)
+        scaled = np.rint(values.astype(np.float64) * 2.0**fmt.frac)
+        over = (scaled > fmt.qmax) | (scaled < fmt.qmin) | ~np.isfinite(values)
+        return float(counts[over].sum() / counts.sum())
+
     # The overflow rate grows with F: binary search for the last F within the bound,
     # between the static choice (no overflow) and the F where the smallest value saturates.
     lo, hi = frac, max(frac, frac_bits_for(float(nonzero.min()), bits))
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if overflow_rate(values, FixedFormat(bits, mid)) <= bound:
+        if rate(FixedFormat(bits, mid)) <= bound:
             lo = mid
         else:
             hi = mid - 1
     return FixedFormat(bits, lo)
+
+
+def _index_counts(indices: np.ndarray, mask: np.ndarray, entries: int) -> np.ndarray:
+    """How many kept weights use each codebook entry, a block at a time."""
+    counts = np.zeros(entries, dtype=np.int64)
+    flat_i, flat_m = indices.reshape(-1), mask.reshape(-1)
+    step = 1 << 24
+    for start in range(0, flat_i.size, step):
+        part = flat_i[start : start + step][flat_m[start : start + step]]
+        counts += np.bincount(part, minlength=entries)[:entries]
+    return counts
 
 
 def _quantized_weight(
@@ -284,17 +310,24 @@ def _quantized_weight(
         mask = value != 0
         props = {"values": dense_from_array(value)}
         node_name = slot.name
-    dense = source.dense() if isinstance(source, comp.WeightOp) else value
-    fmt = choose_format(dense[mask], bits, mode, bound)
     if isinstance(source, comp.WeightOp) and source.is_shared:
-        codebook = quantize(source.codebook_array(), fmt)
-        mask = mask & (codebook[source.indices_array()] != 0)
+        # Each kept weight counts once, through its codebook entry: no dense tensor.
+        codebook, indices = source.codebook_array(), source.indices_array()
+        counts = _index_counts(indices, mask, len(codebook))
+        fmt = choose_format(codebook, bits, mode, bound, counts)
+        codebook = quantize(codebook, fmt)
+        zero = (codebook == 0) & (counts > 0)
+        if zero.any():
+            mask = mask & ~zero[indices]
+            props["mask"] = dense_from_array(mask)
         props["codebook"] = dense_from_array(codebook)
     else:
+        dense = source.dense() if isinstance(source, comp.WeightOp) else value
+        fmt = choose_format(dense[mask], bits, mode, bound)
         values = quantize(np.where(mask, dense, np.float32(0)), fmt)
         mask = mask & (values != 0)
         props["values"] = dense_from_array(values)
-    props["mask"] = dense_from_array(mask)
+        props["mask"] = dense_from_array(mask)
     props["format"] = comp.FixedAttr.get(fmt)
     return comp.WeightOp(source.results[0].type, props, node_name)
 
