@@ -72,6 +72,10 @@ DENSE_LIMIT = 1 << 20
 weight codes, which `spmv` uses when a batch of vectors makes that cheaper than gathering
 the entries of their non-zero activations' columns."""
 
+DENSE_LIMIT_FILLED = 1 << 23
+"""The same bound for a block at least 1/16 full (64 MB of float64 codes): a matrix
+product beats gathering its entries vector by vector."""
+
 ENERGY_EVENTS = (
     "spmat_read",
     "ptr_read",
@@ -97,17 +101,14 @@ pipeline drains (barrier)."""
 class _Block:
     """One column block as the PEs' SRAMs hold it after `load`, decoded once.
 
-    The entries of every PE, as (global row, global column, codebook value code), and
-    the per-column tallies the cycle and energy model needs.
+    The entries of every PE in column-major order (global row and codebook value code;
+    fillers have code 0), and the per-column tallies the cycle and energy model needs.
     """
 
     layer: int
     block: int
     col_start: int
     col_end: int
-    rows: np.ndarray  # int64 [E]: global row of each entry
-    cols: np.ndarray  # int64 [E]: global column of each entry
-    codes: np.ndarray  # int64 [E]: codebook[v] (0 for fillers)
     counts: np.ndarray  # int64 [pes, ncols]: entries of each column on each PE
     work_t: np.ndarray  # int64 [ncols, pes]: max(1, counts): PE cycles per column
     work_col: np.ndarray  # int64 [ncols]: sum over PEs of work_t
@@ -119,7 +120,7 @@ class _Block:
     product_dtype: type  # float64 when its sums are exact, else int64
     dense: np.ndarray | None  # [rows, ncols] weight codes (product_dtype), or None
     col_ptr: np.ndarray  # int64 [ncols + 1]: the entries of block column j, column-major
-    csc_rows: np.ndarray  # int64 [E]: rows in column-major order
+    csc_rows: np.ndarray  # int32 [E]: rows in column-major order
     csc_codes: np.ndarray  # [E]: codes in column-major order (product_dtype)
 
     @property
@@ -302,9 +303,15 @@ class Simulator(Program):
         return owner
 
     def block(self, layer: int, block: int) -> _Block:
-        """The decoded column block (decoded on first use, then cached)."""
+        """The decoded column block (decoded on first use, then cached).
+
+        A resident program's blocks fit the SRAMs together and all stay cached, as on the
+        chip; otherwise only the block in use is (a VGG-sized program's decoded blocks
+        would take several times its weights' memory)."""
         key = (layer, block)
         if key not in self._blocks:
+            if not self.resident:
+                self._blocks.clear()
             self._blocks[key] = self._decode_block(layer, block)
         return self._blocks[key]
 
@@ -334,11 +341,9 @@ class Simulator(Program):
             raise self._error(
                 f"section 'L{layer}.B{block}.spmat': {e} (layer '{lay.name}' has {lay.rows} rows)"
             ) from None
-        cols = col + start
         codes = codebook[v]
-
-        filler = v == 0
-        fillers_col = np.bincount(col[filler], minlength=ncols).astype(np.int64)
+        fillers_col = np.bincount(col[v == 0], minlength=ncols).astype(np.int64)
+        del v, z, spmat
         entries_col = counts.sum(axis=0)
         work_t = np.maximum(counts, 1).T.copy()
         # SRAM rows (entries_per_read entries each) spanned by each column's entries,
@@ -358,7 +363,8 @@ class Simulator(Program):
         dtype = np.float64 if exact < 2.0**53 else np.int64
         by_col = np.argsort(col, kind="stable")
         dense = None
-        if lay.rows * ncols <= DENSE_LIMIT:
+        size = lay.rows * ncols
+        if size <= DENSE_LIMIT or (size <= DENSE_LIMIT_FILLED and 16 * rows.size >= size):
             dense = np.zeros((lay.rows, ncols), dtype=dtype)
             dense[rows, col] = codes
         return _Block(
@@ -366,9 +372,6 @@ class Simulator(Program):
             block=block,
             col_start=start,
             col_end=end,
-            rows=rows,
-            cols=cols,
-            codes=codes,
             counts=counts,
             work_t=work_t,
             work_col=work_t.sum(axis=1),
@@ -380,7 +383,7 @@ class Simulator(Program):
             product_dtype=dtype,
             dense=dense,
             col_ptr=np.concatenate(([0], np.cumsum(entries_col))),
-            csc_rows=rows[by_col],
+            csc_rows=rows[by_col].astype(np.int32),
             csc_codes=codes[by_col].astype(dtype),
         )
 
