@@ -259,11 +259,17 @@ def run_simulator(
     sim.record_layers = True
     by_hint = {b.hint: b.label for b in boundaries}
     labels = {b.label for b in boundaries}
-    # Only a layer whose boundary is its own output (not a ReLU'd or shared value).
-    by_layer = {b.layer: b.label for b in boundaries if b.layer and ":" not in b.label}
+    layer_ops = _layer_ops(golden) if golden is not None else {}
+    # A layer's output is a boundary's value when the lowered op's result is that
+    # boundary's tensor (its bias and ReLU fused as the boundary's are).
+    by_output = {}
+    for name, op in layer_ops.items():
+        hint = (op.results[0].name_hint or "").removesuffix("_nhwc")
+        base = hint[:-2] if hint.endswith("_q") else hint
+        if base in by_hint:
+            by_output[name] = by_hint[base]
     convs = {b.label for b in boundaries if b.conv}
     formats = {s.name: s.format for s in sim.symbols}
-    layer_ops = _layer_ops(golden) if golden is not None else {}
     parts: dict[str, list[np.ndarray]] = {}
     differ: dict[str, int] = {}
     mismatched: dict[str, int] = {}  # layer name -> values unlike the replayed golden layer
@@ -283,14 +289,11 @@ def run_simulator(
             if name in replayed:
                 count = int(np.count_nonzero(value != replayed[name].reshape(value.shape)))
                 mismatched[name] = mismatched.get(name, 0) + count
-            label = by_layer.get(name)
+            label = by_output.get(name)
             if label is None:
                 continue
-            op = layer_ops.get(name)
-            if op is not None and len(op.results[0].type.get_shape()) > 2:
-                value = value.reshape(value.shape[0], *op.results[0].type.get_shape()[1:])
-                if label in convs:
-                    value = np.moveaxis(value, -1, 1)
+            if label in convs:
+                value = np.moveaxis(value, -1, 1)
             found.setdefault(label, value)
             if name in replayed:
                 differ[label] = 0  # judged by the replay above
@@ -378,6 +381,8 @@ def find_jump(
 ) -> Jump | None:
     """The first (stage, boundary) that jumps (see the module docstring), or None."""
     reference = stages[0]
+    last_sqnr: dict[str, float] = {}  # per boundary, the last stage's SQNR that has one
+    last_stage: dict[str, str] = {}
     for before, stage in zip(stages, stages[1:], strict=False):
         for layer, count in stage.replay.items():
             if count:
@@ -395,6 +400,9 @@ def find_jump(
             ref_nonfinite = reference.metrics.get(b.label, {}).get("nonfinite", 0)
             if m["nonfinite"] > ref_nonfinite:
                 return Jump(stage.name, b.label, f"{m['nonfinite']} NaN or infinite values")
+            prev = last_sqnr.get(b.label, math.inf)
+            prev_stage = last_stage.get(b.label, reference.name)
+            last_sqnr[b.label], last_stage[b.label] = m["sqnr_db"], stage.name
             prior = before.values.get(b.label)
             count = stage.differ.get(b.label) if stage.kind == "simulator" else None
             if count == -1 and prior is not None:
@@ -412,15 +420,11 @@ def find_jump(
             tol = lossy_tolerance_db if stage.kind == "lossy" else tolerance_db
             if tol is None:
                 continue
-            prev = before.metrics.get(b.label, {}).get("sqnr_db")
-            if prev is None:
-                prev = math.inf
-            floor = min(prev, FLOAT_CAP_DB) - tol
-            if m["sqnr_db"] < floor:
+            if m["sqnr_db"] < min(prev, FLOAT_CAP_DB) - tol:
                 return Jump(
                     stage.name, b.label,
                     f"SQNR {m['sqnr_db']:.2f} dB against onnxruntime, {_db(prev)} at "
-                    f"{before.name} (tolerance {tol:g} dB)",
+                    f"{prev_stage} (tolerance {tol:g} dB)",
                 )  # fmt: skip
     return None
 

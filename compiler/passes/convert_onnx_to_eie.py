@@ -190,7 +190,7 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
     block = op.parent_block()
     block.insert_op_before(weight, layer.chain[0])
     bias_value = layer.bias
-    if bias is not None and (layer.beta != 1.0 or layer.bias.type.get_shape() != [rows]):
+    if bias is not None and (layer.beta != 1.0 or list(layer.bias.type.get_shape()) != [rows]):
         bias_op = onnx_d.ConstantOp(bias, f"{name}.bias")
         block.insert_op_before(bias_op, layer.chain[0])
         bias_value = bias_op.results[0]

@@ -29,7 +29,6 @@ Structure:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -418,8 +417,9 @@ class _Machine:
         self.cfg = sim.config
         self.batch = batch
         self.memory: dict[str, np.ndarray] = {}  # host memory: symbol name -> float32
-        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS
-        self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [batch, rows]
+        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS  # codes [vectors, n]
+        self.lead: list[tuple[int, ...]] = [()] * NUM_BUFFERS  # their leading host shape
+        self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [vectors, rows]
         self.numerics = [NumericsTally() for _ in sim.layers]
         self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, rows]
         self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, cols]
@@ -444,43 +444,47 @@ class _Machine:
         for j in 0..n-1: buf[buf][j] = symbol[sym][j]          # element j to PE j mod N
 
         Host float values become codes in the symbol's format (round half to even,
-        saturate: runtime/fixedpoint.to_codes). A symbol with a dynamic dimension (a
-        Transformer's tokens) takes the size the data has.
+        saturate: runtime/fixedpoint.to_codes). The buffer holds the whole host tensor
+        as vectors of its last dimension (every leading index a vector: the batch rows,
+        a Transformer's tokens, a convolution's patches), and remembers its leading
+        shape for the dma.out of the result.
         """
         sym = self.sim.symbols[ops["sym"]]
         if sym.name not in self.memory:
             raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
-        values = sym.rows(np.asarray(self.memory[sym.name]))  # the batch axis first
-        expected = (self.batch, *sym.shape)
-        if len(values.shape) != len(expected) or any(
-            e >= 0 and v != e for v, e in zip(values.shape, expected, strict=True)
-        ):
-            shown = [self.batch, *("?" if d < 0 else d for d in sym.shape)]
-            raise DlhwcError(
-                f"symbol '{sym.name}' holds {list(values.shape)} in host memory (batch "
-                f"first), expected {shown}"
-            )
-        values = values.reshape(self.batch, -1)
-        self.buf[ops["buf"]] = to_codes(values, sym.format)
+        values = np.asarray(self.memory[sym.name])
+        self._check_host_shape(sym, values)
+        width = values.shape[-1] if values.ndim else 1
+        self.buf[ops["buf"]] = to_codes(values.reshape(-1, width), sym.format)
+        self.lead[ops["buf"]] = values.shape[:-1]
 
     def exec_dma_out(self, ops: dict[str, int]) -> None:
         """n = len(symbol[sym])
         for j in 0..n-1: symbol[sym][j] = buf[buf][j]
 
-        Codes become host float values in the symbol's format (from_codes).
+        Codes become host float values in the symbol's format (from_codes), in the
+        leading shape of the tensor the layer read.
         """
         sym = self.sim.symbols[ops["sym"]]
         codes = self.buf[ops["buf"]]
         if codes is None:
             raise DlhwcError(f"buf[{ops['buf']}] is read before it is written")
-        static = math.prod(d for d in sym.shape if d >= 0)
-        if codes.shape[1] % max(static, 1) or (-1 not in sym.shape and codes.shape[1] != static):
+        values = from_codes(codes, sym.format).reshape(*self.lead[ops["buf"]], codes.shape[1])
+        self._check_host_shape(sym, values)
+        self.memory[sym.name] = values
+
+    def _check_host_shape(self, sym, values: np.ndarray) -> None:
+        """The host tensor must have the symbol's rank and static dimensions."""
+        expected = list(sym.shape)
+        if sym.batch_axis is not None:
+            expected.insert(sym.batch_axis, -1)
+        if values.ndim != len(expected) or any(
+            e >= 0 and v != e for v, e in zip(values.shape, expected, strict=True)
+        ):
+            shown = ["?" if d < 0 else d for d in expected]
             raise DlhwcError(
-                f"buf[{ops['buf']}] holds {codes.shape[1]} elements, symbol '{sym.name}' "
-                f"has {list(sym.shape)}"
+                f"symbol '{sym.name}' holds {list(values.shape)} in host memory, expected {shown}"
             )
-        rows = from_codes(codes, sym.format).reshape(self.batch, *sym.shape)
-        self.memory[sym.name] = sym.host(rows)
 
     def exec_load(self, ops: dict[str, int]) -> None:
         """for each PE k:
@@ -526,12 +530,12 @@ class _Machine:
         blk = self.sim.block(layer, block)
         source = self.vectors(ops["src"], lay.cols)
         a = source[:, blk.col_start : blk.col_end]
+        lead = self.lead[ops["src"]]
         if ops["first"]:
             self.acc[layer] = np.zeros((source.shape[0], lay.rows), dtype=np.int64)
             if self.sim.record_layers:
-                self.layer_inputs[lay.name] = from_codes(source, lay.in_format).reshape(
-                    self.batch, -1
-                )
+                values = from_codes(source, lay.in_format)
+                self.layer_inputs[lay.name] = values.reshape(*lead, lay.cols)
         elif layer not in self.acc:
             raise DlhwcError(f"layer '{lay.name}' accumulates without a first block")
         self.acc[layer] += _block_product(blk, a, lay.rows)
@@ -548,10 +552,11 @@ class _Machine:
                 self.cfg.acc_bits,
             )
             self.numerics[layer].record(y, saturated)
-            y = y.reshape(self.batch, -1)  # a row's token vectors side by side
             if self.sim.record_layers:
-                self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
+                values = from_codes(y, lay.out_format)
+                self.layer_outputs[lay.name] = values.reshape(*lead, lay.rows)
             self.buf[ops["dst"]] = y
+            self.lead[ops["dst"]] = lead
 
     def exec_host(self, ops: dict[str, int]) -> None:
         """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
@@ -563,14 +568,13 @@ class _Machine:
         self.sim.run_host(ops["seg"], self.memory)
 
     def vectors(self, b: int, n: int) -> np.ndarray:
-        """buf[b] as its n-element activation vectors [vectors, n]: a batch row holding
-        k * n elements is k vectors (a token-wise layer's tokens, a convolution's patches)."""
+        """buf[b]'s n-element activation vectors [vectors, n]."""
         codes = self.buf[b]
         if codes is None:
             raise DlhwcError(f"buf[{b}] is read before it is written")
-        if codes.shape[1] % n or not codes.shape[1]:
-            raise DlhwcError(f"buf[{b}] holds {codes.shape[1]} elements, not a multiple of {n}")
-        return codes.reshape(-1, n)
+        if codes.shape[1] != n:
+            raise DlhwcError(f"buf[{b}] holds vectors of {codes.shape[1]} elements, {n} expected")
+        return codes
 
 
 def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
@@ -675,36 +679,35 @@ class _CostModel:
         """pipeline_stages cycles per vector: the pipeline drains."""
         tally.cycles["sync"] += self.cfg.pipeline_stages * self.batch
 
-    def _transfer(self, mnemonic: str, ops, tally, n: int) -> None:
-        """ceil(n * act_bits / 32) words per vector at host_words_per_cycle words a cycle
-        for the symbol's n elements per vector; host_word energy per word; one
-        activation-buffer access per element. A symbol [tokens, ..., features] streams
-        token by token, each token's features into the register files (or SRAM)."""
-        sym = self.sim.symbols[ops["sym"]]
-        words = _words(n * self.cfg.act_bits)
-        tally.cycles["transfer"] += -(-words // self.cfg.host_words_per_cycle) * self.batch
-        tally.events["host_word"] += words * self.batch
-        tally.host_words += words * self.batch
-        per_token = sym.shape[-1] if len(sym.shape) >= 2 and sym.shape[-1] > 0 else n
-        rf, sram = self._act_events(0, per_token)
-        tally.events["act_regfile"] += rf * (n // max(per_token, 1)) * self.batch
-        tally.events["act_sram"] += sram * (n // max(per_token, 1)) * self.batch
+    def _transfer(self, mnemonic: str, ops, tally, total: int, width: int) -> None:
+        """ceil(n * act_bits / 32) words per input row (n: the row's elements; the
+        whole tensor when it does not split into rows) at host_words_per_cycle words a
+        cycle; host_word energy per word; one activation-buffer access per element, each
+        vector of ``width`` elements streaming into the register files (or SRAM)."""
+        rows = self.batch if total % self.batch == 0 else 1
+        words = _words(total // rows * self.cfg.act_bits) * rows
+        tally.cycles["transfer"] += -(-words // (self.cfg.host_words_per_cycle * rows)) * rows
+        tally.events["host_word"] += words
+        tally.host_words += words
+        rf, sram = self._act_events(0, width)
+        vectors = total // max(width, 1)
+        tally.events["act_regfile"] += rf * vectors
+        tally.events["act_sram"] += sram * vectors
         seg = self.segment_of_transfer.get((mnemonic, ops["sym"]))
         if seg is not None:
-            self.host_words[seg] += words * self.batch
+            self.host_words[seg] += words
 
     def cost_dma_in(self, ops, machine, tally) -> None:
         """A host-to-chip transfer (see `_transfer`) of what the symbol holds."""
-        sym = self.sim.symbols[ops["sym"]]
-        value = machine.memory.get(sym.name)
-        n = sym.size if value is None or -1 not in sym.shape else np.size(value) // self.batch
-        self._transfer("dma.in", ops, tally, n)
+        value = np.asarray(machine.memory.get(self.sim.symbols[ops["sym"]].name, 0.0))
+        width = value.shape[-1] if value.ndim else 1
+        self._transfer("dma.in", ops, tally, value.size, width)
 
     def cost_dma_out(self, ops, machine, tally) -> None:
         """A chip-to-host transfer (see `_transfer`) of what the buffer holds."""
         codes = machine.buf[ops["buf"]]
-        n = self.sim.symbols[ops["sym"]].size if codes is None else codes.shape[1]
-        self._transfer("dma.out", ops, tally, n)
+        if codes is not None:
+            self._transfer("dma.out", ops, tally, codes.size, codes.shape[1])
 
     def cost_load(self, ops, machine, tally) -> None:
         """ceil(words / dma_words_per_cycle) cycles, dram_word energy per 32-bit word.

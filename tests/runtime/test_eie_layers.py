@@ -29,7 +29,7 @@ def _save(path, nodes, inits, x_shape, y_shape):
         "m",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, y_shape)],
-        [helper.make_tensor(n, TensorProto.FLOAT, a.shape, a.ravel()) for n, a in inits],
+        [onnx.numpy_helper.from_array(a, n) for n, a in inits],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -162,12 +162,34 @@ def test_convolution_options(tmp_path):
     path = _save(
         tmp_path / "m.onnx",
         [
-            helper.make_node("Conv", ["x", "W"], ["a"], name="dilated", kernel_shape=[3, 3],
-                             pads=[2, 1, 0, 2], dilations=[2, 1], strides=[1, 2]),
-            helper.make_node("Conv", ["a", "W2"], ["b"], name="same", kernel_shape=[3, 3],
-                             auto_pad="SAME_UPPER", strides=[2, 2]),
-            helper.make_node("Conv", ["b", "Wg"], ["y"], name="grouped", kernel_shape=[3, 3],
-                             pads=[1, 1, 1, 1], group=4),
+            helper.make_node(
+                "Conv",
+                ["x", "W"],
+                ["a"],
+                name="dilated",
+                kernel_shape=[3, 3],
+                pads=[2, 1, 0, 2],
+                dilations=[2, 1],
+                strides=[1, 2],
+            ),
+            helper.make_node(
+                "Conv",
+                ["a", "W2"],
+                ["b"],
+                name="same",
+                kernel_shape=[3, 3],
+                auto_pad="SAME_UPPER",
+                strides=[2, 2],
+            ),
+            helper.make_node(
+                "Conv",
+                ["b", "Wg"],
+                ["y"],
+                name="grouped",
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+                group=4,
+            ),
         ],  # fmt: skip
         [("W", w), ("W2", rng.normal(0, 0.3, (4, 4, 3, 3)).astype(np.float32)), ("Wg", wg)],
         ["N", 2, 11, 12],
@@ -204,3 +226,31 @@ def test_conv_weights_are_compressed(tmp_path, capsys):
     exported = tmp_path / "c.onnx"
     assert main(["export", str(out), "-o", str(exported), "--quantize-as", "float"]) == 0
     onnx.checker.check_model(onnx.load(exported))
+
+
+def test_sequence_first_tokens_and_flattened_rows(tmp_path):
+    """A Transformer's layouts: [N, T, D] transposed to [T, N, D] (the batch is not the
+    first axis), and [T*N, D] rows for a Gemm. The program moves whole tensors, so
+    the batch axis of an accelerator's operand does not matter."""
+    rng = np.random.default_rng(6)
+    w1 = rng.normal(0, 0.25, (16, 32)).astype(np.float32)
+    w2 = rng.normal(0, 0.2, (8, 32)).astype(np.float32)
+    path = _save(
+        tmp_path / "m.onnx",
+        [
+            helper.make_node("Transpose", ["x"], ["xt"], perm=[1, 0, 2], name="to_seq_first"),
+            helper.make_node("MatMul", ["xt", "W1"], ["h"], name="proj"),
+            helper.make_node("Relu", ["h"], ["hr"], name="relu"),
+            helper.make_node("Reshape", ["hr", "flat"], ["rows"], name="flatten_tokens"),
+            helper.make_node("Gemm", ["rows", "W2"], ["o"], transB=1, name="out_proj"),
+            helper.make_node("Reshape", ["o", "unflat"], ["ot"], name="unflatten"),
+            helper.make_node("Transpose", ["ot"], ["y"], perm=[1, 0, 2], name="to_batch_first"),
+        ],
+        [("W1", w1), ("W2", w2), ("flat", np.array([-1, 32], np.int64)),
+         ("unflat", np.array([5, -1, 8], np.int64))],
+        ["N", 5, 16],
+        ["N", 5, 8],
+    )  # fmt: skip
+    container, stats = _check(path, rng.normal(size=(7, 5, 16)).astype(np.float32))
+    assert _layers_on_eie(container) == ["proj", "out_proj"]
+    assert [e["numerics"]["vectors"] for e in stats.layers] == [35, 35]
