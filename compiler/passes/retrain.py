@@ -23,8 +23,8 @@ _LEAVES = (onnx_d.ConstantOp, comp.WeightOp, onnx_d.NoValueOp)
 _FINAL = (onnx_d.SoftmaxOp, onnx_d.LogSoftmaxOp)
 # The ops of `_RULES` (at the end of the file), as the refusal message lists them.
 _SUPPORTED = ("Gemm, MatMul, Conv, Add, Relu, Sigmoid, Tanh, MaxPool, AveragePool, "
-              "GlobalAveragePool, BatchNormalization, Concat, Identity, Flatten, Reshape, "
-              "comp.quantize and a final Softmax/LogSoftmax")  # fmt: skip
+              "GlobalAveragePool, BatchNormalization, Concat, Identity, Dropout, Flatten, "
+              "Reshape, comp.quantize and a final Softmax/LogSoftmax")  # fmt: skip
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # Adam's defaults (Kingma & Ba)
 
@@ -81,8 +81,8 @@ class RetrainPass(ModulePass):
         Indices output must be unused), GlobalAveragePool;
       BatchNormalization in inference mode: its scale, bias, mean and var are constants
         held fixed (the backward pass sees the per-channel affine they make);
-      Identity, Flatten, Reshape, and comp.quantize (the identity in training:
-        straight-through);
+      Identity, Dropout (inference mode: the identity, in training too), Flatten,
+        Reshape, and comp.quantize (the identity in training: straight-through);
     ending in Softmax/LogSoftmax over the last axis or in logits. Anything else is
     refused, naming the op. Conv, the pools and BatchNormalization are computed by
     retrain's own numpy kernels (im2col and matrix products), which agree with the
@@ -568,6 +568,18 @@ def _straight_through(spec: None, x: list) -> tuple[np.ndarray, object]:
     return x[0], None
 
 
+def _prepare_dropout(op: Operation) -> None:
+    """Dropout in inference mode, the identity, as the reference interpreter runs it;
+    retrain does not drop units while training either."""
+    _only_first_result(op)
+    if len(op.operands) > 2:
+        mode = op.operands[2]
+        if not isinstance(mode.owner, onnx_d.NoValueOp) and (
+            not isinstance(mode.owner, onnx_d.ConstantOp) or mode.owner.to_array().any()
+        ):
+            raise DlhwcError(f"retrain: {_describe(op)} must be in inference mode")
+
+
 def _prepare_concat(op: Operation) -> int:
     return op.onnx_attributes()["axis"]
 
@@ -837,6 +849,7 @@ _RULES: dict[str, _Rule] = {
     "Flatten": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
     "Reshape": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
     "comp.quantize": _Rule(_shape_only_backward, _straight_through),
+    "Dropout": _Rule(_shape_only_backward, _straight_through, _prepare_dropout),
     "Concat": _Rule(_concat_backward, prepare=_prepare_concat),
     "Conv": _Rule(_conv_backward, _conv_forward, _prepare_conv),
     "MaxPool": _Rule(_maxpool_backward, _maxpool_forward, _prepare_maxpool),

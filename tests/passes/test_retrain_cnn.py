@@ -41,7 +41,8 @@ def make_model(nodes, inits: dict, x_shape: list, y_shape: list) -> onnx.ModelPr
 def residual_net() -> onnx.ModelProto:
     """Conv (asymmetric pads, strides) -> BatchNormalization -> Relu -> MaxPool (pads) = m;
     m -> depthwise Conv (dilated) -> Conv (SAME_UPPER, 3x2 kernel) -> Add m (a residual
-    connection) -> Relu = r; Concat(AveragePool(r), GlobalAveragePool(r)) -> Gemm."""
+    connection) -> Relu = r; Concat(AveragePool(r), GlobalAveragePool(r)) -> Dropout ->
+    Gemm."""
     rng = np.random.default_rng(5)
     inits = {
         "w1": rng.normal(0, 0.4, (4, 2, 3, 3)), "b1": rng.normal(0, 0.3, 4),
@@ -49,7 +50,7 @@ def residual_net() -> onnx.ModelProto:
         "mean": rng.normal(0, 0.3, 4), "var": rng.uniform(0.5, 2, 4),
         "w2": rng.normal(0, 0.4, (4, 1, 3, 3)), "b2": rng.normal(0, 0.3, 4),
         "w3": rng.normal(0, 0.3, (4, 4, 3, 2)),
-        "w4": rng.normal(0, 0.3, (3, 28)), "b4": rng.normal(0, 0.3, 3),
+        "ratio": np.array(0.5), "w4": rng.normal(0, 0.3, (3, 28)), "b4": rng.normal(0, 0.3, 3),
     }  # fmt: skip
     nodes = [
         helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 0, 2, 1],
@@ -69,7 +70,8 @@ def residual_net() -> onnx.ModelProto:
         helper.make_node("Flatten", ["a"], ["fa"]),
         helper.make_node("Flatten", ["g"], ["fg"]),
         helper.make_node("Concat", ["fa", "fg"], ["f"], axis=1),
-        helper.make_node("Gemm", ["f", "w4", "b4"], ["y"], name="fc", transB=1),
+        helper.make_node("Dropout", ["f", "ratio"], ["d"]),  # inference: the identity
+        helper.make_node("Gemm", ["d", "w4", "b4"], ["y"], name="fc", transB=1),
     ]  # fmt: skip
     return make_model(nodes, inits, ["N", 2, 7, 6], ["N", 3])
 
@@ -271,6 +273,8 @@ def test_retrained_cnn_exports_to_onnx(digits):
           helper.make_node("Cast", ["i"], ["f"], to=TensorProto.FLOAT),
           helper.make_node("Add", ["m", "f"], ["y"])],
          "retrain: onnx.MaxPool 'mp' must have only its first result used"),
+        ([helper.make_node("Dropout", ["x", "", "t"], ["y"], name="drop")],
+         "retrain: onnx.Dropout 'drop' must be in inference mode"),
         ([helper.make_node("LpPool", ["x"], ["y"], name="lp", kernel_shape=[2])],
          r"retrain: onnx.LpPool 'lp' is not supported \(retrain handles Gemm, MatMul, Conv, "),
     ],
@@ -279,6 +283,7 @@ def test_refusals(tmp_path, nodes, message):
     """Ops outside retrain's scope are refused in one line, naming the node."""
     inits = {"w1": np.ones((3, 2, 3)), "s": np.ones(2)}
     model = make_model(nodes, inits, ["N", 2, 5], ["N", "a", "b"])
+    model.graph.initializer.append(numpy_helper.from_array(np.array(True), "t"))
     np.savez(tmp_path / "d.npz", x=np.zeros((1, 2, 5), np.float32), labels=np.zeros(1, int))
     with pytest.raises(DlhwcError, match=message) as e:
         apply_passes(import_model(model), [RetrainPass(data=str(tmp_path / "d.npz"))])
