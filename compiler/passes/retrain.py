@@ -71,8 +71,8 @@ class RetrainPass(ModulePass):
 
     Scope: a module with one function whose ops, in a graph that may branch and join
     (residual connections: the gradients of a value's users are summed), are
-      Gemm (transA=0, alpha=beta=1), MatMul with a constant 2-D weight, Add (of a bias
-        or of two activations), Relu, Sigmoid, Tanh, Concat;
+      Gemm (any transA, transB, alpha, beta), MatMul with a constant 2-D weight, Add
+        (of a bias or of two activations), Relu, Sigmoid, Tanh, Concat;
       Conv 2-D (NCHW): kernel_shape, strides, pads (also asymmetric), dilations, group
         (1, depthwise or any divisor), auto_pad NOTSET/VALID/SAME_UPPER/SAME_LOWER, with
         or without bias;
@@ -453,7 +453,7 @@ class _Step:
     saved: object
 
 
-Grads = list[np.ndarray | None]
+_Grads = list[np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -467,7 +467,7 @@ class _Rule:
     backward  _Step -> the operands' gradients (None where not wanted)
     """
 
-    backward: Callable[[_Step], Grads]
+    backward: Callable[[_Step], _Grads]
     forward: Callable[[object, list], tuple[np.ndarray, object]] | None = None
     prepare: Callable[[Operation], object] = lambda op: None
 
@@ -499,22 +499,32 @@ def _only_first_result(op: Operation) -> None:
 # Dense layers and element-wise ops (their forward is the reference interpreter's kernel).
 
 
-def _prepare_gemm(op: Operation) -> int:
+def _prepare_gemm(op: Operation) -> tuple[bool, bool, float, float]:
     attrs = op.onnx_attributes()
-    if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1 or attrs.get("beta", 1.0) != 1:
-        raise DlhwcError(f"retrain: {_describe(op)} needs transA=0 and alpha=beta=1")
-    return attrs.get("transB", 0)
+    return (
+        bool(attrs.get("transA", 0)),
+        bool(attrs.get("transB", 0)),
+        attrs.get("alpha", 1.0),
+        attrs.get("beta", 1.0),
+    )
 
 
-def _gemm_backward(s: _Step) -> Grads:
+def _gemm_backward(s: _Step) -> _Grads:
+    """Y = alpha * op(A) @ op(B) + beta * C: the gradients of op(A) and op(B), transposed
+    back where the op transposes."""
+    trans_a, trans_b, alpha, beta = s.spec
     a, b = s.x[0], s.x[1]
-    out: Grads = [None] * len(s.x)
+    op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+    g = s.g * s.g.dtype.type(alpha) if alpha != 1 else s.g
+    out: _Grads = [None] * len(s.x)
     if s.wanted[0]:
-        out[0] = s.g @ b if s.spec else s.g @ b.T
+        d = g @ op_b.T
+        out[0] = d.T if trans_a else d
     if s.wanted[1]:
-        out[1] = s.g.T @ a if s.spec else a.T @ s.g
+        d = op_a.T @ g
+        out[1] = d.T if trans_b else d
     if len(s.x) > 2 and s.x[2] is not None and s.wanted[2]:
-        out[2] = _unbroadcast(s.g, s.x[2].shape)
+        out[2] = _unbroadcast(s.g * s.g.dtype.type(beta) if beta != 1 else s.g, s.x[2].shape)
     return out
 
 
@@ -527,7 +537,7 @@ def _prepare_matmul(op: Operation) -> None:
         )
 
 
-def _matmul_backward(s: _Step) -> Grads:
+def _matmul_backward(s: _Step) -> _Grads:
     a, b = s.x
     return [
         _unbroadcast(s.g @ np.swapaxes(b, -1, -2), a.shape) if s.wanted[0] else None,
@@ -535,20 +545,20 @@ def _matmul_backward(s: _Step) -> Grads:
     ]
 
 
-def _add_backward(s: _Step) -> Grads:
+def _add_backward(s: _Step) -> _Grads:
     # Either operand may be an activation (a residual connection) or a bias.
     return [_unbroadcast(s.g, v.shape) if w else None for v, w in zip(s.x, s.wanted, strict=True)]
 
 
-def _relu_backward(s: _Step) -> Grads:
+def _relu_backward(s: _Step) -> _Grads:
     return [s.g * (s.x[0] > 0)]
 
 
-def _sigmoid_backward(s: _Step) -> Grads:
+def _sigmoid_backward(s: _Step) -> _Grads:
     return [s.g * s.y * (1 - s.y)]
 
 
-def _tanh_backward(s: _Step) -> Grads:
+def _tanh_backward(s: _Step) -> _Grads:
     return [s.g * (1 - s.y * s.y)]
 
 
@@ -557,7 +567,7 @@ def _prepare_shape_only(op: Operation) -> None:
         raise DlhwcError(f"retrain: {_describe(op)} must have one result")
 
 
-def _shape_only_backward(s: _Step) -> Grads:
+def _shape_only_backward(s: _Step) -> _Grads:
     # The data operand only: a Reshape's shape has no gradient. comp.quantize is the
     # identity in training (a straight-through estimator).
     return [s.g.reshape(s.x[0].shape)] + [None] * (len(s.x) - 1)
@@ -584,7 +594,7 @@ def _prepare_concat(op: Operation) -> int:
     return op.onnx_attributes()["axis"]
 
 
-def _concat_backward(s: _Step) -> Grads:
+def _concat_backward(s: _Step) -> _Grads:
     axis = s.spec % s.g.ndim
     ends = np.cumsum([v.shape[axis] for v in s.x])[:-1]
     parts = np.split(s.g, ends, axis=axis)
@@ -726,14 +736,14 @@ def _conv_forward(spec: _ConvSpec, x: list) -> tuple[np.ndarray, object]:
     return np.ascontiguousarray(y), (cols, padded, pads)
 
 
-def _conv_backward(s: _Step) -> Grads:
+def _conv_backward(s: _Step) -> _Grads:
     data, w = s.x[0], s.x[1]
     cols, padded, pads = s.saved
     group, (n, c) = s.spec.group, data.shape[:2]
     m, _, kh, kw = w.shape
     oh, ow = s.g.shape[2:]
     gy = s.g.transpose(1, 0, 2, 3).reshape(group, m // group, -1)
-    out: Grads = [None] * len(s.x)
+    out: _Grads = [None] * len(s.x)
     if s.wanted[0]:
         d = w.reshape(group, m // group, -1).transpose(0, 2, 1) @ gy  # [group, K, N*OH*OW]
         d = d.reshape(group, c // group, kh, kw, n, oh, ow).transpose(4, 0, 1, 5, 6, 2, 3)
@@ -757,7 +767,7 @@ def _maxpool_forward(window: _Window, x: list) -> tuple[np.ndarray, object]:
     return np.take_along_axis(flat, arg, -1)[..., 0], (arg, view.shape, padded, pads)
 
 
-def _maxpool_backward(s: _Step) -> Grads:
+def _maxpool_backward(s: _Step) -> _Grads:
     """Each output's gradient goes to the input its window took the maximum from."""
     arg, shape, padded, pads = s.saved
     d = np.zeros((*shape[:4], shape[4] * shape[5]), s.g.dtype)
@@ -795,7 +805,7 @@ def _averagepool_forward(spec: _AveragePoolSpec, x: list) -> tuple[np.ndarray, o
     return view.sum(axis=(-2, -1)) / counts, (counts, view.shape, padded, pads)
 
 
-def _averagepool_backward(s: _Step) -> Grads:
+def _averagepool_backward(s: _Step) -> _Grads:
     counts, shape, padded, pads = s.saved
     d = np.broadcast_to((s.g / counts)[..., None, None], shape)
     return [_fold(d, padded, pads, s.spec.window)]
@@ -805,7 +815,7 @@ def _global_average_pool_forward(spec: None, x: list) -> tuple[np.ndarray, objec
     return x[0].mean(axis=tuple(range(2, x[0].ndim)), keepdims=True), None
 
 
-def _global_average_pool_backward(s: _Step) -> Grads:
+def _global_average_pool_backward(s: _Step) -> _Grads:
     size = np.prod(s.x[0].shape[2:])
     return [np.broadcast_to(s.g / s.g.dtype.type(size), s.x[0].shape)]
 
@@ -833,7 +843,7 @@ def _batchnorm_forward(epsilon: float, x: list) -> tuple[np.ndarray, object]:
     return (x[0] * a + b).astype(np.result_type(x[0], a), copy=False), a
 
 
-def _batchnorm_backward(s: _Step) -> Grads:
+def _batchnorm_backward(s: _Step) -> _Grads:
     # The statistics and the affine parameters are held fixed: only X gets a gradient.
     return [s.g * s.saved] + [None] * (len(s.x) - 1)
 
