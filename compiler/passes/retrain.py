@@ -42,7 +42,9 @@ class RetrainPass(ModulePass):
 
     Options:
       data     an .npz with the model's input arrays keyed by input name (as for
-               `dlhwc run`) and the integer class labels (required).
+               `dlhwc run`) and the integer class labels (required). Mini-batches
+               take rows of every input's first axis (a transA Gemm reading a graph
+               input [K, N] directly cannot be batched).
       labels   the key of the labels in `data` (default "labels"): one label per row
                of the logits, i.e. shape = logits shape without the last axis.
       epochs   passes over the data (default 20).
