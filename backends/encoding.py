@@ -113,31 +113,6 @@ def _check_matrix(mask_rows: np.ndarray, index_rows: np.ndarray | None, pes: int
     return mask, index
 
 
-def _stream_keys(mask: np.ndarray, pes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The kept weights' rows and columns (in no particular order), and their places in
-    the streams.
-
-    A weight's place is one integer, key = (PE * cols + column) * local_rows + local row:
-    the streams hold the kept weights in increasing key order. Keys are distinct, so
-    sorting the keys themselves (several times faster than `np.argsort` and than
-    gathering every array through a permutation) gives the stream order. A mask that is
-    the transpose of a C-ordered array (a weight stored [inputs, outputs]) is scanned in
-    its memory order, which is ten times faster than scanning the transposed view.
-    """
-    rows, cols = mask.shape
-    local_rows = max(-(-rows // pes), 1)
-    if not mask.flags.c_contiguous and mask.T.flags.c_contiguous:
-        c, r = np.divmod(np.flatnonzero(mask.T), rows)
-    else:
-        r, c = np.divmod(np.flatnonzero(mask), cols)
-    if pes == 1:
-        key = c * local_rows + r
-    else:
-        loc, pe = np.divmod(r, pes)
-        key = (pe * cols + c) * local_rows + loc
-    return r, c, key, local_rows
-
-
 def _gaps(group: np.ndarray, loc: np.ndarray) -> np.ndarray:
     """Zeros before each kept weight of a (PE, column) group, in stream order."""
     n = loc.size
@@ -154,49 +129,74 @@ def _check_index_range(vals: np.ndarray) -> None:
         raise ValueError("codebook indices of kept weights must lie within 0..255")
 
 
+def _pe_entries(mask: np.ndarray, index: np.ndarray | None, pes: int):
+    """For each PE k, its kept weights in stream order: (k, column, local row, index).
+
+    PE k's rows are ``mask[k::pes]``; its stream holds them column by column, local row
+    by local row, i.e. the kept positions of that [local rows, cols] slice in transposed
+    (column-major) order. A contiguous copy of the transposed slice and one
+    `np.flatnonzero` give them in that order: no sort, and no temporary larger than one
+    PE's share of the matrix.
+    """
+    for k in range(pes):
+        m = mask[k::pes]
+        local = m.shape[0]
+        if local == 0 or m.size == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            vals = None if index is None else np.zeros(0, dtype=np.uint8)
+            yield k, empty, empty, vals
+            continue
+        pos = np.flatnonzero(np.ascontiguousarray(m.T))
+        col, loc = np.divmod(pos, local)
+        vals = None
+        if index is not None:
+            vals = np.ascontiguousarray(index[k::pes].T).reshape(-1)[pos]
+        yield k, col, loc, vals
+
+
 def encode_sparse(
     mask_rows: np.ndarray, index_rows: np.ndarray, pes: int = 1, run_bits: int = 4
 ) -> SparseEncoding:
     """Encode one matrix [rows, cols] (mask of kept weights, uint8 codebook indices).
 
-    Vectorized: one `np.nonzero` over the mask and one sort of the kept positions by
-    (PE, column, local row); fillers are placed with a cumulative sum. The index of a
-    weight that is not kept is ignored.
+    Vectorized per PE (`_pe_entries`): the kept weights of a PE come out in stream
+    order, fillers are placed with a cumulative sum, and the PEs' streams are
+    concatenated. The index of a weight that is not kept is ignored.
     """
     mask, index = _check_matrix(mask_rows, np.asarray(index_rows), pes)
     rmax = _check_run_bits(run_bits)
     rows, cols = mask.shape
 
-    r, c, key, local_rows = _stream_keys(mask, pes)
-    _check_index_range(index[r, c])  # a 2-D gather works in any memory layout
-    del r, c
-    key.sort()
-    group, loc = np.divmod(key, local_rows)
-    del key
-    pe, c = np.divmod(group, cols)
-    vals = index[loc * pes + pe, c]  # the kept indices in stream order
-
-    gap = _gaps(group, loc)
-    n = loc.size
-    fill = gap // (rmax + 1)  # fillers before each kept weight
-    span = fill + 1  # entries written for each kept weight
-    ends = np.cumsum(span) - 1  # position of each kept weight in the streams
-    total = int(ends[-1]) + 1 if n else 0
-
-    v = np.zeros(total, dtype=np.uint8)
-    z = np.full(total, rmax, dtype=np.uint8)
-    filler = np.ones(total, dtype=np.bool_)
-    v[ends] = vals.astype(np.uint8, copy=False)
-    z[ends] = (gap % (rmax + 1)).astype(np.uint8)
-    filler[ends] = False
-
-    per_col = np.bincount(group, weights=span, minlength=pes * cols)
-    per_col = per_col.astype(np.int64).reshape(pes, cols)
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     pointers = np.zeros((pes, cols + 1), dtype=np.int64)
-    np.cumsum(per_col, axis=1, out=pointers[:, 1:])
+    fillers_per_pe = np.zeros(pes, dtype=np.int64)
+    for k, col, loc, vals in _pe_entries(mask, index, pes):
+        _check_index_range(vals)
+        gap = _gaps(col, loc)
+        fill = gap // (rmax + 1)  # fillers before each kept weight
+        span = fill + 1  # entries written for each kept weight
+        ends = np.cumsum(span) - 1  # position of each kept weight in the PE's stream
+        total = int(ends[-1]) + 1 if ends.size else 0
+        v = np.zeros(total, dtype=np.uint8)
+        z = np.full(total, rmax, dtype=np.uint8)
+        filler = np.ones(total, dtype=np.bool_)
+        v[ends] = vals.astype(np.uint8, copy=False)
+        z[ends] = (gap % (rmax + 1)).astype(np.uint8)
+        filler[ends] = False
+        parts.append((v, z, filler))
+        np.cumsum(np.bincount(col, weights=span, minlength=cols).astype(np.int64),
+                  out=pointers[k, 1:])  # fmt: skip
+        fillers_per_pe[k] = int(fill.sum())
     pe_offsets = np.zeros(pes + 1, dtype=np.int64)
     np.cumsum(pointers[:, -1], out=pe_offsets[1:])
-    fillers_per_pe = np.bincount(pe, weights=fill, minlength=pes).astype(np.int64)
+    total = int(pe_offsets[-1])
+    v = np.empty(total, dtype=np.uint8)
+    z = np.empty(total, dtype=np.uint8)
+    filler = np.empty(total, dtype=np.bool_)
+    for k in range(pes):
+        lo, hi = pe_offsets[k], pe_offsets[k + 1]
+        v[lo:hi], z[lo:hi], filler[lo:hi] = parts[k]
+        parts[k] = None  # free each PE's pieces as they are copied
     return SparseEncoding(
         rows=rows,
         cols=cols,
@@ -299,31 +299,26 @@ def stream_stats(
     index_counts = np.zeros(index_symbols, dtype=np.int64)
     run_counts = np.zeros(1 << run_bits, dtype=np.int64)
     entries = fillers = 0
+    rmax = _check_run_bits(run_bits)
     for i in range(m):  # one encoding per matrix (LSTM directions), not per weight
         index = None if index_stack is None else index_stack[i]
         mask, index = _check_matrix(mask_stack[i], index, pes)
-        rmax = _check_run_bits(run_bits)
-        r, c, key, local_rows = _stream_keys(mask, pes)
-        if index is None:
-            vals = np.zeros(r.size, dtype=np.uint8)
-        else:
-            vals = index[r, c]  # in no particular order: only counted
+        for _, col, loc, vals in _pe_entries(mask, index, pes):
+            if vals is None:
+                vals = np.zeros(col.size, dtype=np.uint8)
             _check_index_range(vals)
-        del r, c
-        if vals.size and int(vals.max()) >= index_symbols:
-            raise ValueError(f"a codebook index exceeds the alphabet of {index_symbols} symbols")
-        key.sort()
-        group, loc = np.divmod(key, local_rows)
-        del key
-        gap = _gaps(group, loc)
-        del group, loc
-        fill = int(np.sum(gap // (rmax + 1)))
-        index_counts += np.bincount(vals, minlength=index_symbols)
-        index_counts[0] += fill  # fillers have v = 0
-        run_counts += np.bincount(gap % (rmax + 1), minlength=1 << run_bits)
-        run_counts[rmax] += fill  # and z = 2^run_bits - 1
-        entries += int(vals.size) + fill
-        fillers += fill
+            if vals.size and int(vals.max()) >= index_symbols:
+                raise ValueError(
+                    f"a codebook index exceeds the alphabet of {index_symbols} symbols"
+                )
+            gap = _gaps(col, loc)
+            fill = int(np.sum(gap // (rmax + 1)))
+            index_counts += np.bincount(vals, minlength=index_symbols)
+            index_counts[0] += fill  # fillers have v = 0
+            run_counts += np.bincount(gap % (rmax + 1), minlength=1 << run_bits)
+            run_counts[rmax] += fill  # and z = 2^run_bits - 1
+            entries += int(vals.size) + fill
+            fillers += fill
     return StreamStats(
         matrices=m,
         rows=rows,

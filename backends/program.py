@@ -30,6 +30,7 @@ whole tensor with its batch axis, are the section named by the entry's `section`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -451,6 +452,7 @@ class ProgramBuilder:
             "symbols": [s.to_json() for s in self.symbols],
             "host_segments": self.segments,
             "placement": self.placement,
+            "summary": placement_summary(self.fn, self.accel_ops),
             **self.header(),
         }
 
@@ -504,8 +506,10 @@ def block_images(
     offsets = np.concatenate([[0], np.cumsum(counts)])
     first = enc.pe_offsets[:-1] + enc.pointers[:, start]  # each PE's block start in v/z
     idx = np.repeat(first - offsets[:-1], counts) + np.arange(offsets[-1])
-    packed = values[idx].astype(np.uint64) | (enc.z[idx].astype(np.uint64) << value_bits)
-    spmat = packed.astype(dtype)
+    # Packed in the entry's own width: value_bits + run_bits fit ``dtype`` by the config.
+    spmat = values[idx].astype(dtype) | (
+        enc.z[idx].astype(dtype) << np.dtype(dtype).type(value_bits)
+    )
     pe = np.repeat(np.arange(enc.pes), counts)
     fillers = np.bincount(pe, weights=enc.filler[idx], minlength=enc.pes).astype(int)
     return ptr.astype(np.uint32), spmat, counts.astype(int).tolist(), fillers.tolist()
@@ -528,6 +532,57 @@ def stream_order(mask: np.ndarray, pes: int) -> np.ndarray:
 
 
 # -- small helpers ----------------------------------------------------------------------
+
+
+def placement_summary(fn: func.FuncOp, accel_ops: tuple[type[Operation], ...]) -> dict:
+    """Weights and multiply-accumulates on the accelerator and on the host.
+
+    Weights are the elements of the layers' weight matrices (dense, before pruning); MACs
+    are per row of the program's inputs, dense: a matrix's elements times how often one
+    input row uses it (a token-wise layer's tokens, a convolution's output pixels, a
+    recurrent layer's time steps; per step when the sequence length is dynamic). Host
+    ops that are no layer (pooling, Softmax, the patch extraction) count no MACs."""
+    from compiler.passes.weights import find_weights, is_conv
+
+    totals = {"weights_accel": 0, "weights_host": 0, "macs_accel": 0, "macs_host": 0}
+    for op in fn.body.block.ops:
+        if isinstance(op, accel_ops):
+            weights = sum(
+                _elements(v)
+                for v in op.operands
+                if isinstance(v.owner, comp.WeightOp) and len(v.type.get_shape()) >= 2
+            )
+            totals["weights_accel"] += weights
+            totals["macs_accel"] += weights * _reuse(op)
+    for slot in find_weights(fn.parent_op(), "matrix"):
+        if slot.consumer.parent_block() is not fn.body.block:
+            continue
+        weights = _elements(slot.consumer.operands[slot.operand])
+        reuse = _reuse(slot.consumer)
+        if is_conv(slot.consumer):
+            out = slot.consumer.results[0].type.get_shape()
+            reuse = math.prod(max(d, 1) for d in out[2:])
+        totals["weights_host"] += weights
+        totals["macs_host"] += weights * reuse
+    totals["host_ops"] = sum(
+        1
+        for op in fn.body.block.ops
+        if not isinstance(op, (*accel_ops, *DATA_OPS, func.ReturnOp, comp.QuantizeOp))
+    )
+    return totals
+
+
+def _elements(value: SSAValue) -> int:
+    shape = value.type.get_shape() if isinstance(value.type, TensorType) else []
+    return math.prod(max(d, 1) for d in shape)
+
+
+def _reuse(op: Operation) -> int:
+    """How often one input row uses each weight: the static dimensions of the first
+    operand between its batch axis and its features (tokens, time steps)."""
+    x = op.operands[0]
+    shape = x.type.get_shape() if isinstance(x.type, TensorType) else []
+    return math.prod(d for d in shape[1:-1] if d > 0) if len(shape) > 2 else 1
 
 
 def constant_value(value: SSAValue) -> np.ndarray:

@@ -358,10 +358,12 @@ def _compile_for_target(args) -> int:
 
 def _print_placement(container) -> None:
     """Which op runs where (to stderr, so that stdout stays the program's)."""
-    from runtime.common import placement_lines
+    from runtime.common import placement_lines, summary_lines
 
-    for line in placement_lines(container.header):
-        print(line, file=sys.stderr)
+    header = {**container.header, "target": container.target}
+    for line in placement_lines(header) + summary_lines(header):
+        print(line if line.startswith("  ") or line == "placement:" else f"dlhwc: {line}",
+              file=sys.stderr)  # fmt: skip
 
 
 def cmd_opt(args) -> int:

@@ -11,8 +11,9 @@ Stages, in order:
                      runs the target's golden model)
     simulator        the compiled container in the target's simulator
 
-Layer boundaries are the outputs of the model's layers (Gemm, MatMul, LSTM, GRU, RNN, with
-the bias Add and activation that follow a Gemm/MatMul) and the model's outputs, named by
+Layer boundaries are the outputs of the model's layers (Gemm, MatMul, Conv, LSTM, GRU, RNN,
+with the bias Add and activation that follow a Gemm/MatMul/Conv) and the model's outputs,
+named by
 the layer's node name (outputs by their own name). A stage holds a boundary under the
 ONNX tensor's name: from `quantize` on, its fixed-point value (`<name>_q`); in the
 simulator, what the accelerator wrote for the layer, or the host memory symbol.
@@ -70,6 +71,7 @@ class Boundary:
     onnx_name: str  # the tensor's name in the ONNX model
     output: bool  # a model output
     layer: str | None = None  # the node name of the layer that produces it
+    conv: bool = False  # a convolution's output: [N, C, H, W] (accelerators hold NHWC)
 
 
 @dataclass
@@ -77,9 +79,11 @@ class Stage:
     name: str
     kind: str  # reference, float, lossy, simulator
     values: dict[str, np.ndarray] = field(default_factory=dict)  # by boundary label
-    # For the labels the accelerator produced: values that differ from the golden model
-    # on the same inputs (replayed), or -1: compare with the golden stage's values.
+    # For the labels the accelerator produced: 0 when its layer was replayed, -1 when
+    # its value must equal the golden stage's.
     differ: dict[str, int] = field(default_factory=dict)
+    # Per accelerator layer (simulator): values unlike the golden layer on the same inputs.
+    replay: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)
 
 
@@ -118,6 +122,7 @@ def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
     """The layer outputs and model outputs of the imported ``module``, in program order."""
     from compiler.frontend.onnx_importer import _name_hint
     from compiler.passes.quantize import _layer_output
+    from compiler.passes.weights import is_conv
     from runtime.interpreters.interpreter import main_function, output_names
 
     by_hint: dict[str, str] = {}
@@ -129,18 +134,19 @@ def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
     found: list[Boundary] = []
     seen: set[str] = set()
 
-    def add(label: str, value: SSAValue, layer: str) -> None:
+    def add(label: str, value: SSAValue, layer: str, conv: bool = False) -> None:
         hint = value.name_hint
         if hint and hint in by_hint and hint not in seen:
             seen.add(hint)
-            found.append(Boundary(label, hint, by_hint[hint], False, layer))
+            found.append(Boundary(label, hint, by_hint[hint], False, layer, conv))
 
     for op in fn.body.block.ops:
-        if not isinstance(op, _LAYER_OPS) or not op.results:
+        conv = is_conv(op)
+        if not (conv or isinstance(op, _LAYER_OPS)) or not op.results:
             continue
         label = op.node_name or op.name
-        if isinstance(op, onnx_d.GemmOp | onnx_d.MatMulOp):
-            add(label, _layer_output(op.results[0]), label)
+        if conv or isinstance(op, onnx_d.GemmOp | onnx_d.MatMulOp):
+            add(label, _layer_output(op.results[0]), label, conv)
         else:
             for role, r in zip(("Y", "Y_h", "Y_c"), op.results, strict=False):
                 if r.uses:
@@ -150,7 +156,8 @@ def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
         hint = value.name_hint
         if hint in seen:  # a layer's output that is also the model's output
             i = next(i for i, b in enumerate(found) if b.hint == hint)
-            found[i] = Boundary(name, hint, found[i].onnx_name, True, found[i].layer)
+            b = found[i]
+            found[i] = Boundary(name, hint, b.onnx_name, True, b.layer, b.conv)
         else:
             seen.add(hint or name)
             found.append(Boundary(name, hint or name, name, True))
@@ -206,9 +213,12 @@ def run_ir(
 
     def observe(value: SSAValue, array) -> None:
         hint = value.name_hint or ""
+        channels_last = hint.endswith("_nhwc")  # a lowered convolution's own result
+        hint = hint.removesuffix("_nhwc")
         base = hint[:-2] if hint.endswith("_q") else hint
         if base in by_hint and (hint.endswith("_q") or by_hint[base] not in found):
-            found[by_hint[base]] = np.asarray(array)
+            array = np.asarray(array)
+            found[by_hint[base]] = np.moveaxis(array, -1, 1) if channels_last else array
 
     for chunk in chunks:
         found.clear()
@@ -226,16 +236,18 @@ def run_simulator(
     chunks: list[dict[str, np.ndarray]],
     boundaries: list[Boundary],
     golden: ModuleOp | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, int]]:
     """Every boundary the program's run shows: what the accelerator wrote for a layer
     (by layer name), else the host memory symbol of the boundary's tensor.
 
-    Returns the values and, for each boundary the accelerator produced, how many of its
+    Returns the values; for each boundary the accelerator produced, 0 when its layer
+    was replayed (below), -1 when its value is to be compared with the golden stage's;
+    and for each replayed layer (by name, in program order) how many of its output
     values differ from the golden model's on the same inputs. Where the simulator keeps
     a layer's inputs (EIE), the golden model's layer op (from ``golden``, the IR after the
     lowering) is replayed on exactly those inputs: host segments run in onnxruntime in
     the program but in the reference interpreter at the IR level, and their float
-    rounding may differ. Elsewhere the value is compared with the golden stage's.
+    rounding may differ.
     """
     import importlib
 
@@ -247,12 +259,20 @@ def run_simulator(
     sim.record_layers = True
     by_hint = {b.hint: b.label for b in boundaries}
     labels = {b.label for b in boundaries}
-    # Only a layer whose boundary is its own output (not a ReLU'd or shared value).
-    by_layer = {b.layer: b.label for b in boundaries if b.layer and ":" not in b.label}
-    formats = {s.name: s.format for s in sim.symbols}
     layer_ops = _layer_ops(golden) if golden is not None else {}
+    # A layer's output is a boundary's value when the lowered op's result is that
+    # boundary's tensor (its bias and ReLU fused as the boundary's are).
+    by_output = {}
+    for name, op in layer_ops.items():
+        hint = (op.results[0].name_hint or "").removesuffix("_nhwc")
+        base = hint[:-2] if hint.endswith("_q") else hint
+        if base in by_hint:
+            by_output[name] = by_hint[base]
+    convs = {b.label for b in boundaries if b.conv}
+    formats = {s.name: s.format for s in sim.symbols}
     parts: dict[str, list[np.ndarray]] = {}
     differ: dict[str, int] = {}
+    mismatched: dict[str, int] = {}  # layer name -> values unlike the replayed golden layer
     for chunk in chunks:
         names = [s.name for s in sim.symbols if s.kind == "input"]
         sim.run({k: v for k, v in chunk.items() if k in names})
@@ -266,18 +286,22 @@ def run_simulator(
                     differ.setdefault(label, -1)  # compared with the golden stage
         replayed = _replay(layer_ops, golden, chunk, sim) if layer_ops else {}
         for name, value in getattr(sim, "last_layer_outputs", {}).items():
-            label = by_layer.get(name)
-            if label is None:
-                continue
-            found.setdefault(label, value)
             if name in replayed:
                 count = int(np.count_nonzero(value != replayed[name].reshape(value.shape)))
-                differ[label] = max(differ.get(label, 0), 0) + count
+                mismatched[name] = mismatched.get(name, 0) + count
+            label = by_output.get(name)
+            if label is None:
+                continue
+            if label in convs:
+                value = np.moveaxis(value, -1, 1)
+            found.setdefault(label, value)
+            if name in replayed:
+                differ[label] = 0  # judged by the replay above
             else:
                 differ.setdefault(label, -1)
         for label, value in found.items():
             parts.setdefault(label, []).append(value)
-    return _joined(parts), differ
+    return _joined(parts), differ, mismatched
 
 
 def _layer_ops(module: ModuleOp) -> dict[str, object]:
@@ -357,7 +381,16 @@ def find_jump(
 ) -> Jump | None:
     """The first (stage, boundary) that jumps (see the module docstring), or None."""
     reference = stages[0]
+    last_sqnr: dict[str, float] = {}  # per boundary, the last stage's SQNR that has one
+    last_stage: dict[str, str] = {}
     for before, stage in zip(stages, stages[1:], strict=False):
+        for layer, count in stage.replay.items():
+            if count:
+                return Jump(
+                    stage.name, layer,
+                    f"{count} values differ from the golden model ({before.name}) on the same "
+                    "inputs; they must agree bit for bit",
+                )  # fmt: skip
         for b in boundaries:
             m = stage.metrics.get(b.label)
             if m is None:
@@ -367,6 +400,9 @@ def find_jump(
             ref_nonfinite = reference.metrics.get(b.label, {}).get("nonfinite", 0)
             if m["nonfinite"] > ref_nonfinite:
                 return Jump(stage.name, b.label, f"{m['nonfinite']} NaN or infinite values")
+            prev = last_sqnr.get(b.label, math.inf)
+            prev_stage = last_stage.get(b.label, reference.name)
+            last_sqnr[b.label], last_stage[b.label] = m["sqnr_db"], stage.name
             prior = before.values.get(b.label)
             count = stage.differ.get(b.label) if stage.kind == "simulator" else None
             if count == -1 and prior is not None:
@@ -384,15 +420,11 @@ def find_jump(
             tol = lossy_tolerance_db if stage.kind == "lossy" else tolerance_db
             if tol is None:
                 continue
-            prev = before.metrics.get(b.label, {}).get("sqnr_db")
-            if prev is None:
-                prev = math.inf
-            floor = min(prev, FLOAT_CAP_DB) - tol
-            if m["sqnr_db"] < floor:
+            if m["sqnr_db"] < min(prev, FLOAT_CAP_DB) - tol:
                 return Jump(
                     stage.name, b.label,
                     f"SQNR {m['sqnr_db']:.2f} dB against onnxruntime, {_db(prev)} at "
-                    f"{before.name} (tolerance {tol:g} dB)",
+                    f"{prev_stage} (tolerance {tol:g} dB)",
                 )  # fmt: skip
     return None
 
@@ -461,8 +493,8 @@ def verify(
         after_compression=on_compressed,
     )  # fmt: skip
     golden = lowered[0] if lowered else None
-    values, differ = run_simulator(container, chunks, boundaries, golden)
-    stages.append(Stage("simulator", "simulator", values, differ))
+    values, differ, replay = run_simulator(container, chunks, boundaries, golden)
+    stages.append(Stage("simulator", "simulator", values, differ, replay=replay))
     measure(stages, boundaries)
     jump = find_jump(stages, boundaries, tolerance_db, lossy_tolerance_db)
     return Report(boundaries, stages, jump, tolerance_db, lossy_tolerance_db)

@@ -563,6 +563,31 @@ def placement_lines(header: dict) -> list[str]:
     return lines
 
 
+def summary_lines(header: dict) -> list[str]:
+    """The placement summary of a container header: weights and MACs on the accelerator
+    (count and share), ops on the host; a warning when nothing runs on the accelerator."""
+    s = header.get("summary")
+    if not s:
+        return []
+    target = header.get("target") or "the accelerator"
+    weights = s["weights_accel"] + s["weights_host"]
+    macs = s["macs_accel"] + s["macs_host"]
+
+    def share(part: int, whole: int) -> str:
+        return f"{part:,} of {whole:,} ({pct(part / whole) if whole else '-'})"
+
+    lines = [
+        f"on {target}: weights {share(s['weights_accel'], weights)}, MACs per input row "
+        f"{share(s['macs_accel'], macs)}; {s['host_ops']} ops on the host"
+    ]
+    if not s["weights_accel"]:
+        lines.append(
+            f"warning: nothing runs on {target}: every layer stays on the host "
+            "(the placement says why)"
+        )
+    return lines
+
+
 def segment_lines(program) -> list[str]:
     """One line per host segment of a loaded program: its ops, inputs and outputs."""
     lines = []

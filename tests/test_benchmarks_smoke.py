@@ -130,3 +130,17 @@ def test_bench_ese_runs_at_tiny_size():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "balance-aware" in proc.stdout and "yes" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_vgg_runs_at_tiny_size(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_vgg.py"), "--scale", "0.0625", "--vectors", "2",
+         "--workdir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for row in ("compile --target eie", "compile peak RSS", "simulation peak RSS", "on eie:"):
+        assert row in proc.stdout, f"missing row {row!r} in:\n{proc.stdout}"

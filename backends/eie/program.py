@@ -77,6 +77,12 @@ class _ProgramBuilder(ProgramBuilder):
     def result_format(self, value: SSAValue) -> FixedFormat:
         return value.owner.out_format.format
 
+    def time_axis(self, value: SSAValue) -> int | None:
+        """A token-wise layer's tensors [batch, tokens, ..., features] may have a dynamic
+        number of tokens (a Transformer's sequence length): the first per-vector axis."""
+        typ = value.type
+        return 0 if getattr(typ, "get_shape", None) and len(typ.get_shape()) >= 3 else None
+
     def output_from_accel(self, value: SSAValue, name: str) -> None:
         sym = self.symbol(value, "output", value.owner.out_format.format, name)
         if value not in self.copied_out:  # a host segment's input too: moved already
@@ -209,10 +215,13 @@ def accumulator_reach_bits(
     ``in_format``: max over rows of sum_c |W code| * max|a code| + |bias code|, counted
     over the kept entries only. The lowering keeps layers whose reach exceeds `acc_bits`
     exact by the output bound (backends/eie/README.md, "Numerics")."""
-    rows, cols = mask.shape
-    flat = np.flatnonzero(mask)
-    magnitudes = np.abs(codebook.astype(np.int64))[indices.reshape(-1)[flat]]
-    sums = np.bincount(flat // cols, weights=magnitudes.astype(np.float64), minlength=rows)
+    rows = mask.shape[0]
+    magnitude = np.abs(codebook.astype(np.int64)).astype(np.float64)
+    sums = np.zeros(rows, dtype=np.float64)
+    step = max(1, (1 << 22) // max(mask.shape[1], 1))
+    for r0 in range(0, rows, step):  # a block of rows at a time: no [rows, cols] floats
+        part = np.where(mask[r0 : r0 + step], magnitude[indices[r0 : r0 + step]], 0.0)
+        sums[r0 : r0 + step] = part.sum(axis=1)
     reach = sums * float(-in_format.qmin)
     if bias is not None:
         reach = reach + np.abs(bias.astype(np.float64))

@@ -8,8 +8,9 @@ weight. The data is one-dimensional, which makes Lloyd's algorithm cheap:
 - with the centroids sorted, every cluster is a contiguous run of the sorted values,
   bounded by the midpoints between neighbouring centroids, so the assignment step is
   one `np.searchsorted` of the k-1 midpoints (O(k log n));
-- the update step takes each run's sum from a float64 prefix sum of the sorted values
-  (O(k));
+- the update step takes each run's sum from float64 prefix sums of the sorted values,
+  kept per block of 4096 values (O(k) block lookups and partial blocks; memory stays at
+  the sorted values themselves);
 - the labels are computed once, at the end, by a `np.searchsorted` of every value into
   the final midpoints (O(n log k)).
 
@@ -109,30 +110,47 @@ def kmeans_1d(
     Raises ValueError for no initial centroids or non-finite values or centroids.
     """
     x = _as_data(values)
+    centroids, n_iter = kmeans_1d_sorted(np.sort(x), init_centroids, max_iter, tol)
+    labels = assign_labels(x, centroids)
+    return (centroids, labels, n_iter) if return_n_iter else (centroids, labels)
+
+
+_BLOCK = 4096
+"""Values per block of the blocked prefix sums (`_Prefix`)."""
+
+
+def kmeans_1d_sorted(
+    xs: np.ndarray, init_centroids: np.ndarray, max_iter: int = 300, tol: float = DEFAULT_TOL
+) -> tuple[np.ndarray, int]:
+    """`kmeans_1d` on values already sorted ascending (float32 or float64, finite):
+    ``(centroids, n_iter)``, without labels (`assign_labels` gives them).
+
+    Memory stays at the sorted values: the prefix sums are kept per block of _BLOCK
+    values (float64), a run's sum is two block prefixes and two partial blocks, so a
+    100M-weight layer needs no 800 MB prefix array."""
     centroids = np.sort(np.asarray(init_centroids, dtype=np.float64).reshape(-1))
     if centroids.size == 0:
         raise ValueError("kmeans_1d needs at least one initial centroid")
     if not np.all(np.isfinite(centroids)):
         raise ValueError("initial centroids must be finite")
-    if x.size == 0:
-        empty = np.zeros(0, dtype=np.intp)
-        return (centroids, empty, 0) if return_n_iter else (centroids, empty)
-
-    xs = np.sort(x).astype(np.float64, copy=False)
-    prefix = np.concatenate(([0.0], np.cumsum(xs)))
-    shift_bound = tol * float(np.var(xs))
+    if xs.size == 0:
+        return centroids, 0
+    prefix = _Prefix(xs)
+    shift_bound = tol * prefix.variance()
 
     bounds = _assign(xs, centroids)
     n_iter = max_iter
     for i in range(max_iter):
         counts = np.diff(bounds)
-        sums = prefix[bounds[1:]] - prefix[bounds[:-1]]
+        sums = prefix.upto(bounds[1:]) - prefix.upto(bounds[:-1])
         # Empty clusters keep their centroid (np.divide only writes where count > 0).
         new = np.divide(sums, counts, out=centroids.copy(), where=counts > 0)
         # A run's mean lies within the run; clipping undoes the prefix sums' rounding so
         # that the centroids provably stay sorted.
         full = counts > 0
-        new[full] = np.clip(new[full], xs[bounds[:-1][full]], xs[bounds[1:][full] - 1])
+        lo = xs[bounds[:-1][full]].astype(np.float64)
+        hi = xs[bounds[1:][full] - 1].astype(np.float64)
+        new[full] = np.clip(new[full], lo, hi)
         shift = float(np.sum((new - centroids) ** 2))
         centroids = new
         new_bounds = _assign(xs, centroids)
@@ -144,12 +162,59 @@ def kmeans_1d(
         if shift <= shift_bound:
             n_iter = i + 1
             break
+    return centroids, n_iter
 
-    # The labels of the final centroids (scikit-learn reruns its assignment step for the
-    # same effect). side="left" counts the midpoints strictly below a value, so a value
-    # on a midpoint gets the lower cluster, as in `_assign`: these are the runs' labels.
-    labels = np.searchsorted(_midpoints(centroids), x, side="left").astype(np.intp, copy=False)
-    return (centroids, labels, n_iter) if return_n_iter else (centroids, labels)
+
+def assign_labels(
+    values: np.ndarray, centroids: np.ndarray, dtype=np.intp, chunk: int = 1 << 22
+) -> np.ndarray:
+    """The index of each value's centroid (centroids sorted ascending), in ``dtype``.
+
+    side="left" counts the midpoints strictly below a value, so a value on a midpoint
+    gets the lower cluster, as in `_assign`: these are the runs' labels. Computed a
+    chunk at a time, so that only the result is as long as the values."""
+    x = np.asarray(values).reshape(-1)
+    mids = _midpoints(np.asarray(centroids, dtype=np.float64))
+    labels = np.empty(x.size, dtype=dtype)
+    for start in range(0, x.size, chunk):
+        part = x[start : start + chunk]
+        labels[start : start + chunk] = np.searchsorted(mids, part, side="left")
+    return labels
+
+
+class _Prefix:
+    """Sums of the first p sorted values, from float64 prefix sums per block of _BLOCK."""
+
+    def __init__(self, xs: np.ndarray):
+        self.xs = xs
+        sums = np.empty(-(-xs.size // _BLOCK), dtype=np.float64)
+        chunk = _BLOCK * 1024  # widened to float64 a chunk at a time
+        for start in range(0, xs.size, chunk):
+            part = xs[start : start + chunk].astype(np.float64)
+            first = start // _BLOCK
+            starts = np.arange(0, part.size, _BLOCK)
+            sums[first : first + starts.size] = np.add.reduceat(part, starts)
+        self.blocks = np.concatenate(([0.0], np.cumsum(sums)))
+
+    def upto(self, positions: np.ndarray) -> np.ndarray:
+        """sum(xs[:p]) for every p of ``positions``."""
+        out = np.empty(len(positions), dtype=np.float64)
+        for i, p in enumerate(np.asarray(positions).tolist()):
+            block = p // _BLOCK
+            out[i] = self.blocks[block] + float(
+                np.sum(self.xs[block * _BLOCK : p], dtype=np.float64)
+            )
+        return out
+
+    def variance(self) -> float:
+        """The population variance of the values (as np.var), in float64."""
+        n = self.xs.size
+        mean = self.blocks[-1] / n
+        total = 0.0
+        for start in range(0, n, 1 << 22):
+            part = self.xs[start : start + (1 << 22)].astype(np.float64) - mean
+            total += float(np.dot(part, part))
+        return total / n
 
 
 def _assign(xs: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -159,6 +224,13 @@ def _assign(xs: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     the lower cluster.
     """
     mids = _midpoints(centroids)
+    if xs.dtype == np.float32:
+        # Searching float64 keys in float32 values would convert all the values; the
+        # largest float32 <= m has exactly the same float32 values at or below it.
+        down = mids.astype(np.float32)
+        over = down.astype(np.float64) > mids
+        down[over] = np.nextafter(down[over], np.float32(-np.inf))
+        mids = down
     bounds = np.empty(centroids.size + 1, dtype=np.intp)
     bounds[0] = 0
     bounds[-1] = xs.size

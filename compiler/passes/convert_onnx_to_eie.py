@@ -1,14 +1,24 @@
-"""convert-onnx-to-eie: fully connected layers to `eie.fc`; the rest stays for the host."""
+"""convert-onnx-to-eie: fully connected and convolution layers to `eie.fc`; the rest
+stays for the host."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import (
+    DenseArrayBase,
+    Float32Type,
+    IntegerAttr,
+    ModuleOp,
+    StringAttr,
+    TensorType,
+    UnitAttr,
+    i64,
+)
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
@@ -16,7 +26,7 @@ from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
 from backends.program import constant_value
 from compiler.errors import DlhwcError
-from compiler.passes.weights import erase_weight
+from compiler.passes.weights import PATCHES, erase_weight, is_conv
 from dialects import comp, eie
 from dialects import onnx as onnx_d
 from dialects.comp import value_format
@@ -32,18 +42,36 @@ gives up weight precision to keep a layer's range inside the accumulator."""
 
 @dataclass(frozen=True)
 class ConvertOnnxToEiePass(ModulePass):
-    """Lower each fully connected layer EIE can run to one `eie.fc`.
+    """Lower each fully connected or convolution layer EIE can run to one `eie.fc`.
 
-    A layer is `Gemm(x, W, b)` (transA=0, alpha=beta=1) or `MatMul(x, W)` followed by an
-    `Add` of a constant bias, then optionally a single-use `Relu`, where
-      - x is a 2-D activation [batch, in] in a fixed-point format: the result of a
-        `comp.quantize` (from the `quantize` pass) or of an earlier `eie.fc`, possibly
-        through layout-only ops (Transpose, Reshape, Squeeze, ...) that run on the host;
+    A layer is `Gemm(x, W, b)`, `MatMul(x, W)` or `Conv(x, W, b)`, then for Gemm and
+    MatMul optionally an `Add` of a constant bias, then optionally a single-use `Relu`,
+    where
+      - x is an activation in a fixed-point format: the result of a `comp.quantize`
+        (from the `quantize` pass) or of an earlier `eie.fc`, possibly through
+        layout-only ops (Transpose, Reshape, Squeeze, ...) that run on the host;
       - W is a weight-shared, quantized `comp.weight` whose codebook fits the machine's
         index bits and has the value 0.0 (the filler code; it is moved to index 0, or
         added when the codebook has room);
       - the layer's result is quantized by a `comp.quantize` (its output format).
     Weights are stored [rows = outputs, cols = inputs] (transposed when needed).
+
+    Token-wise layers: MatMul's x may be [..., in]; every leading index is one vector
+    (a Transformer's tokens, an RNN output layer's time steps), and `eie.fc` keeps the
+    leading dimensions. A MatMul whose both operands are activations stays on the host.
+
+    Gemm: alpha is folded into the codebook (rounded to the weight format), beta into
+    the bias; transA=1 transposes x on the host first. The bias may be a scalar, [N],
+    [1, N] or absent; it is stored as [N].
+
+    Conv (2-D, group 1): W [out, in, kh, kw] becomes the matrix [out, in*kh*kw] that
+    multiplies patch vectors. The host forms the patches, [N, Ho, Wo, in*kh*kw] in
+    im2col order, with pads, strides and dilations (an `onnx.Node` Conv of group `in`
+    with a one-hot kernel: every output is one input element, exactly), and they reach
+    the PEs as the layer's input vectors (one `dma.in` per image, Ho*Wo vectors). A 1x1
+    convolution with stride 1 and no padding needs no patches: x is only transposed to
+    channels-last. The result [N, Ho, Wo, out] is transposed back to [N, out, Ho, Wo]
+    on the host. Grouped (depthwise) and 1-D/3-D convolutions stay on the host.
 
     Every other op stays as it is and later runs on the host, in ONNX segments.
 
@@ -60,19 +88,69 @@ class ConvertOnnxToEiePass(ModulePass):
         for fn in op.walk():
             if isinstance(fn, func.FuncOp):
                 for layer in list(fn.body.block.ops):
-                    if isinstance(layer, onnx_d.GemmOp | onnx_d.MatMulOp) and layer.parent:
+                    if layer.parent and (
+                        isinstance(layer, onnx_d.GemmOp | onnx_d.MatMulOp) or is_conv(layer)
+                    ):
                         _lower(layer, config)
+                _cancel_transposes(fn)
+
+
+def _cancel_transposes(fn: func.FuncOp) -> None:
+    """Drop Transpose pairs that undo each other (a convolution's NHWC -> NCHW result
+    read by the next convolution's NCHW -> NHWC input), so that consecutive layers pass
+    their activations on chip instead of through the host."""
+    for op in list(fn.body.block.ops):
+        if not isinstance(op, onnx_d.TransposeOp) or op.parent is None:
+            continue
+        inner = op.operands[0].owner
+        if not isinstance(inner, onnx_d.TransposeOp):
+            continue
+        p1, p2 = _perm(inner), _perm(op)
+        if p1 is None or p2 is None or [p1[i] for i in p2] != list(range(len(p1))):
+            continue
+        op.results[0].replace_all_uses_with(inner.operands[0])
+        op.detach()
+        op.erase()
+        if not inner.results[0].uses:
+            inner.detach()
+            inner.erase()
+
+
+def _perm(op: onnx_d.TransposeOp) -> list[int] | None:
+    perm = op.onnx_attributes().get("perm")
+    return None if perm is None else [int(p) for p in perm]
+
+
+@dataclass
+class _Conv:
+    """A 2-D convolution's geometry, with explicit pads [top, left, bottom, right]."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    pads: tuple[int, int, int, int]
+    dilations: tuple[int, int]
+    out_shape: list[int]  # [N, out, Ho, Wo]
+    opset: int
+
+    @property
+    def pointwise(self) -> bool:
+        return self.kernel == (1, 1) and self.strides == (1, 1) and not any(self.pads)
 
 
 @dataclass
 class _Layer:
     x: SSAValue
     weight: comp.WeightOp
-    transpose: bool
+    transpose: bool  # the stored weight is [in, out]
     bias: SSAValue | None
     relu: bool
     chain: list[Operation]  # the ops replaced, in order
     quantize: comp.QuantizeOp
+    alpha: float = 1.0
+    beta: float = 1.0
+    trans_a: bool = False
+    conv: _Conv | None = None
+    host_ops: list[Operation] = field(default_factory=list)
 
 
 def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
@@ -92,65 +170,168 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
                 f"layer '{name}': {what} activations are {fmt.bits}-bit, the EIE machine "
                 f"computes on {config.act_bits}-bit activations (quantize{{act-bits={config.act_bits}}})"
             )
-    bias = None if layer.bias is None else constant_value(layer.bias).reshape(-1)
+    rows = layer.weight.shape[0 if (layer.conv or not layer.transpose) else 1]
+    bias = None
+    if layer.bias is not None:
+        bias = np.broadcast_to(constant_value(layer.bias).reshape(-1), (rows,)) * layer.beta
+        bias = bias.astype(np.float32)
     for what, values in (("weight", layer.weight.dense()), ("bias", bias)):
         if values is not None and not np.all(np.isfinite(values)):
             tensor = layer.weight.node_name if what == "weight" else layer.bias.name_hint
             raise DlhwcError(
                 f"layer '{name}': its {what} '{tensor or name}' has NaN or infinite values"
             )
+    codebook, weight_format = _scaled_codebook(layer.weight, layer.alpha)
     fmt = range_safe_weight_format(
-        name, layer.weight.codebook_array(), layer.weight.fixed_format, bias, in_format,
-        out_format, config,
-    )  # fmt: skip
-    weight = _eie_weight(layer.weight, layer.transpose, name, config, fmt)
+        name, codebook, weight_format, bias, in_format, out_format, config
+    )
+    weight = _eie_weight(layer.weight, codebook, layer, name, config, fmt)
     weight.output.name_hint = layer.weight.output.name_hint
     block = op.parent_block()
     block.insert_op_before(weight, layer.chain[0])
+    bias_value = layer.bias
+    if bias is not None and (layer.beta != 1.0 or list(layer.bias.type.get_shape()) != [rows]):
+        bias_op = onnx_d.ConstantOp(bias, f"{name}.bias")
+        block.insert_op_before(bias_op, layer.chain[0])
+        bias_value = bias_op.results[0]
+    x = _host_input(layer, name, block)
+    result_type = layer.quantize.output.type
+    if layer.conv is not None:
+        n, out, ho, wo = layer.conv.out_shape
+        result_type = TensorType(Float32Type(), [n, ho, wo, out])
     fc = eie.FCOp(
-        layer.x, weight.output, layer.bias, layer.quantize.output.type, in_format, out_format,
-        layer.relu, config.acc_bits, name,
+        x, weight.output, bias_value, result_type, in_format, out_format, layer.relu,
+        config.acc_bits, name,
     )  # fmt: skip
     block.insert_op_before(fc, layer.quantize)
-    fc.output.name_hint = layer.quantize.output.name_hint or layer.chain[-1].results[0].name_hint
-    layer.quantize.output.replace_all_uses_with(fc.output)
+    hint = layer.quantize.output.name_hint or layer.chain[-1].results[0].name_hint
+    result = fc.output
+    if layer.conv is not None:
+        back = _transpose(fc.output, [0, 3, 1, 2], layer.quantize.output.type, f"{name}.nchw")
+        block.insert_op_before(back, layer.quantize)
+        result = back.results[0]
+        fc.output.name_hint = f"{hint}_nhwc" if hint else None
+    result.name_hint = hint
+    layer.quantize.output.replace_all_uses_with(result)
     for dead in [layer.quantize, *reversed(layer.chain)]:
         dead.detach()
         dead.erase()
     if not layer.weight.output.uses:
         erase_weight(layer.weight)
+    if layer.bias is not None and bias_value is not layer.bias and not layer.bias.uses:
+        erase_weight(layer.bias.owner)
 
 
-def _match(op: onnx_d.OnnxOp) -> _Layer | None:
+def _scaled_codebook(w: comp.WeightOp, alpha: float) -> tuple[np.ndarray, FixedFormat | None]:
+    """The codebook times Gemm's alpha, in the format that holds it (rounded to it)."""
+    codebook, fmt = w.codebook_array(), w.fixed_format
+    if alpha == 1.0 or fmt is None or not codebook.size:
+        return codebook, fmt
+    scaled = codebook.astype(np.float64) * alpha
+    fmt = FixedFormat(fmt.bits, frac_bits_for(float(np.abs(scaled).max()), fmt.bits))
+    return quantize(scaled, fmt), fmt
+
+
+def _host_input(layer: _Layer, name: str, block) -> SSAValue:
+    """The value `eie.fc` reads: x, transposed for Gemm's transA, or a convolution's
+    patch vectors (channels-last), made by host ops inserted before the layer."""
+    x = layer.x
+    first = layer.chain[0]
+    if layer.trans_a:
+        n_in, n_batch = x.type.get_shape()
+        t = _transpose(x, [1, 0], TensorType(Float32Type(), [n_batch, n_in]), f"{name}.xT")
+        block.insert_op_before(t, first)
+        return t.results[0]
+    conv = layer.conv
+    if conv is None:
+        return x
+    n, c, h, w = x.type.get_shape()
+    _, _, ho, wo = conv.out_shape
+    if conv.pointwise:
+        t = _transpose(x, [0, 2, 3, 1], TensorType(Float32Type(), [n, h, w, c]), f"{name}.nhwc")
+        block.insert_op_before(t, first)
+        return t.results[0]
+    kh, kw = conv.kernel
+    k = kh * kw
+    # Output channel c*k + i*kw + j of group c is input channel c at kernel tap (i, j).
+    onehot = np.zeros((c * k, 1, kh, kw), np.float32)
+    taps = np.arange(c * k)
+    onehot[taps, 0, (taps % k) // kw, taps % kw] = 1.0
+    kernel = onnx_d.ConstantOp(onehot, f"{name}.patch_kernel")
+    ints = lambda v: DenseArrayBase.from_list(i64, list(v))  # noqa: E731
+    patches = onnx_d.NodeOp(
+        "Conv", "", conv.opset, [x, kernel.results[0]],
+        [TensorType(Float32Type(), [n, c * k, ho, wo])],
+        {
+            "group": IntegerAttr(c, i64), "kernel_shape": ints(conv.kernel),
+            "strides": ints(conv.strides), "pads": ints(conv.pads),
+            "dilations": ints(conv.dilations),
+        },
+        f"{name}.patches",
+    )  # fmt: skip
+    patches.attributes[PATCHES] = UnitAttr()
+    t = _transpose(
+        patches.results[0], [0, 2, 3, 1], TensorType(Float32Type(), [n, ho, wo, c * k]),
+        f"{name}.patches_nhwc",
+    )  # fmt: skip
+    for new in (kernel, patches, t):
+        block.insert_op_before(new, first)
+    if x.name_hint:
+        patches.results[0].name_hint = f"{x.name_hint}_patches"
+    return t.results[0]
+
+
+def _transpose(value: SSAValue, perm: list[int], typ: TensorType, name: str) -> onnx_d.TransposeOp:
+    return onnx_d.TransposeOp([value], [typ], {"perm": DenseArrayBase.from_list(i64, perm)}, name)
+
+
+def _match(op: onnx_d.OnnxOp) -> _Layer | str:
+    """The layer starting at ``op``, or why it stays on the host."""
     operands = list(op.operands)
+    alpha = beta = 1.0
+    trans_a = False
+    conv = None
+    bias = None
     if isinstance(op, onnx_d.GemmOp):
         attrs = op.onnx_attributes()
-        if (
-            attrs.get("transA", 0)
-            or attrs.get("alpha", 1.0) != 1.0
-            or attrs.get("beta", 1.0) != 1.0
-        ):
-            return "transA, alpha or beta differ from EIE's y = Wx + b"
         x, w = operands[0], operands[1]
         transpose = not attrs.get("transB", 0)
-        bias = (
-            operands[2]
-            if len(operands) > 2 and not isinstance(operands[2].type, onnx_d.NoneType)
-            else None
-        )
-    else:
+        trans_a = bool(attrs.get("transA", 0))
+        alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
+        if len(operands) > 2 and not isinstance(operands[2].type, onnx_d.NoneType):
+            bias = operands[2]
+    elif isinstance(op, onnx_d.MatMulOp):
         x, w = operands
-        transpose, bias = True, None
-    problem = _weight_problem(w)
-    if problem:
-        return problem
-    if not isinstance(x.type, TensorType) or len(x.type.get_shape()) != 2:
+        transpose = True
+    else:
+        x, w = operands[0], operands[1]
+        transpose = False
+        if len(operands) > 2 and not isinstance(operands[2].type, onnx_d.NoneType):
+            bias = operands[2]
+        conv = _conv_geometry(op, x, w)
+        if isinstance(conv, str):
+            return conv
+    if not isinstance(w.owner, comp.WeightOp):
+        if isinstance(op, onnx_d.MatMulOp) and not isinstance(w.owner, onnx_d.ConstantOp):
+            return "both operands are activations (activation x activation)"
+        if not _is_constant(w):
+            return "its weight is computed at run time (EIE preloads its weights)"
+        return "its weight is not compressed (no compression pass reached it)"
+    if conv is None and len(w.type.get_shape()) != 2:
+        return "its weight is not a matrix"
+    if not isinstance(x.type, TensorType) or len(x.type.get_shape()) < 2:
+        return "its input is not a [batch, ..., features] tensor"
+    if isinstance(op, onnx_d.GemmOp) and len(x.type.get_shape()) != 2:
         return "its input is not a 2-D [batch, features] tensor"
+    if trans_a and x.type.get_shape()[1] >= 0:
+        # x is [in, batch]: its batch must be the dynamic axis the program batches over.
+        return "transA=1 with a static batch axis"
     chain: list[Operation] = [op]
     value = op.results[0]
-    rows = w.type.get_shape()[0 if not transpose else 1]
+    shape = w.type.get_shape()
+    rows = shape[0 if (conv or not transpose) else 1]
     user = _sole_user(value)
-    if bias is None and isinstance(user, onnx_d.AddOp):
+    if bias is None and conv is None and isinstance(user, onnx_d.AddOp):
         other = user.operands[1] if user.operands[0] is value else user.operands[0]
         if _is_constant(other) and _bias_shape_ok(other, rows):
             bias, value = other, user.results[0]
@@ -165,18 +346,47 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | None:
         user = _sole_user(value)
     if not isinstance(user, comp.QuantizeOp):
         return "its result has no fixed-point format (no comp.quantize)"
-    return _Layer(x, w.owner, transpose, bias, relu, chain, user)
+    return _Layer(x, w.owner, transpose, bias, relu, chain, user, alpha, beta, trans_a, conv)
 
 
-def _weight_problem(w: SSAValue) -> str | None:
-    """Why ``w`` cannot be an EIE matrix (the host reason), or None when it can."""
-    if not _is_constant(w):
-        return "its weight is computed at run time (EIE preloads its weights)"
-    if not isinstance(w.type, TensorType) or len(w.type.get_shape()) != 2:
-        return f"its weight is not a matrix ({w.type})"
-    if not isinstance(w.owner, comp.WeightOp):
-        return "its weight is not compressed (no compression pass reached it)"
-    return None
+def _conv_geometry(op: onnx_d.NodeOp, x: SSAValue, w: SSAValue) -> _Conv | str:
+    """The convolution's geometry, or why EIE cannot run it."""
+    attrs = op.onnx_attributes()
+    w_shape = w.type.get_shape() if isinstance(w.type, TensorType) else []
+    if len(w_shape) != 4:
+        return f"a {max(len(w_shape) - 2, 0)}-D convolution (EIE runs 2-D ones)"
+    if attrs.get("group", 1) != 1:
+        return f"a grouped convolution (group {attrs['group']})"
+    out = op.results[0].type
+    if not isinstance(out, TensorType) or len(out.get_shape()) != 4:
+        return "its output shape is unknown"
+    out_shape = out.get_shape()
+    x_shape = x.type.get_shape() if isinstance(x.type, TensorType) else []
+    if len(x_shape) != 4 or any(d < 0 for d in [*x_shape[1:], *out_shape[1:]]):
+        return "its input or output has dynamic spatial dimensions"
+    kernel = tuple(attrs.get("kernel_shape") or w_shape[2:])
+    strides = tuple(attrs.get("strides") or (1, 1))
+    dilations = tuple(attrs.get("dilations") or (1, 1))
+    pads = list(attrs.get("pads") or (0, 0, 0, 0))
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = [0, 0, 0, 0]
+        for axis in range(2):
+            total = max(
+                (out_shape[2 + axis] - 1) * strides[axis]
+                + (kernel[axis] - 1) * dilations[axis]
+                + 1
+                - x_shape[2 + axis],
+                0,
+            )
+            small, large = total // 2, total - total // 2
+            before, after = (small, large) if auto_pad == "SAME_UPPER" else (large, small)
+            pads[axis], pads[axis + 2] = before, after
+    elif auto_pad == "VALID":
+        pads = [0, 0, 0, 0]
+    opset = op.opset.value.data if isinstance(op, onnx_d.NodeOp) else 17
+    # ONNX pads are [x1_begin, x2_begin, x1_end, x2_end].
+    return _Conv(kernel, strides, tuple(pads), dilations, out_shape, opset)
 
 
 def _sole_user(value: SSAValue) -> Operation | None:
@@ -189,8 +399,10 @@ def _is_constant(value: SSAValue) -> bool:
 
 
 def _bias_shape_ok(value: SSAValue, rows: int) -> bool:
+    """A bias EIE can hold: [N], [1, N] (any leading 1s), or a scalar broadcast to N."""
     shape = value.type.get_shape()
-    return int(np.prod(shape)) == rows and all(d == 1 for d in shape[:-1])
+    size = int(np.prod(shape))
+    return size == 1 or (size == rows and all(d == 1 for d in shape[:-1]))
 
 
 def range_safe_weight_format(
@@ -254,9 +466,18 @@ def range_safe_weight_format(
 
 
 def _eie_weight(
-    w: comp.WeightOp, transpose: bool, name: str, config: EIEConfig, fmt: FixedFormat
+    w: comp.WeightOp,
+    codebook: np.ndarray,
+    layer: _Layer,
+    name: str,
+    config: EIEConfig,
+    fmt: FixedFormat,
 ) -> comp.WeightOp:
-    """The weight as EIE stores it: [rows, cols], codebook[0] == 0.0, in ``fmt``."""
+    """The weight as EIE stores it: [rows, cols], codebook[0] == 0.0, in ``fmt``.
+
+    ``codebook`` is the weight's codebook (times Gemm's alpha); a convolution kernel
+    [out, in, kh, kw] becomes [out, in*kh*kw].
+    """
     if not w.is_shared or w.fixed_format is None:
         raise DlhwcError(
             f"layer '{name}': EIE needs shared, quantized weights (run share-weights and "
@@ -267,10 +488,15 @@ def _eie_weight(
             f"layer '{name}': weights are {fmt.bits}-bit, the EIE machine has "
             f"{config.weight_bits}-bit codebook entries"
         )
-    mask, codebook, indices = w.mask_array(), w.codebook_array(), w.indices_array()
+    mask, indices = w.mask_array(), w.indices_array()
+    if layer.conv is not None:
+        mask = mask.reshape(mask.shape[0], -1)
+        indices = indices.reshape(indices.shape[0], -1)
     codebook = quantize(codebook, fmt)
     # An entry that rounds to 0.0 at a coarser format prunes its weights.
-    mask = mask & (codebook[indices] != 0)
+    zero = codebook == 0
+    if zero.any():
+        mask = mask & ~zero[indices]
     zero = np.flatnonzero(codebook == 0.0)
     if zero.size:
         # Swap the zero centroid into index 0.
@@ -292,7 +518,7 @@ def _eie_weight(
             f"layer '{name}': {len(codebook)} codebook entries, the EIE machine has "
             f"{config.index_bits}-bit indices ({config.codebook_entries} entries)"
         )
-    if transpose:
+    if layer.transpose and layer.conv is None:
         mask, indices = mask.T, indices.T
     indices = np.where(mask, indices, 0).astype(np.uint8)
     rows, cols = mask.shape

@@ -21,6 +21,7 @@ from compiler.passes.weights import (
     check_finite,
     erase_weight,
     find_weights,
+    is_conv,
     layer_names,
 )
 from dialects import comp
@@ -87,8 +88,8 @@ class QuantizePass(ModulePass):
 
     Activations: a comp.quantize op is inserted on
       - every f32 tensor argument of a function (the graph inputs), first in the body;
-      - every layer's output. A layer starts at a Gemm, MatMul, LSTM, GRU or RNN; from a
-        Gemm/MatMul result the layer extends through a bias Add (an Add whose other operand
+      - every layer's output. A layer starts at a Gemm, MatMul, Conv, LSTM, GRU or RNN;
+        from a Gemm/MatMul/Conv result the layer extends through a bias Add (an Add whose other operand
         is a constant or comp.weight) and then an elementwise Relu, Sigmoid or Tanh, each
         only when it is the sole use of the value before it. The value at the end of that
         chain is quantized, and all its uses read the quantized value. For an LSTM/GRU/RNN,
@@ -241,10 +242,17 @@ def _check_bits(option: str, bits: object) -> None:
 # -- formats -----------------------------------------------------------------------------
 
 
-def choose_format(values: np.ndarray, bits: int, mode: str, bound: float) -> FixedFormat:
+def choose_format(
+    values: np.ndarray, bits: int, mode: str, bound: float, counts: np.ndarray | None = None
+) -> FixedFormat:
     """The fixed<bits, F> for ``values`` by ``mode`` (see QuantizePass). Non-finite values
-    are left out of the largest magnitude but count as overflowing."""
+    are left out of the largest magnitude but count as overflowing. ``counts``, when
+    given, weighs each value (a codebook entry by the weights that use it; an entry no
+    weight uses does not count)."""
     values = np.asarray(values, dtype=np.float32).reshape(-1)
+    if counts is not None:
+        counts = np.asarray(counts, dtype=np.float64).reshape(-1)
+        values, counts = values[counts > 0], counts[counts > 0]
     magnitude = np.abs(values[np.isfinite(values)])
     max_abs = float(magnitude.max()) if magnitude.size else 0.0
     frac = frac_bits_for(max_abs, bits)
@@ -253,16 +261,35 @@ def choose_format(values: np.ndarray, bits: int, mode: str, bound: float) -> Fix
     nonzero = magnitude[magnitude > 0]
     if nonzero.size == 0:
         return FixedFormat(bits, frac)
+
+    def rate(fmt: FixedFormat) -> float:
+        if counts is None:
+            return overflow_rate(values, fmt)
+        scaled = np.rint(values.astype(np.float64) * 2.0**fmt.frac)
+        over = (scaled > fmt.qmax) | (scaled < fmt.qmin) | ~np.isfinite(values)
+        return float(counts[over].sum() / counts.sum())
+
     # The overflow rate grows with F: binary search for the last F within the bound,
     # between the static choice (no overflow) and the F where the smallest value saturates.
     lo, hi = frac, max(frac, frac_bits_for(float(nonzero.min()), bits))
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if overflow_rate(values, FixedFormat(bits, mid)) <= bound:
+        if rate(FixedFormat(bits, mid)) <= bound:
             lo = mid
         else:
             hi = mid - 1
     return FixedFormat(bits, lo)
+
+
+def _index_counts(indices: np.ndarray, mask: np.ndarray, entries: int) -> np.ndarray:
+    """How many kept weights use each codebook entry, a block at a time."""
+    counts = np.zeros(entries, dtype=np.int64)
+    flat_i, flat_m = indices.reshape(-1), mask.reshape(-1)
+    step = 1 << 24
+    for start in range(0, flat_i.size, step):
+        part = flat_i[start : start + step][flat_m[start : start + step]]
+        counts += np.bincount(part, minlength=entries)[:entries]
+    return counts
 
 
 def _quantized_weight(
@@ -283,17 +310,24 @@ def _quantized_weight(
         mask = value != 0
         props = {"values": dense_from_array(value)}
         node_name = slot.name
-    dense = source.dense() if isinstance(source, comp.WeightOp) else value
-    fmt = choose_format(dense[mask], bits, mode, bound)
     if isinstance(source, comp.WeightOp) and source.is_shared:
-        codebook = quantize(source.codebook_array(), fmt)
-        mask = mask & (codebook[source.indices_array()] != 0)
+        # Each kept weight counts once, through its codebook entry: no dense tensor.
+        codebook, indices = source.codebook_array(), source.indices_array()
+        counts = _index_counts(indices, mask, len(codebook))
+        fmt = choose_format(codebook, bits, mode, bound, counts)
+        codebook = quantize(codebook, fmt)
+        zero = (codebook == 0) & (counts > 0)
+        if zero.any():
+            mask = mask & ~zero[indices]
+            props["mask"] = dense_from_array(mask)
         props["codebook"] = dense_from_array(codebook)
     else:
+        dense = source.dense() if isinstance(source, comp.WeightOp) else value
+        fmt = choose_format(dense[mask], bits, mode, bound)
         values = quantize(np.where(mask, dense, np.float32(0)), fmt)
         mask = mask & (values != 0)
         props["values"] = dense_from_array(values)
-    props["mask"] = dense_from_array(mask)
+        props["mask"] = dense_from_array(mask)
     props["format"] = comp.FixedAttr.get(fmt)
     return comp.WeightOp(source.results[0].type, props, node_name)
 
@@ -316,14 +350,15 @@ def activation_targets(fn: func.FuncOp) -> list[SSAValue]:
     """The values of ``fn`` the pass quantizes, in program order (see QuantizePass)."""
     targets: list[SSAValue] = [a for a in fn.body.block.args if _is_f32(a.type)]
     for op in fn.body.block.ops:
-        if isinstance(op, (*_RNN_OPS, *_LAYER_OPS)) and op.operands:
+        conv = is_conv(op)
+        if (conv or isinstance(op, (*_RNN_OPS, *_LAYER_OPS))) and op.operands:
             # A layer reads fixed point: its input, unless that is a quantized value
             # seen through layout-only ops (e.g. the output of a host op like Scaler).
             if not _derived_from(op.operands[0], targets):
                 targets.append(op.operands[0])
         if isinstance(op, _RNN_OPS):
             targets.extend(r for r in op.results if _is_f32(r.type) and r.uses)
-        elif isinstance(op, _LAYER_OPS) and op.results:
+        elif (conv or isinstance(op, _LAYER_OPS)) and op.results:
             targets.append(_layer_output(op.results[0]))
     seen: set[SSAValue] = set()
     unique = []

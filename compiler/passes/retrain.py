@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
@@ -17,15 +19,12 @@ from compiler.passes.weights import erase_weight, find_weights
 from dialects import comp
 from dialects import onnx as onnx_d
 
-# Ops whose gradient is the output gradient reshaped to the input's shape. comp.quantize
-# is among them: training sees it as the identity (a straight-through estimator).
-_SHAPE_ONLY = (onnx_d.IdentityOp, onnx_d.FlattenOp, onnx_d.ReshapeOp, comp.QuantizeOp)
-_COMPUTE = (onnx_d.GemmOp, onnx_d.MatMulOp, onnx_d.AddOp, onnx_d.ReluOp, onnx_d.SigmoidOp,
-            onnx_d.TanhOp)  # fmt: skip
 _LEAVES = (onnx_d.ConstantOp, comp.WeightOp, onnx_d.NoValueOp)
 _FINAL = (onnx_d.SoftmaxOp, onnx_d.LogSoftmaxOp)
-_SUPPORTED = ("Gemm, MatMul, Add, Relu, Sigmoid, Tanh, Identity, Flatten, Reshape, "
-              "comp.quantize and a final Softmax/LogSoftmax")  # fmt: skip
+# The ops of `_RULES` (at the end of the file), as the refusal message lists them.
+_SUPPORTED = ("Gemm, MatMul, Conv, Add, Relu, Sigmoid, Tanh, MaxPool, AveragePool, "
+              "GlobalAveragePool, BatchNormalization, Concat, Identity, Dropout, Flatten, "
+              "Reshape, comp.quantize and a final Softmax/LogSoftmax")  # fmt: skip
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # Adam's defaults (Kingma & Ba)
 
@@ -43,7 +42,9 @@ class RetrainPass(ModulePass):
 
     Options:
       data     an .npz with the model's input arrays keyed by input name (as for
-               `dlhwc run`) and the integer class labels (required).
+               `dlhwc run`) and the integer class labels (required). Mini-batches
+               take rows of every input's first axis (a transA Gemm reading a graph
+               input [K, N] directly cannot be batched).
       labels   the key of the labels in `data` (default "labels"): one label per row
                of the logits, i.e. shape = logits shape without the last axis.
       epochs   passes over the data (default 20).
@@ -55,8 +56,10 @@ class RetrainPass(ModulePass):
     LogSoftmax over the last axis, or the function's single result when there is none.
     Training is mini-batch Adam, deterministic for a given seed and data file.
 
-    What is trained: every Gemm/MatMul weight matrix, every Gemm bias and every constant
-    operand of an Add (a MatMul's bias), each according to its form:
+    What is trained: every Gemm/MatMul weight matrix and Conv kernel, every Gemm and
+    Conv bias and every constant operand of an Add (a MatMul's bias), each according to
+    its form (a kernel [out, in/group, kh, kw] is masked and shared as prune and
+    share-weights left it, as the matrix [out, in/group*kh*kw]):
       comp.weight with values (pruned)  the values; pruned weights stay exactly zero
                                         (their gradient and update are masked)
       comp.weight with a codebook       the codebook entries; indices and mask are
@@ -68,11 +71,24 @@ class RetrainPass(ModulePass):
     Huffman record is dropped (it no longer applies). Run retrain before quantize:
     weights that already have a fixed-point format are refused.
 
-    Scope: a module with one function, a feed-forward graph of Gemm (transA=0,
-    alpha=beta=1), MatMul with a constant 2-D weight, Add, Relu, Sigmoid, Tanh,
-    Identity, Flatten, Reshape and comp.quantize (treated as the identity:
-    straight-through), ending in Softmax/LogSoftmax over the last axis or in logits.
-    Anything else is refused.
+    Scope: a module with one function whose ops, in a graph that may branch and join
+    (residual connections: the gradients of a value's users are summed), are
+      Gemm (any transA, transB, alpha, beta), MatMul with a constant 2-D weight, Add
+        (of a bias or of two activations), Relu, Sigmoid, Tanh, Concat;
+      Conv 2-D (NCHW): kernel_shape, strides, pads (also asymmetric), dilations, group
+        (1, depthwise or any divisor), auto_pad NOTSET/VALID/SAME_UPPER/SAME_LOWER, with
+        or without bias;
+      MaxPool and AveragePool 2-D (the same window attributes, ceil_mode, AveragePool's
+        count_include_pad; MaxPool's gradient goes to the maximum of each window, its
+        Indices output must be unused), GlobalAveragePool;
+      BatchNormalization in inference mode: its scale, bias, mean and var are constants
+        held fixed (the backward pass sees the per-channel affine they make);
+      Identity, Dropout (inference mode: the identity, in training too), Flatten,
+        Reshape, and comp.quantize (the identity in training: straight-through);
+    ending in Softmax/LogSoftmax over the last axis or in logits. Anything else is
+    refused, naming the op. Conv, the pools and BatchNormalization are computed by
+    retrain's own numpy kernels (im2col and matrix products), which agree with the
+    reference interpreter (onnxruntime) to float32 rounding.
     """
 
     name: ClassVar[str] = "retrain"
@@ -268,12 +284,27 @@ class _Param:
 # -- the graph: forward, backward, training --------------------------------------------
 
 
+class _Env(dict):
+    """The values of one forward pass by SSA value, and what each op saved for its
+    backward pass (im2col patches, argmax positions) by op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: dict[Operation, object] = {}
+
+
 class _Graph:
-    """The function as a list of differentiable ops from its inputs to the logits."""
+    """The function as a list of differentiable ops from its inputs to the logits.
+
+    The ops are kept in program order, which is topological: the backward pass visits
+    them in reverse, so a value used by several ops (a residual connection) has the
+    gradients of all its users summed before its producer is reached.
+    """
 
     def __init__(self, fn: func.FuncOp, sources: list[Operation]):
         self.fn = fn
         self.ops: list[Operation] = []
+        self.specs: dict[Operation, object] = {}  # what `_Rule.prepare` read from each op
         self.constants: dict[SSAValue, np.ndarray | None] = {}
         self.params = {op.results[0]: _Param(op) for op in sources}
         ret = fn.body.block.last_op
@@ -298,7 +329,7 @@ class _Graph:
                     array = None if isinstance(op, onnx_d.NoValueOp) else _leaf_value(op)
                     self.constants[op.results[0]] = array
                 continue
-            _check_op(op)
+            self.specs[op] = _rule(op).prepare(op)
             self.ops.append(op)
         # Which values carry a gradient: the parameters and what is computed from them.
         self.needs = set(self.params)
@@ -306,24 +337,24 @@ class _Graph:
             if any(v in self.needs for v in op.operands):
                 self.needs.add(op.results[0])
 
-    def forward(self, args: list[np.ndarray]) -> dict[SSAValue, np.ndarray]:
+    def forward(self, args: list[np.ndarray]) -> _Env:
         from runtime.interpreters.interpreter import evaluate_op
 
-        env: dict[SSAValue, np.ndarray | None] = dict(self.constants)
+        env = _Env()
+        env.update(self.constants)
         env.update(zip(self.fn.body.block.args, args, strict=True))
         for value, param in self.params.items():
             env[value] = param.dense()
         for op in self.ops:
             operands = [env[v] for v in op.operands]
-            if isinstance(op, comp.QuantizeOp):
-                env[op.results[0]] = operands[0]  # straight-through: no rounding in training
-            else:
+            rule = _rule(op)
+            if rule.forward is None:
                 (env[op.results[0]],) = evaluate_op(op, operands)[:1]
+            else:
+                env[op.results[0]], env.saved[op] = rule.forward(self.specs[op], operands)
         return env
 
-    def backward(
-        self, env: dict[SSAValue, np.ndarray], d_logits: np.ndarray
-    ) -> dict[SSAValue, np.ndarray]:
+    def backward(self, env: _Env, d_logits: np.ndarray) -> dict[SSAValue, np.ndarray]:
         grads: dict[SSAValue, np.ndarray] = {self.logits: d_logits}
         for op in reversed(self.ops):
             g = grads.pop(op.results[0], None)
@@ -332,8 +363,8 @@ class _Graph:
             operands = list(op.operands)
             wanted = [v in self.needs for v in operands]
             values = [env[v] for v in operands]
-            for v, d in zip(operands, _backward(op, values, env[op.results[0]], g, wanted),
-                            strict=True):  # fmt: skip
+            step = _Step(self.specs[op], values, env[op.results[0]], g, wanted, env.saved.get(op))
+            for v, d in zip(operands, _rule(op).backward(step), strict=True):
                 if d is None or v not in self.needs:
                     continue
                 grads[v] = grads[v] + d if v in grads else d
@@ -374,28 +405,6 @@ def _leaf_value(op: Operation) -> np.ndarray:
     return op.to_array() if isinstance(op, onnx_d.ConstantOp) else op.dense()
 
 
-def _check_op(op: Operation) -> None:
-    """Refuse an op outside retrain's scope, in one line."""
-    if not isinstance(op, _COMPUTE + _SHAPE_ONLY):
-        what = "must be the final op" if isinstance(op, _FINAL) else "is not supported"
-        raise DlhwcError(f"retrain: {_describe(op)} {what} (retrain handles {_SUPPORTED})")
-    if isinstance(op, onnx_d.GemmOp):
-        attrs = op.onnx_attributes()
-        if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1 or attrs.get("beta", 1.0) != 1:
-            raise DlhwcError(f"retrain: {_describe(op)} needs transA=0 and alpha=beta=1")
-    if isinstance(op, onnx_d.MatMulOp):
-        a, b = op.operands
-        weight = (_is_weight(b) and _rank(b) == 2) or (_is_weight(a) and _rank(a) == 2)
-        if not weight or (_rank(a) or 0) < 2 or (_rank(b) or 0) < 2:
-            raise DlhwcError(
-                f"retrain: {_describe(op)} needs a constant 2-D weight and a data operand "
-                "of rank >= 2"
-            )
-    if isinstance(op, onnx_d.ReshapeOp | onnx_d.FlattenOp | onnx_d.IdentityOp):
-        if len(op.results) != 1:
-            raise DlhwcError(f"retrain: {_describe(op)} must have one result")
-
-
 def _check_labels(logits: np.ndarray, labels: np.ndarray, options: RetrainPass) -> None:
     if logits.ndim < 1 or labels.shape[1:] != logits.shape[1:-1]:
         raise DlhwcError(
@@ -430,34 +439,433 @@ def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
-def _backward(
-    op: Operation, x: list, y: np.ndarray, g: np.ndarray, wanted: list[bool]
-) -> list[np.ndarray | None]:
-    """The gradients of the op's operands (None where not wanted) given the output's."""
-    out: list[np.ndarray | None] = [None] * len(x)
-    if isinstance(op, onnx_d.GemmOp):
-        a, b = x[0], x[1]
-        trans_b = op.onnx_attributes().get("transB", 0)
-        if wanted[0]:
-            out[0] = g @ b if trans_b else g @ b.T
-        if wanted[1]:
-            out[1] = g.T @ a if trans_b else a.T @ g
-        if len(x) > 2 and x[2] is not None and wanted[2]:
-            out[2] = _unbroadcast(g, x[2].shape)
-    elif isinstance(op, onnx_d.MatMulOp):
-        a, b = x
-        if wanted[0]:
-            out[0] = _unbroadcast(g @ np.swapaxes(b, -1, -2), a.shape)
-        if wanted[1]:
-            out[1] = _unbroadcast(np.swapaxes(a, -1, -2) @ g, b.shape)
-    elif isinstance(op, onnx_d.AddOp):
-        out = [_unbroadcast(g, v.shape) if w else None for v, w in zip(x, wanted, strict=True)]
-    elif isinstance(op, onnx_d.ReluOp):
-        out[0] = g * (x[0] > 0)
-    elif isinstance(op, onnx_d.SigmoidOp):
-        out[0] = g * y * (1 - y)
-    elif isinstance(op, onnx_d.TanhOp):
-        out[0] = g * (1 - y * y)
-    else:  # _SHAPE_ONLY: the data operand only (a Reshape's shape has no gradient)
-        out[0] = g.reshape(x[0].shape)
+# -- the op table: what retrain differentiates, one rule per op type --------------------
+
+
+@dataclass(frozen=True)
+class _Step:
+    """What an op's backward rule reads: its static spec, operand and result values, the
+    gradient of its result, which operands want a gradient, and what its forward saved."""
+
+    spec: object
+    x: list
+    y: np.ndarray
+    g: np.ndarray
+    wanted: list[bool]
+    saved: object
+
+
+_Grads = list[np.ndarray | None]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """How retrain runs and differentiates one op type.
+
+    prepare   checks the op is in scope (raising a one-line DlhwcError) and returns what
+              forward and backward need from its attributes, read once
+    forward   (spec, operands) -> (result, saved), or None for the reference
+              interpreter's kernel (the ops whose backward needs nothing saved)
+    backward  _Step -> the operands' gradients (None where not wanted)
+    """
+
+    backward: Callable[[_Step], _Grads]
+    forward: Callable[[object, list], tuple[np.ndarray, object]] | None = None
+    prepare: Callable[[Operation], object] = lambda op: None
+
+
+def _kind(op: Operation) -> str:
+    """The key of an op's rule: the ONNX op type for the default domain."""
+    if isinstance(op, comp.QuantizeOp):
+        return "comp.quantize"
+    if isinstance(op, onnx_d.OnnxOp) and op.onnx_domain in ("", "ai.onnx"):
+        return op.onnx_type
+    return op.name
+
+
+def _rule(op: Operation) -> _Rule:
+    rule = _RULES.get(_kind(op))
+    if rule is None:
+        what = "must be the final op" if isinstance(op, _FINAL) else "is not supported"
+        raise DlhwcError(f"retrain: {_describe(op)} {what} (retrain handles {_SUPPORTED})")
+    return rule
+
+
+def _only_first_result(op: Operation) -> None:
+    """Refuse an op whose other results (MaxPool's Indices, BatchNormalization's running
+    statistics) are used: retrain computes and differentiates the first one only."""
+    if any(r.uses for r in op.results[1:]):
+        raise DlhwcError(f"retrain: {_describe(op)} must have only its first result used")
+
+
+# Dense layers and element-wise ops (their forward is the reference interpreter's kernel).
+
+
+def _prepare_gemm(op: Operation) -> tuple[bool, bool, float, float]:
+    attrs = op.onnx_attributes()
+    return (
+        bool(attrs.get("transA", 0)),
+        bool(attrs.get("transB", 0)),
+        attrs.get("alpha", 1.0),
+        attrs.get("beta", 1.0),
+    )
+
+
+def _gemm_backward(s: _Step) -> _Grads:
+    """Y = alpha * op(A) @ op(B) + beta * C: the gradients of op(A) and op(B), transposed
+    back where the op transposes."""
+    trans_a, trans_b, alpha, beta = s.spec
+    a, b = s.x[0], s.x[1]
+    op_a, op_b = (a.T if trans_a else a), (b.T if trans_b else b)
+    g = s.g * s.g.dtype.type(alpha) if alpha != 1 else s.g
+    out: _Grads = [None] * len(s.x)
+    if s.wanted[0]:
+        d = g @ op_b.T
+        out[0] = d.T if trans_a else d
+    if s.wanted[1]:
+        d = op_a.T @ g
+        out[1] = d.T if trans_b else d
+    if len(s.x) > 2 and s.x[2] is not None and s.wanted[2]:
+        out[2] = _unbroadcast(s.g * s.g.dtype.type(beta) if beta != 1 else s.g, s.x[2].shape)
     return out
+
+
+def _prepare_matmul(op: Operation) -> None:
+    a, b = op.operands
+    weight = (_is_weight(b) and _rank(b) == 2) or (_is_weight(a) and _rank(a) == 2)
+    if not weight or (_rank(a) or 0) < 2 or (_rank(b) or 0) < 2:
+        raise DlhwcError(
+            f"retrain: {_describe(op)} needs a constant 2-D weight and a data operand of rank >= 2"
+        )
+
+
+def _matmul_backward(s: _Step) -> _Grads:
+    a, b = s.x
+    return [
+        _unbroadcast(s.g @ np.swapaxes(b, -1, -2), a.shape) if s.wanted[0] else None,
+        _unbroadcast(np.swapaxes(a, -1, -2) @ s.g, b.shape) if s.wanted[1] else None,
+    ]
+
+
+def _add_backward(s: _Step) -> _Grads:
+    # Either operand may be an activation (a residual connection) or a bias.
+    return [_unbroadcast(s.g, v.shape) if w else None for v, w in zip(s.x, s.wanted, strict=True)]
+
+
+def _relu_backward(s: _Step) -> _Grads:
+    return [s.g * (s.x[0] > 0)]
+
+
+def _sigmoid_backward(s: _Step) -> _Grads:
+    return [s.g * s.y * (1 - s.y)]
+
+
+def _tanh_backward(s: _Step) -> _Grads:
+    return [s.g * (1 - s.y * s.y)]
+
+
+def _prepare_shape_only(op: Operation) -> None:
+    if len(op.results) != 1:
+        raise DlhwcError(f"retrain: {_describe(op)} must have one result")
+
+
+def _shape_only_backward(s: _Step) -> _Grads:
+    # The data operand only: a Reshape's shape has no gradient. comp.quantize is the
+    # identity in training (a straight-through estimator).
+    return [s.g.reshape(s.x[0].shape)] + [None] * (len(s.x) - 1)
+
+
+def _straight_through(spec: None, x: list) -> tuple[np.ndarray, object]:
+    """comp.quantize in training: no rounding (a straight-through estimator)."""
+    return x[0], None
+
+
+def _prepare_dropout(op: Operation) -> None:
+    """Dropout in inference mode, the identity, as the reference interpreter runs it;
+    retrain does not drop units while training either."""
+    _only_first_result(op)
+    if len(op.operands) > 2:
+        mode = op.operands[2]
+        if not isinstance(mode.owner, onnx_d.NoValueOp) and (
+            not isinstance(mode.owner, onnx_d.ConstantOp) or mode.owner.to_array().any()
+        ):
+            raise DlhwcError(f"retrain: {_describe(op)} must be in inference mode")
+
+
+def _prepare_concat(op: Operation) -> int:
+    return op.onnx_attributes()["axis"]
+
+
+def _concat_backward(s: _Step) -> _Grads:
+    axis = s.spec % s.g.ndim
+    ends = np.cumsum([v.shape[axis] for v in s.x])[:-1]
+    parts = np.split(s.g, ends, axis=axis)
+    return [p if w else None for p, w in zip(parts, s.wanted, strict=True)]
+
+
+# Convolutions and pooling over NCHW images, by im2col: a window view of the padded
+# input ([N, C, OH, OW, kh, kw]) for the forward pass and its adjoint (`_fold`, a sum
+# over the kh*kw kernel offsets) for the backward pass.
+
+
+@dataclass(frozen=True)
+class _Window:
+    """The sliding window of a 2-D Conv, MaxPool or AveragePool, from its ONNX attributes."""
+
+    kernel: tuple[int, int]
+    strides: tuple[int, int]
+    dilations: tuple[int, int]
+    pads: tuple[int, int, int, int]  # ONNX order: begin H, begin W, end H, end W
+    auto_pad: str
+    ceil_mode: bool
+
+    def extent(self, axis: int) -> int:
+        return (self.kernel[axis] - 1) * self.dilations[axis] + 1
+
+    def layout(self, size: tuple[int, ...]) -> tuple[list[tuple[int, int]], list[int], list[int]]:
+        """For an input of spatial ``size``: per axis the (begin, end) padding, the output
+        size, and the rows past the end padding that ceil_mode's last window reaches
+        (read as fill, never counted as padding by AveragePool)."""
+        pads, outs, extra = [], [], []
+        for axis in (0, 1):
+            n, k, s = size[axis], self.extent(axis), self.strides[axis]
+            if self.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+                out = -(-n // s)
+                total = max(0, (out - 1) * s + k - n)
+                # An odd total puts the extra row at the end (UPPER) or the beginning.
+                low = total // 2 if self.auto_pad == "SAME_UPPER" else total - total // 2
+                begin, end = low, total - low
+            else:
+                begin, end = (0, 0) if self.auto_pad == "VALID" else self.pads[axis::2]
+                span = n + begin + end - k
+                out = span // s + 1
+                if self.ceil_mode:
+                    out = -(-span // s) + 1
+                    if (out - 1) * s >= n + begin:  # a last window starting in the padding
+                        out -= 1
+            if out < 1:
+                raise DlhwcError(f"retrain: a window of {k} does not fit an input of {n}")
+            pads.append((begin, end))
+            outs.append(out)
+            extra.append(max(0, (out - 1) * s + k - (n + begin + end)))
+        return pads, outs, extra
+
+
+def _prepare_window(op: Operation, kernel: list[int] | None, pooling: bool) -> _Window:
+    attrs = op.onnx_attributes()
+    if _rank(op.operands[0]) != 4:
+        raise DlhwcError(f"retrain: {_describe(op)} must be 2-D (an NCHW input of rank 4)")
+    kernel = attrs.get("kernel_shape", kernel)
+    strides = attrs.get("strides", [1, 1])
+    dilations = attrs.get("dilations", [1, 1])
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    auto_pad = attrs.get("auto_pad", "NOTSET")
+    if auto_pad not in ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER"):
+        raise DlhwcError(f"retrain: {_describe(op)} has an unknown auto_pad '{auto_pad}'")
+    shapes = (kernel, strides, dilations, pads)
+    if kernel is None or [len(v) for v in shapes] != [2, 2, 2, 4] or min(pads) < 0:
+        raise DlhwcError(f"retrain: {_describe(op)} must have a 2-D kernel and pads >= 0")
+    if not pooling and attrs.get("ceil_mode", 0):
+        raise DlhwcError(f"retrain: {_describe(op)} has no ceil_mode")
+    return _Window(
+        tuple(kernel), tuple(strides), tuple(dilations), tuple(pads), auto_pad,
+        bool(attrs.get("ceil_mode", 0)),
+    )  # fmt: skip
+
+
+def _windows(
+    x: np.ndarray, window: _Window, fill: float
+) -> tuple[np.ndarray, tuple[int, ...], list[tuple[int, int]]]:
+    """The view [N, C, OH, OW, kh, kw] of the windows over ``x`` padded with ``fill``,
+    the padded shape, and the (begin, end + ceil_mode's extra) padding per axis."""
+    pads, (oh, ow), extra = window.layout(x.shape[2:])
+    pads = [(b, e + more) for (b, e), more in zip(pads, extra, strict=True)]
+    padded = np.pad(x, ((0, 0), (0, 0), *pads), constant_values=fill)
+    (sh, sw), (dh, dw) = window.strides, window.dilations
+    view = sliding_window_view(padded, (window.extent(0), window.extent(1)), axis=(2, 3))
+    view = view[:, :, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, ::dh, ::dw]
+    return view, padded.shape, pads
+
+
+def _fold(d: np.ndarray, padded: tuple[int, ...], pads: list, window: _Window) -> np.ndarray:
+    """The adjoint of `_windows`: ``d`` [N, C, OH, OW, kh, kw] summed back onto the
+    positions each window read, cropped to the unpadded input."""
+    out = np.zeros(padded, d.dtype)
+    _, _, oh, ow, kh, kw = d.shape
+    (sh, sw), (dh, dw) = window.strides, window.dilations
+    for i in range(kh):  # one vectorized sum per kernel offset
+        for j in range(kw):
+            rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+            cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+            out[:, :, rows, cols] += d[:, :, :, :, i, j]
+    (top, bottom), (left, right) = pads
+    return out[:, :, top : padded[2] - bottom, left : padded[3] - right]
+
+
+@dataclass(frozen=True)
+class _ConvSpec:
+    window: _Window
+    group: int
+
+
+def _prepare_conv(op: Operation) -> _ConvSpec:
+    w_shape = op.operands[1].type.get_shape() if _rank(op.operands[1]) == 4 else None
+    if w_shape is None:
+        raise DlhwcError(f"retrain: {_describe(op)} must be 2-D (a kernel of rank 4)")
+    window = _prepare_window(op, list(w_shape[2:]), pooling=False)
+    if window.kernel != tuple(w_shape[2:]):
+        raise DlhwcError(f"retrain: {_describe(op)} has kernel_shape unlike its weight's")
+    group = op.onnx_attributes().get("group", 1)
+    if group < 1 or w_shape[0] % group:
+        raise DlhwcError(f"retrain: {_describe(op)}: group {group} does not divide its outputs")
+    return _ConvSpec(window, group)
+
+
+def _conv_forward(spec: _ConvSpec, x: list) -> tuple[np.ndarray, object]:
+    """Y = W * X + B as one matrix product per group over im2col columns [K, N*OH*OW]
+    (K = C/group * kh * kw, the order of the weight's rows as `to_rows` sees them)."""
+    data, w = x[0], x[1]
+    bias = x[2] if len(x) > 2 else None
+    view, padded, pads = _windows(data, spec.window, 0)
+    n, c, oh, ow, kh, kw = view.shape
+    group, m = spec.group, w.shape[0]
+    cols = view.reshape(n, group, c // group, oh, ow, kh, kw).transpose(1, 2, 5, 6, 0, 3, 4)
+    cols = cols.reshape(group, -1, n * oh * ow)
+    y = w.reshape(group, m // group, -1) @ cols  # [group, M/group, N*OH*OW]
+    y = y.reshape(m, n, oh, ow).transpose(1, 0, 2, 3)
+    if bias is not None:
+        y = y + bias.reshape(1, m, 1, 1)
+    return np.ascontiguousarray(y), (cols, padded, pads)
+
+
+def _conv_backward(s: _Step) -> _Grads:
+    data, w = s.x[0], s.x[1]
+    cols, padded, pads = s.saved
+    group, (n, c) = s.spec.group, data.shape[:2]
+    m, _, kh, kw = w.shape
+    oh, ow = s.g.shape[2:]
+    gy = s.g.transpose(1, 0, 2, 3).reshape(group, m // group, -1)
+    out: _Grads = [None] * len(s.x)
+    if s.wanted[0]:
+        d = w.reshape(group, m // group, -1).transpose(0, 2, 1) @ gy  # [group, K, N*OH*OW]
+        d = d.reshape(group, c // group, kh, kw, n, oh, ow).transpose(4, 0, 1, 5, 6, 2, 3)
+        out[0] = _fold(d.reshape(n, c, oh, ow, kh, kw), padded, pads, s.spec.window)
+    if s.wanted[1]:
+        out[1] = (gy @ cols.transpose(0, 2, 1)).reshape(w.shape)
+    if len(s.x) > 2 and s.x[2] is not None and s.wanted[2]:
+        out[2] = s.g.sum(axis=(0, 2, 3))
+    return out
+
+
+def _prepare_maxpool(op: Operation) -> _Window:
+    _only_first_result(op)
+    return _prepare_window(op, None, pooling=True)
+
+
+def _maxpool_forward(window: _Window, x: list) -> tuple[np.ndarray, object]:
+    view, padded, pads = _windows(x[0], window, -np.inf)
+    flat = view.reshape(*view.shape[:4], -1)
+    arg = flat.argmax(axis=-1)[..., None]
+    return np.take_along_axis(flat, arg, -1)[..., 0], (arg, view.shape, padded, pads)
+
+
+def _maxpool_backward(s: _Step) -> _Grads:
+    """Each output's gradient goes to the input its window took the maximum from."""
+    arg, shape, padded, pads = s.saved
+    d = np.zeros((*shape[:4], shape[4] * shape[5]), s.g.dtype)
+    np.put_along_axis(d, arg, s.g[..., None], -1)
+    return [_fold(d.reshape(shape), padded, pads, s.spec)]
+
+
+@dataclass(frozen=True)
+class _AveragePoolSpec:
+    window: _Window
+    count_include_pad: bool
+
+
+def _prepare_averagepool(op: Operation) -> _AveragePoolSpec:
+    window = _prepare_window(op, None, pooling=True)
+    return _AveragePoolSpec(window, bool(op.onnx_attributes().get("count_include_pad", 0)))
+
+
+def _pool_counts(spec: _AveragePoolSpec, size: tuple[int, ...]) -> np.ndarray:
+    """The divisor of each output [OH, OW]: the window's input positions, plus with
+    count_include_pad its padding (but not ceil_mode's overhang), as ONNX defines it."""
+    window = spec.window
+    pads, _, extra = window.layout(size)
+    inside = np.pad(np.ones(size), pads, constant_values=float(spec.count_include_pad))
+    inside = np.pad(inside, [(0, e) for e in extra])[None, None]
+    unpadded = _Window(window.kernel, window.strides, window.dilations, (0, 0, 0, 0),
+                       "VALID", False)  # fmt: skip
+    view, _, _ = _windows(inside, unpadded, 0)
+    return view.sum(axis=(-2, -1))[0, 0]
+
+
+def _averagepool_forward(spec: _AveragePoolSpec, x: list) -> tuple[np.ndarray, object]:
+    view, padded, pads = _windows(x[0], spec.window, 0)
+    counts = _pool_counts(spec, x[0].shape[2:]).astype(x[0].dtype)
+    return view.sum(axis=(-2, -1)) / counts, (counts, view.shape, padded, pads)
+
+
+def _averagepool_backward(s: _Step) -> _Grads:
+    counts, shape, padded, pads = s.saved
+    d = np.broadcast_to((s.g / counts)[..., None, None], shape)
+    return [_fold(d, padded, pads, s.spec.window)]
+
+
+def _global_average_pool_forward(spec: None, x: list) -> tuple[np.ndarray, object]:
+    return x[0].mean(axis=tuple(range(2, x[0].ndim)), keepdims=True), None
+
+
+def _global_average_pool_backward(s: _Step) -> _Grads:
+    size = np.prod(s.x[0].shape[2:])
+    return [np.broadcast_to(s.g / s.g.dtype.type(size), s.x[0].shape)]
+
+
+def _prepare_batchnorm(op: Operation) -> float:
+    attrs = op.onnx_attributes()
+    if attrs.get("training_mode", 0) or not attrs.get("spatial", 1):
+        raise DlhwcError(f"retrain: {_describe(op)} must be in inference mode, per channel")
+    if not all(_is_weight(v) for v in op.operands[1:]):
+        raise DlhwcError(f"retrain: {_describe(op)} needs constant scale, bias, mean and var")
+    _only_first_result(op)
+    return attrs.get("epsilon", 1e-5)
+
+
+def _batchnorm_affine(epsilon: float, x: list) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode BatchNormalization as the per-channel affine Y = a * X + b."""
+    scale, bias, mean, var = x[1:5]
+    shape = (1, -1) + (1,) * (x[0].ndim - 2)
+    a = scale / np.sqrt(var + np.float32(epsilon))
+    return a.reshape(shape), (bias - mean * a).reshape(shape)
+
+
+def _batchnorm_forward(epsilon: float, x: list) -> tuple[np.ndarray, object]:
+    a, b = _batchnorm_affine(epsilon, x)
+    return (x[0] * a + b).astype(np.result_type(x[0], a), copy=False), a
+
+
+def _batchnorm_backward(s: _Step) -> _Grads:
+    # The statistics and the affine parameters are held fixed: only X gets a gradient.
+    return [s.g * s.saved] + [None] * (len(s.x) - 1)
+
+
+_RULES: dict[str, _Rule] = {
+    "Gemm": _Rule(_gemm_backward, prepare=_prepare_gemm),
+    "MatMul": _Rule(_matmul_backward, prepare=_prepare_matmul),
+    "Add": _Rule(_add_backward),
+    "Relu": _Rule(_relu_backward),
+    "Sigmoid": _Rule(_sigmoid_backward),
+    "Tanh": _Rule(_tanh_backward),
+    "Identity": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
+    "Flatten": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
+    "Reshape": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
+    "comp.quantize": _Rule(_shape_only_backward, _straight_through),
+    "Dropout": _Rule(_shape_only_backward, _straight_through, _prepare_dropout),
+    "Concat": _Rule(_concat_backward, prepare=_prepare_concat),
+    "Conv": _Rule(_conv_backward, _conv_forward, _prepare_conv),
+    "MaxPool": _Rule(_maxpool_backward, _maxpool_forward, _prepare_maxpool),
+    "AveragePool": _Rule(_averagepool_backward, _averagepool_forward, _prepare_averagepool),
+    "GlobalAveragePool": _Rule(_global_average_pool_backward, _global_average_pool_forward),
+    "BatchNormalization": _Rule(_batchnorm_backward, _batchnorm_forward, _prepare_batchnorm),
+}

@@ -7,11 +7,16 @@ from typing import ClassVar
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from compiler.compression.kmeans import INIT_METHODS, init_centroids, kmeans_1d
+from compiler.compression.kmeans import (
+    INIT_METHODS,
+    assign_labels,
+    init_centroids,
+    kmeans_1d_sorted,
+)
 from compiler.errors import DlhwcError
 from compiler.passes.recipe import Recipe, load_recipe
 from compiler.passes.weights import (
@@ -120,7 +125,7 @@ class ShareWeightsPass(ModulePass):
 
     def _share(self, slot: WeightSlot, bits: int, init: str) -> comp.WeightOp:
         source = slot.source
-        mask, mask_attr, surviving = _survivors(source)
+        mask, mask_attr, surviving, values = _survivors(source)
         if not np.all(np.isfinite(surviving)):
             raise DlhwcError(
                 f"share-weights: layer '{slot.layer}': weight '{slot.name}' has "
@@ -134,16 +139,16 @@ class ShareWeightsPass(ModulePass):
             codebook = np.zeros(1, dtype=np.float32)
         else:
             clusters = k - 1 if self.zero_code else k
+            # The survivors are a copy: sorted in place, they are all k-means needs.
+            surviving.sort()
             start = init_centroids(surviving, clusters, init, self.seed)
-            centroids, labels = kmeans_1d(surviving, start)
+            centroids, _ = kmeans_1d_sorted(surviving, start)
             del surviving
             codebook = centroids.astype(np.float32)
             if self.zero_code:
                 codebook = np.concatenate([np.zeros(1, dtype=np.float32), codebook])
-                labels += 1
-            indices.array[mask] = labels
-            del labels
-        del mask
+            _write_labels(indices.array, mask, values, centroids, int(self.zero_code))
+        del mask, values
         props = {
             "mask": mask_attr,
             "codebook": dense_from_array(codebook),
@@ -153,9 +158,27 @@ class ShareWeightsPass(ModulePass):
         return comp.WeightOp(slot.consumer.operands[slot.operand].type, props, slot.name)
 
 
-def _survivors(source) -> tuple[np.ndarray, DenseIntOrFPElementsAttr, np.ndarray]:
-    """The weight's mask (stored layout), its i1 attribute, and its surviving weights in
-    stored order, read without materializing the dense tensor.
+def _write_labels(
+    out: np.ndarray, mask: np.ndarray, values, centroids: np.ndarray, offset: int
+) -> None:
+    """out[mask] = label of values[mask] + offset, a block of rows at a time (the labels
+    of a whole large layer would be 8 bytes per weight). ``values(rows)`` gives the
+    weights of a slice of rows (stored layout)."""
+    rows = mask.shape[0] if mask.ndim else 1
+    per_row = max(mask.size // max(rows, 1), 1)
+    step = max(1, (1 << 22) // per_row)
+    flat_out, flat_mask = out.reshape(rows, -1), mask.reshape(rows, -1)
+    for r0 in range(0, rows, step):
+        keep = flat_mask[r0 : r0 + step]
+        chunk = values(slice(r0, r0 + step)).reshape(keep.shape)[keep]
+        labels = assign_labels(chunk, centroids, np.uint8) + np.uint8(offset)
+        flat_out[r0 : r0 + step][keep] = labels
+
+
+def _survivors(source):
+    """The weight's mask (stored layout), its i1 attribute, a copy of its surviving
+    weights in stored order, and a function giving the weights of a slice of rows (for
+    the labels), read without materializing the dense tensor.
 
     The survivors of a comp.weight are those of its mask, else the weights that are not
     exactly zero. A comp.weight's mask attribute is reused as it is (it is unchanged).
@@ -166,17 +189,30 @@ def _survivors(source) -> tuple[np.ndarray, DenseIntOrFPElementsAttr, np.ndarray
         # positions the values themselves.
         if source.is_shared:
             codebook = source.codebook_array().astype(np.float32, copy=False)
-            surviving = codebook[source.indices_array()[mask]]
+            stored = source.indices_array()
+            surviving = codebook[stored[mask]]
+
+            def values(rows):
+                return codebook[stored.reshape(stored.shape[0] if stored.ndim else 1, -1)[rows]]
         else:
-            surviving = source.values_array()[mask].astype(np.float32, copy=False)
+            stored = source.values_array()
+            surviving = stored[mask].astype(np.float32, copy=False)
+
+            def values(rows):
+                return stored.reshape(stored.shape[0] if stored.ndim else 1, -1)[rows]
+
         attr = source.mask if comp.is_canonical_mask(source.mask) else dense_from_array(mask)
-        return mask, attr, surviving
+        return mask, attr, surviving, values
     value = np.asarray(source.to_array(), dtype=np.float32)
     buffer = comp.DenseBuffer(np.bool_, value.shape)
     np.not_equal(value, 0, out=buffer.array)
     surviving = value[buffer.array]
     attr = buffer.attr()
-    return comp.bool_array(attr), attr, surviving
+
+    def rows_of(rows):
+        return value.reshape(value.shape[0] if value.ndim else 1, -1)[rows]
+
+    return comp.bool_array(attr), attr, surviving, rows_of
 
 
 def _check_bits(bits: object, what: str) -> None:

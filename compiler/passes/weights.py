@@ -1,16 +1,18 @@
 """Where the weights are: the operands that compression passes work on.
 
-A *weight slot* is an operand of a Gemm, MatMul, LSTM, GRU or RNN that is fed by a
-constant (`onnx.Constant`) or an already compressed weight (`comp.weight`). Matrices
+A *weight slot* is an operand of a Gemm, MatMul, Conv, LSTM, GRU or RNN that is fed by
+a constant (`onnx.Constant`) or an already compressed weight (`comp.weight`). Matrices
 are seen with one row per output neuron, the orientation the accelerators interleave
 over their PEs (row i on PE i mod N):
 
     Gemm B            transB=1: [out, in] as is; transB=0: [in, out], transposed
     MatMul X @ W      W [in, out], transposed;   MatMul W @ X: W [out, in] as is
+    Conv W            [out, in/group, k1, k2, ...]: [out, in/group * k1 * k2 * ...], the
+                      matrix that multiplies patch vectors (im2col order)
     LSTM/GRU/RNN W/R  [directions, gates*hidden, in]: one matrix per direction
 
-Biases (Gemm C, LSTM/GRU/RNN B) are slots with role "bias": quantized, never pruned or
-shared.
+Biases (Gemm C, Conv B, LSTM/GRU/RNN B) are slots with role "bias": quantized, never
+pruned or shared.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class WeightSlot:
     operand: int
     role: str  # "matrix" or "bias"
     transpose: bool  # the stored tensor is [in, out] and must be transposed to rows
+    conv: bool = False  # a convolution kernel [out, in/group, k...]: rows are outputs
 
     @property
     def source(self) -> Operation:
@@ -74,6 +77,8 @@ class WeightSlot:
 
     def to_rows(self, array: np.ndarray) -> np.ndarray:
         """The tensor as a stack of matrices [m, rows (outputs), cols (inputs)]."""
+        if self.conv and self.role == "matrix":
+            return array.reshape(1, array.shape[0], -1)
         if array.ndim == 3:
             return array
         if array.ndim == 2:
@@ -82,6 +87,8 @@ class WeightSlot:
 
     def from_rows(self, stack: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """The inverse of `to_rows` for a tensor of ``shape``."""
+        if self.conv and self.role == "matrix":
+            return stack.reshape(shape)
         if len(shape) == 3:
             return stack
         if len(shape) == 2:
@@ -114,7 +121,7 @@ def _slots_of(op: Operation) -> list[WeightSlot]:
     if isinstance(op, onnx_d.GemmOp):
         attrs = op.onnx_attributes()
         found = []
-        if len(ops) > 1 and _is_weight_source(ops[1]) and not attrs.get("transA", 0):
+        if len(ops) > 1 and _is_weight_source(ops[1]):
             found.append(WeightSlot(op, 1, "matrix", transpose=not attrs.get("transB", 0)))
         if len(ops) > 2 and _is_weight_source(ops[2]):
             found.append(WeightSlot(op, 2, "bias", transpose=False))
@@ -125,6 +132,13 @@ def _slots_of(op: Operation) -> list[WeightSlot]:
         if _is_weight_source(ops[0]) and len(ops[0].type.get_shape()) == 2:
             return [WeightSlot(op, 0, "matrix", transpose=False)]
         return []
+    if is_conv(op):
+        found = []
+        if len(ops) > 1 and _is_weight_source(ops[1]) and len(ops[1].type.get_shape()) >= 3:
+            found.append(WeightSlot(op, 1, "matrix", transpose=False, conv=True))
+            if len(ops) > 2 and _is_weight_source(ops[2]):
+                found.append(WeightSlot(op, 2, "bias", transpose=False, conv=True))
+        return found
     if isinstance(op, _RNN):
         found = [
             WeightSlot(op, i, "matrix", transpose=False)
@@ -135,6 +149,20 @@ def _slots_of(op: Operation) -> list[WeightSlot]:
             found.append(WeightSlot(op, 3, "bias", transpose=False))
         return found
     return []
+
+
+PATCHES = "dlhwc.patches"
+"""Marks the Conv a lowering inserted to form patch vectors: a layout op, not a layer."""
+
+
+def is_conv(op: Operation) -> bool:
+    """Whether ``op`` is an ONNX Conv layer (a generic `onnx.Node` of the default domain)."""
+    return (
+        isinstance(op, onnx_d.NodeOp)
+        and op.onnx_type == "Conv"
+        and op.onnx_domain in ("", "ai.onnx")
+        and PATCHES not in op.attributes
+    )
 
 
 def replace_source(slot: WeightSlot, new: comp.WeightOp) -> None:

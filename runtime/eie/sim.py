@@ -71,6 +71,10 @@ DENSE_LIMIT = 1 << 20
 weight codes, which `spmv` uses when a batch of vectors makes that cheaper than gathering
 the entries of their non-zero activations' columns."""
 
+DENSE_LIMIT_FILLED = 1 << 23
+"""The same bound for a block at least 1/16 full (64 MB of float64 codes): a matrix
+product beats gathering its entries vector by vector."""
+
 ENERGY_EVENTS = (
     "spmat_read",
     "ptr_read",
@@ -96,17 +100,14 @@ pipeline drains (barrier)."""
 class _Block:
     """One column block as the PEs' SRAMs hold it after `load`, decoded once.
 
-    The entries of every PE, as (global row, global column, codebook value code), and
-    the per-column tallies the cycle and energy model needs.
+    The entries of every PE in column-major order (global row and codebook value code;
+    fillers have code 0), and the per-column tallies the cycle and energy model needs.
     """
 
     layer: int
     block: int
     col_start: int
     col_end: int
-    rows: np.ndarray  # int64 [E]: global row of each entry
-    cols: np.ndarray  # int64 [E]: global column of each entry
-    codes: np.ndarray  # int64 [E]: codebook[v] (0 for fillers)
     counts: np.ndarray  # int64 [pes, ncols]: entries of each column on each PE
     work_t: np.ndarray  # int64 [ncols, pes]: max(1, counts): PE cycles per column
     work_col: np.ndarray  # int64 [ncols]: sum over PEs of work_t
@@ -118,7 +119,7 @@ class _Block:
     product_dtype: type  # float64 when its sums are exact, else int64
     dense: np.ndarray | None  # [rows, ncols] weight codes (product_dtype), or None
     col_ptr: np.ndarray  # int64 [ncols + 1]: the entries of block column j, column-major
-    csc_rows: np.ndarray  # int64 [E]: rows in column-major order
+    csc_rows: np.ndarray  # int32 [E]: rows in column-major order
     csc_codes: np.ndarray  # [E]: codes in column-major order (product_dtype)
 
     @property
@@ -301,9 +302,15 @@ class Simulator(Program):
         return owner
 
     def block(self, layer: int, block: int) -> _Block:
-        """The decoded column block (decoded on first use, then cached)."""
+        """The decoded column block (decoded on first use, then cached).
+
+        A resident program's blocks fit the SRAMs together and all stay cached, as on the
+        chip; otherwise only the block in use is (a VGG-sized program's decoded blocks
+        would take several times its weights' memory)."""
         key = (layer, block)
         if key not in self._blocks:
+            if not self.resident:
+                self._blocks.clear()
             self._blocks[key] = self._decode_block(layer, block)
         return self._blocks[key]
 
@@ -333,11 +340,9 @@ class Simulator(Program):
             raise self._error(
                 f"section 'L{layer}.B{block}.spmat': {e} (layer '{lay.name}' has {lay.rows} rows)"
             ) from None
-        cols = col + start
         codes = codebook[v]
-
-        filler = v == 0
-        fillers_col = np.bincount(col[filler], minlength=ncols).astype(np.int64)
+        fillers_col = np.bincount(col[v == 0], minlength=ncols).astype(np.int64)
+        del v, z, spmat
         entries_col = counts.sum(axis=0)
         work_t = np.maximum(counts, 1).T.copy()
         # SRAM rows (entries_per_read entries each) spanned by each column's entries,
@@ -357,7 +362,8 @@ class Simulator(Program):
         dtype = np.float64 if exact < 2.0**53 else np.int64
         by_col = np.argsort(col, kind="stable")
         dense = None
-        if lay.rows * ncols <= DENSE_LIMIT:
+        size = lay.rows * ncols
+        if size <= DENSE_LIMIT or (size <= DENSE_LIMIT_FILLED and 16 * rows.size >= size):
             dense = np.zeros((lay.rows, ncols), dtype=dtype)
             dense[rows, col] = codes
         return _Block(
@@ -365,9 +371,6 @@ class Simulator(Program):
             block=block,
             col_start=start,
             col_end=end,
-            rows=rows,
-            cols=cols,
-            codes=codes,
             counts=counts,
             work_t=work_t,
             work_col=work_t.sum(axis=1),
@@ -379,7 +382,7 @@ class Simulator(Program):
             product_dtype=dtype,
             dense=dense,
             col_ptr=np.concatenate(([0], np.cumsum(entries_col))),
-            csc_rows=rows[by_col],
+            csc_rows=rows[by_col].astype(np.int32),
             csc_codes=codes[by_col].astype(dtype),
         )
 
@@ -414,8 +417,9 @@ class _Machine:
         self.cfg = sim.config
         self.batch = batch
         self.memory: dict[str, np.ndarray] = {}  # host memory: symbol name -> float32
-        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS
-        self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [batch, rows]
+        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS  # codes [vectors, n]
+        self.lead: list[tuple[int, ...]] = [()] * NUM_BUFFERS  # their leading host shape
+        self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [vectors, rows]
         self.numerics = [NumericsTally() for _ in sim.layers]
         self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, rows]
         self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, cols]
@@ -440,30 +444,47 @@ class _Machine:
         for j in 0..n-1: buf[buf][j] = symbol[sym][j]          # element j to PE j mod N
 
         Host float values become codes in the symbol's format (round half to even,
-        saturate: runtime/fixedpoint.to_codes).
+        saturate: runtime/fixedpoint.to_codes). The buffer holds the whole host tensor
+        as vectors of its last dimension (every leading index a vector: the batch rows,
+        a Transformer's tokens, a convolution's patches), and remembers its leading
+        shape for the dma.out of the result.
         """
         sym = self.sim.symbols[ops["sym"]]
         if sym.name not in self.memory:
             raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
-        values = sym.rows(np.asarray(self.memory[sym.name]))  # the batch axis first
-        if values.shape != (self.batch, *sym.shape):
-            raise DlhwcError(
-                f"symbol '{sym.name}' holds {list(values.shape)} in host memory (batch "
-                f"first), expected {[self.batch, *sym.shape]}"
-            )
-        values = values.reshape(self.batch, sym.size)
-        self.buf[ops["buf"]] = to_codes(values, sym.format)
+        values = np.asarray(self.memory[sym.name])
+        self._check_host_shape(sym, values)
+        width = values.shape[-1] if values.ndim else 1
+        self.buf[ops["buf"]] = to_codes(values.reshape(-1, width), sym.format)
+        self.lead[ops["buf"]] = values.shape[:-1]
 
     def exec_dma_out(self, ops: dict[str, int]) -> None:
         """n = len(symbol[sym])
         for j in 0..n-1: symbol[sym][j] = buf[buf][j]
 
-        Codes become host float values in the symbol's format (from_codes).
+        Codes become host float values in the symbol's format (from_codes), in the
+        leading shape of the tensor the layer read.
         """
         sym = self.sim.symbols[ops["sym"]]
-        codes = self._buffer(ops["buf"], sym.size)
-        rows = from_codes(codes, sym.format).reshape(self.batch, *sym.shape)
-        self.memory[sym.name] = sym.host(rows)
+        codes = self.buf[ops["buf"]]
+        if codes is None:
+            raise DlhwcError(f"buf[{ops['buf']}] is read before it is written")
+        values = from_codes(codes, sym.format).reshape(*self.lead[ops["buf"]], codes.shape[1])
+        self._check_host_shape(sym, values)
+        self.memory[sym.name] = values
+
+    def _check_host_shape(self, sym, values: np.ndarray) -> None:
+        """The host tensor must have the symbol's rank and static dimensions."""
+        expected = list(sym.shape)
+        if sym.batch_axis is not None:
+            expected.insert(sym.batch_axis, -1)
+        if values.ndim != len(expected) or any(
+            e >= 0 and v != e for v, e in zip(values.shape, expected, strict=True)
+        ):
+            shown = ["?" if d < 0 else d for d in expected]
+            raise DlhwcError(
+                f"symbol '{sym.name}' holds {list(values.shape)} in host memory, expected {shown}"
+            )
 
     def exec_load(self, ops: dict[str, int]) -> None:
         """for each PE k:
@@ -507,12 +528,14 @@ class _Machine:
         if (layer, block) not in self.loaded:
             raise DlhwcError(f"layer '{lay.name}' block {block} is not loaded")
         blk = self.sim.block(layer, block)
-        a = self._buffer(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
+        source = self.vectors(ops["src"], lay.cols)
+        a = source[:, blk.col_start : blk.col_end]
+        lead = self.lead[ops["src"]]
         if ops["first"]:
-            self.acc[layer] = np.zeros((self.batch, lay.rows), dtype=np.int64)
+            self.acc[layer] = np.zeros((source.shape[0], lay.rows), dtype=np.int64)
             if self.sim.record_layers:
-                source = self._buffer(ops["src"], lay.cols)
-                self.layer_inputs[lay.name] = from_codes(source, lay.in_format)
+                values = from_codes(source, lay.in_format)
+                self.layer_inputs[lay.name] = values.reshape(*lead, lay.cols)
         elif layer not in self.acc:
             raise DlhwcError(f"layer '{lay.name}' accumulates without a first block")
         self.acc[layer] += _block_product(blk, a, lay.rows)
@@ -530,8 +553,10 @@ class _Machine:
             )
             self.numerics[layer].record(y, saturated)
             if self.sim.record_layers:
-                self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
+                values = from_codes(y, lay.out_format)
+                self.layer_outputs[lay.name] = values.reshape(*lead, lay.rows)
             self.buf[ops["dst"]] = y
+            self.lead[ops["dst"]] = lead
 
     def exec_host(self, ops: dict[str, int]) -> None:
         """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
@@ -542,12 +567,13 @@ class _Machine:
         """
         self.sim.run_host(ops["seg"], self.memory)
 
-    def _buffer(self, b: int, n: int) -> np.ndarray:
+    def vectors(self, b: int, n: int) -> np.ndarray:
+        """buf[b]'s n-element activation vectors [vectors, n]."""
         codes = self.buf[b]
         if codes is None:
             raise DlhwcError(f"buf[{b}] is read before it is written")
         if codes.shape[1] != n:
-            raise DlhwcError(f"buf[{b}] holds {codes.shape[1]} elements, {n} expected")
+            raise DlhwcError(f"buf[{b}] holds vectors of {codes.shape[1]} elements, {n} expected")
         return codes
 
 
@@ -653,28 +679,35 @@ class _CostModel:
         """pipeline_stages cycles per vector: the pipeline drains."""
         tally.cycles["sync"] += self.cfg.pipeline_stages * self.batch
 
-    def _transfer(self, mnemonic: str, ops, tally) -> None:
-        """ceil(n * act_bits / 32) words per vector at host_words_per_cycle words a cycle;
-        host_word energy per word; one activation-buffer access per element."""
-        sym = self.sim.symbols[ops["sym"]]
-        words = _words(sym.size * self.cfg.act_bits)
-        tally.cycles["transfer"] += -(-words // self.cfg.host_words_per_cycle) * self.batch
-        tally.events["host_word"] += words * self.batch
-        tally.host_words += words * self.batch
-        rf, sram = self._act_events(0, sym.size)
-        tally.events["act_regfile"] += rf * self.batch
-        tally.events["act_sram"] += sram * self.batch
+    def _transfer(self, mnemonic: str, ops, tally, total: int, width: int) -> None:
+        """ceil(n * act_bits / 32) words per input row (n: the row's elements; the
+        whole tensor when it does not split into rows) at host_words_per_cycle words a
+        cycle; host_word energy per word; one activation-buffer access per element, each
+        vector of ``width`` elements streaming into the register files (or SRAM)."""
+        rows = self.batch if total % self.batch == 0 else 1
+        words = _words(total // rows * self.cfg.act_bits) * rows
+        tally.cycles["transfer"] += -(-words // (self.cfg.host_words_per_cycle * rows)) * rows
+        tally.events["host_word"] += words
+        tally.host_words += words
+        rf, sram = self._act_events(0, width)
+        vectors = total // max(width, 1)
+        tally.events["act_regfile"] += rf * vectors
+        tally.events["act_sram"] += sram * vectors
         seg = self.segment_of_transfer.get((mnemonic, ops["sym"]))
         if seg is not None:
-            self.host_words[seg] += words * self.batch
+            self.host_words[seg] += words
 
     def cost_dma_in(self, ops, machine, tally) -> None:
-        """A host-to-chip transfer (see `_transfer`)."""
-        self._transfer("dma.in", ops, tally)
+        """A host-to-chip transfer (see `_transfer`) of what the symbol holds."""
+        value = np.asarray(machine.memory.get(self.sim.symbols[ops["sym"]].name, 0.0))
+        width = value.shape[-1] if value.ndim else 1
+        self._transfer("dma.in", ops, tally, value.size, width)
 
     def cost_dma_out(self, ops, machine, tally) -> None:
-        """A chip-to-host transfer (see `_transfer`)."""
-        self._transfer("dma.out", ops, tally)
+        """A chip-to-host transfer (see `_transfer`) of what the buffer holds."""
+        codes = machine.buf[ops["buf"]]
+        if codes is not None:
+            self._transfer("dma.out", ops, tally, codes.size, codes.shape[1])
 
     def cost_load(self, ops, machine, tally) -> None:
         """ceil(words / dma_words_per_cycle) cycles, dram_word energy per 32-bit word.
@@ -720,7 +753,8 @@ class _CostModel:
         layer, block = ops["layer"], ops["block"]
         blk = self.sim.block(layer, block)
         lay = self.sim.layers[layer]
-        a = machine._buffer(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
+        a = machine.vectors(ops["src"], lay.cols)[:, blk.col_start : blk.col_end]
+        vectors = a.shape[0]
         nz = a != 0
         items = nz.sum(axis=1)
         ends = _fifo_recurrence(nz, items, blk.work_t, cfg.fifo_depth)
@@ -731,7 +765,7 @@ class _CostModel:
         tally.cycles["compute"] += int(cycles.sum())
         tally.busy += int((nzi @ blk.work_col).sum())
         tally.broadcasts += broadcasts
-        tally.activations += blk.ncols * self.batch
+        tally.activations += blk.ncols * vectors
         tally.entries += entries
         tally.fillers += int((nzi @ blk.fillers_col).sum())
         ev = tally.events
@@ -743,11 +777,11 @@ class _CostModel:
         # Source: one register-file read per broadcast; the elements beyond the register
         # files are read once from the activation SRAM by the refill that brings them in.
         ev["act_regfile"] += broadcasts
-        ev["act_sram"] += self._act_events(blk.col_start, blk.ncols)[1] * self.batch
+        ev["act_sram"] += self._act_events(blk.col_start, blk.ncols)[1] * vectors
         if ops["last"]:  # destination: one write per output element
             rf, sram = self._act_events(0, lay.rows)
-            ev["act_regfile"] += rf * self.batch
-            ev["act_sram"] += sram * self.batch
+            ev["act_regfile"] += rf * vectors
+            ev["act_sram"] += sram * vectors
 
     def cost_host(self, ops, machine, tally) -> None:
         """No accelerator cycles: its transfers are the dma.in/dma.out around it."""

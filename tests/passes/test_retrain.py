@@ -199,6 +199,55 @@ def test_gradients_match_finite_differences():
             assert grads[value][i] == pytest.approx((up - down) / 2e-2, rel=2e-2, abs=2e-4)
 
 
+def test_gemm_forms_match_finite_differences():
+    """transA (the batch on the second axis of A), transB, alpha and beta, in float64."""
+    rng = np.random.default_rng(4)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.5, s).astype(np.float32), name)
+        for name, s in (("w1", (6, 5)), ("b1", (5,)), ("w2", (3, 5)), ("b2", (1, 3)))
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transA=1, alpha=0.5, beta=2.0),
+        helper.make_node("Tanh", ["h"], ["t"]),
+        helper.make_node("Gemm", ["t", "w2", "b2"], ["y"], transB=1, alpha=1.5, beta=0.25),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gemms",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [6, "N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        inits,
+    )
+    module = import_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    graph = _Graph(main_function(module), _trainable_sources(module))
+    assert len(graph.params) == 4
+    for param in graph.params.values():
+        param.train = param.train.astype(np.float64)
+    x, y = rng.normal(size=(6, 4)), rng.integers(0, 3, 4)
+
+    def loss() -> float:
+        z = graph.forward([x])[graph.logits]
+        z = z - z.max(1, keepdims=True)
+        return float(-(z[np.arange(4), y] - np.log(np.exp(z).sum(1))).mean())
+
+    env = graph.forward([x])
+    p = np.exp(env[graph.logits] - env[graph.logits].max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    p[np.arange(4), y] -= 1
+    grads = graph.backward(env, p / 4)
+    for value, param in graph.params.items():
+        numeric = np.zeros_like(param.train)
+        for i in np.ndindex(param.train.shape):
+            keep = param.train[i]
+            param.train[i] = keep + 1e-6
+            up = loss()
+            param.train[i] = keep - 1e-6
+            down = loss()
+            param.train[i] = keep
+            numeric[i] = (up - down) / 2e-6
+        np.testing.assert_allclose(grads[value], numeric, rtol=1e-5, atol=1e-8)
+
+
 def test_small_model_trains(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 6)).astype(np.float32)

@@ -400,6 +400,7 @@ def test_host_segments_between_layers(tmp_path, kind):
 def test_sparse_product_path_is_exact(monkeypatch, tmp_path):
     """Blocks too large for a dense copy sum entry by entry, with the same results."""
     monkeypatch.setattr(sim_module, "DENSE_LIMIT", 0)
+    monkeypatch.setattr(sim_module, "DENSE_LIMIT_FILLED", 0)
     hw = tmp_path / "tiny.toml"
     hw.write_text(TINY_HW)
     model = _mlp_model(tmp_path / "m.onnx", [20, 18, 4], seed=5)
