@@ -197,16 +197,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from compiler.errors import DlhwcError
+    from compiler.errors import DlhwcError, Terminated, on_sigterm_raise
+    from compiler.fileio import check_outputs
 
+    on_sigterm_raise()
     try:
-        return COMMANDS[args.command](args)
+        check_outputs(_arg_paths(args, OUTPUT_ARGS), _arg_paths(args, INPUT_ARGS))
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a full device fails here, not silently at exit
+        return status
     except DlhwcError as e:
         print(f"dlhwc: error: {e.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:
+        # The reader of stdout has gone (`dlhwc passes | head -1`): stop quietly, as a
+        # program killed by SIGPIPE would.
+        _drop_stdout()
+        return 128 + 13
+    except OSError as e:
+        # The system refused a read or a write (a full disk, a permission): the user's
+        # environment, not a bug. Without a file name it was stdout.
+        print(f"dlhwc: error: {e.filename or '<stdout>'}: {e.strerror or e}", file=sys.stderr)
+        if not e.filename:
+            _drop_stdout()
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("dlhwc: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("dlhwc: terminated", file=sys.stderr)
+        return 128 + 15
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("DLHWC_TRACEBACK"):
             raise
@@ -217,6 +237,27 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+
+
+def _drop_stdout() -> None:
+    """Send what is left in stdout's buffer to /dev/null, so that the exit does not fail
+    on it again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+OUTPUT_ARGS = ("output", "stats", "report_json", "json")
+"""The arguments that name files a command writes."""
+INPUT_ARGS = ("model", "input", "program", "data", "compressed", "hw", "calibration",
+              "load_pass_plugin")  # fmt: skip
+"""The arguments that name files a command reads: no output may overwrite them."""
+
+
+def _arg_paths(args, names) -> list[str]:
+    paths = []
+    for name in names:
+        value = getattr(args, name, None)
+        paths.extend(value if isinstance(value, list) else [value] if value else [])
+    return paths
 
 
 def _threshold(args) -> int | None:

@@ -15,6 +15,7 @@ Print, parse and print again gives the same bytes.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from xdsl.context import Context
@@ -24,11 +25,20 @@ from xdsl.ir import Attribute
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.mlir_lexer import MLIRLexer
 
 from compiler.errors import DlhwcError
 
 HEX_THRESHOLD = 16
 DEFAULT_ELIDE_THRESHOLD = 16
+
+# xDSL 0.74 lexes a string literal with `"(?:[^"...]+|\\...)*"`: a `+` inside a `*` that
+# backtracks exponentially when the closing quote is missing (an IR file truncated inside
+# a hex payload never finished lexing). The same language with possessive quantifiers
+# matches in linear time and never backtracks.
+MLIRLexer._unescaped_characters_regex = re.compile(
+    r'"(?:[^"\\\n\v\f]++|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"'
+)
 
 
 class IRPrinter(Printer):

@@ -1,0 +1,181 @@
+"""Malformed input of every kind ends in one line; nothing hangs; outputs are written
+whole or not at all, and never replace what they must not.
+
+Each test is one defect class of issue 11's malformed-input corpus; tests/test_fuzz.py
+generates many variants of each.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from compiler.fileio import write_atomic
+from tests.test_cli import MLP, assert_user_error, dlhwc, run_script
+
+ROOT = Path(__file__).resolve().parent.parent
+DIGITS_MLP = ROOT / "examples" / "models" / "digits_mlp.onnx"
+
+
+@pytest.fixture(autouse=True)
+def _no_tracebacks(monkeypatch):
+    monkeypatch.delenv("DLHWC_TRACEBACK", raising=False)
+
+
+@pytest.fixture(scope="module")
+def saved_ir(tmp_path_factory) -> str:
+    out = tmp_path_factory.mktemp("ir") / "mlp.mlir"
+    assert (
+        subprocess.run([sys.executable, "-m", "compiler.cli", "compile", MLP, "-o", out]).returncode
+        == 0
+    )
+    return out.read_text()
+
+
+# ---------------------------------------------------------------------------------------
+# IR text: lexing cannot backtrack
+
+
+@pytest.mark.parametrize("command", ["opt", "run"])
+def test_ir_truncated_inside_a_hex_payload_fails_at_once(capsys, tmp_path, saved_ir, command):
+    start = saved_ir.index('dense<"0x') + len('dense<"0x')
+    path = tmp_path / "truncated.mlir"
+    path.write_text(saved_ir[: start + 200])  # 200 hex digits and no closing quote
+    argv = [command, path] + (["--input", tmp_path / "x.npz"] if command == "run" else [])
+    began = time.monotonic()
+    assert_user_error(capsys, argv, path, "closing string literal")
+    assert time.monotonic() - began < 10
+
+
+# ---------------------------------------------------------------------------------------
+# Output files
+
+
+def test_output_equal_to_the_input_is_refused(capsys, tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(DIGITS_MLP.read_bytes())
+    assert_user_error(capsys, ["compile", model, "-o", model], "overwrite the input")
+    assert model.read_bytes() == DIGITS_MLP.read_bytes()
+
+
+def test_output_linked_to_the_input_is_refused(capsys, tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(DIGITS_MLP.read_bytes())
+    (tmp_path / "link.onnx").symlink_to(model)
+    assert_user_error(capsys, ["compile", model, "-o", tmp_path / "link.onnx"], "overwrite")
+    assert model.read_bytes() == DIGITS_MLP.read_bytes()
+
+
+def test_two_outputs_naming_one_file_are_refused(capsys, tmp_path):
+    out = tmp_path / "same.json"
+    argv = ["compile", MLP, "-o", out, "--report-json", out]
+    assert_user_error(capsys, argv, "two outputs", output=out)
+
+
+def test_output_directory_is_checked_before_the_compile(capsys, tmp_path, monkeypatch):
+    import compiler.pipeline
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("compiled before checking the output")
+
+    monkeypatch.setattr(compiler.pipeline, "compile_for_target", must_not_run)
+    out = tmp_path / "missing" / "x.dlhw"
+    argv = ["compile", DIGITS_MLP, "--target", "eie", "-o", out]
+    assert_user_error(capsys, argv, "does not exist", output=out)
+
+
+def test_output_that_is_a_directory(capsys, tmp_path):
+    assert_user_error(capsys, ["compile", MLP, "-o", tmp_path], "is a directory")
+
+
+def test_unwritable_output_directory(capsys, tmp_path, monkeypatch):
+    out = tmp_path / "x.mlir"
+    monkeypatch.setattr(os, "access", lambda *a, **k: False)
+    assert_user_error(capsys, ["compile", MLP, "-o", out], "permission denied", output=out)
+
+
+def test_symlink_output_keeps_the_link_and_replaces_its_target(tmp_path):
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    write_atomic(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_device_output_is_written_in_place(capsys):
+    before = os.stat("/dev/null")
+    code, _, err = dlhwc(capsys, "compile", MLP, "-o", "/dev/null")
+    assert (code, err) == (0, "")
+    after = os.stat("/dev/null")
+    assert (after.st_ino, after.st_rdev, after.st_mode) == (
+        before.st_ino, before.st_rdev, before.st_mode,
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_full_device_is_an_error(capsys):
+    assert_user_error(capsys, ["compile", MLP, "-o", "/dev/full"], "No space left")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_stdout_on_a_full_device_is_an_error():
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "compiler.cli", "passes"], stdout=full, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("dlhwc: error: <stdout>: No space left")
+    assert result.stderr.count("\n") == 1
+
+
+def test_broken_pipe_ends_quietly():
+    script = f"'{sys.executable}' -m compiler.cli passes | head -c 10 > /dev/null"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True,
+                            text=True, cwd=ROOT)  # fmt: skip
+    assert result.stderr == ""
+    assert result.returncode == 141
+
+
+def test_sigterm_during_the_write_leaves_no_file(tmp_path):
+    out = tmp_path / "x.mlir"
+    code = (
+        "import os, signal, sys\n"
+        "from compiler import cli, fileio\n"
+        "def interrupted(f, payload):\n"
+        "    f.write(payload[:10])\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "fileio._write_all = interrupted\n"
+        f"sys.exit(cli.main(['compile', {str(MLP)!r}, '-o', {str(out)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert (result.returncode, result.stderr) == (143, "dlhwc: terminated\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigkill_leaves_no_temporary_file(tmp_path):
+    """The data is written to an unnamed file: a process killed mid-write leaves nothing."""
+    code = (
+        "import os, sys\n"
+        "from compiler import fileio\n"
+        "def killed(f, payload):\n"
+        "    f.write(payload[:10])\n"
+        "    os.kill(os.getpid(), 9)\n"
+        "fileio._write_all = killed\n"
+        f"fileio.write_atomic({str(tmp_path / 'out.bin')!r}, b'x' * 100)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT)
+    assert result.returncode == -9
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_output_onto_the_input(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(DIGITS_MLP.read_bytes())
+    result = run_script("compile", model, "--target", "eie", "-o", model)
+    assert result.returncode == 1 and "overwrite the input" in result.stderr
+    assert model.read_bytes() == DIGITS_MLP.read_bytes()
