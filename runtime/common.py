@@ -286,7 +286,7 @@ class HostSegments:
             options.log_severity_level = 3
             # Q/DQ pairs are exact fixed-point conversions here, not a request to quantize.
             options.add_session_config_entry("session.disable_quant_qdq", "1")
-            model = self.container.sections[self.segments[seg]["section"]].tobytes()
+            model = self.container.host_model(self.segments[seg]["section"])
             try:
                 self._sessions[seg] = ort.InferenceSession(
                     model, options, providers=["CPUExecutionProvider"]

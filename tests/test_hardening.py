@@ -179,3 +179,77 @@ def test_console_script_output_onto_the_input(tmp_path):
     result = run_script("compile", model, "--target", "eie", "-o", model)
     assert result.returncode == 1 and "overwrite the input" in result.stderr
     assert model.read_bytes() == DIGITS_MLP.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------
+# Containers: what `run` trusts
+
+
+@pytest.fixture(scope="module")
+def mlp_program(tmp_path_factory) -> Path:
+    """The digits MLP for EIE: three layers on the accelerator, Softmax on the host."""
+    out = tmp_path_factory.mktemp("prog") / "mlp.dlhw"
+    argv = [sys.executable, "-m", "compiler.cli", "compile", DIGITS_MLP, "--target", "eie"]
+    assert subprocess.run([*argv, "-o", out], cwd=ROOT, capture_output=True).returncode == 0
+    return out
+
+
+def _rewritten(program: Path, path: Path, edit) -> Path:
+    """``program`` with ``edit(container)`` applied and its checksum made valid again."""
+    from runtime.container import Container
+
+    container = Container.read(program)
+    edit(container)
+    container.write(path)
+    return path
+
+
+def test_host_segment_with_external_data_is_refused(capsys, tmp_path, mlp_program, monkeypatch):
+    import numpy as np
+    import onnx
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(10, dtype=np.float32).tobytes())
+
+    def leak(container):
+        name = container.header["host_segments"][0]["section"]
+        model = onnx.load_from_string(container.sections[name].tobytes())
+        tensor = onnx.TensorProto(name="leak", data_type=onnx.TensorProto.FLOAT, dims=[10])
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "secret.bin"
+        model.graph.initializer.append(tensor)
+        container.sections[name] = np.frombuffer(model.SerializeToString(), np.uint8)
+
+    program = _rewritten(mlp_program, tmp_path / "leak.dlhw", leak)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.npz"
+    argv = ["run", program, "--input", ROOT / "examples/data/digits_test.npz", "--output", out]
+    assert_user_error(capsys, argv, "'leak' refers to external data", output=out)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("clock_mhz", float("inf"), "clock_mhz must be a finite number"),
+        ("dma_words_per_cycle", 0, "dma_words_per_cycle must be in [1, 65536]"),
+        ("num_pes", 10**9, "num_pes must be in [1, 4096]"),
+    ],
+)
+def test_container_config_out_of_range(capsys, tmp_path, mlp_program, field, value, fragment):
+    def edit(container):
+        container.header["hw"][field] = value
+
+    program = _rewritten(mlp_program, tmp_path / "bad.dlhw", edit)
+    assert_user_error(capsys, ["report", program], "bad.dlhw", fragment)
+
+
+def test_container_header_nested_too_deeply(capsys, tmp_path):
+    import hashlib
+    import struct
+
+    header = b"[" * 100_000 + b"]" * 100_000
+    body = struct.pack("<4sHHQ", b"DLHW", 1, 0, len(header)) + header
+    path = tmp_path / "deep.dlhw"
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    assert_user_error(capsys, ["report", path], "deep.dlhw", "nests too deeply")
