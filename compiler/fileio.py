@@ -7,6 +7,7 @@ import io
 import os
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -135,12 +136,20 @@ def load_arrays(path: str | Path, single_name: str | None = None) -> dict[str, n
     if not path.is_file():
         raise DlhwcError("no such input file", file=str(path))
     try:
+        _check_sizes(path)
         with open(path, "rb") as f:
             loaded = np.load(f, allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 with loaded:
                     return {k: loaded[k] for k in loaded.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+    except (
+        ValueError,
+        OSError,
+        EOFError,
+        zipfile.BadZipFile,
+        zlib.error,
+        NotImplementedError,
+    ) as e:
         raise DlhwcError(
             f"not a readable .npy/.npz file ({' '.join(str(e).split())})", file=str(path)
         ) from None
@@ -151,6 +160,31 @@ def load_arrays(path: str | Path, single_name: str | None = None) -> dict[str, n
             file=str(path),
         )
     return {single_name: loaded}
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse an array whose header claims more data than its file holds, before numpy
+    allocates it (a 40-byte `.npy` may claim a 4 TB array)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as entry:
+                        _check_size(entry, info.file_size, f"array '{info.filename[:-4]}'")
+        return
+    with open(path, "rb") as f:
+        _check_size(f, path.stat().st_size, "the array")
+
+
+def _check_size(f, size: int, what: str) -> None:
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read_header(f, max_header_size=100_000)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = size - f.tell()
+    if need > have:
+        raise ValueError(f"{what} claims shape {list(shape)} ({need} bytes); the file holds {have}")
 
 
 def save_arrays(path: str | Path, arrays: dict[str, object]) -> None:

@@ -126,7 +126,7 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
             module = Parser(context(), lifted, name=filename).parse_module()
             module.verify()
             return module
-        except (ParseError, VerifyException, ValueError):
+        except (ParseError, VerifyException, ValueError, RecursionError):
             pass  # reported by the plain parse below
         finally:
             HEX_BLOBS.reset(token)
@@ -137,11 +137,18 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
         loc = e.span.get_location()
         reason = e.msg.strip().splitlines()[0] if e.msg.strip() else "parse error"
         raise DlhwcError(reason, file=filename, where=f"{loc.line}:{loc.col}") from None
+    except RecursionError:
+        raise DlhwcError(_TOO_DEEP, file=filename) from None
     try:
         module.verify()
     except VerifyException as e:
         raise DlhwcError(f"invalid IR: {_first_line(str(e))}", file=filename) from None
+    except RecursionError:
+        raise DlhwcError(_TOO_DEEP, file=filename) from None
     return module
+
+
+_TOO_DEEP = "the IR nests too deeply (attributes, regions or types)"
 
 
 def read_module(path: str | Path) -> ModuleOp:

@@ -253,3 +253,211 @@ def test_container_header_nested_too_deeply(capsys, tmp_path):
     path = tmp_path / "deep.dlhw"
     path.write_bytes(body + hashlib.sha256(body).digest())
     assert_user_error(capsys, ["report", path], "deep.dlhw", "nests too deeply")
+
+
+# ---------------------------------------------------------------------------------------
+# ONNX models: what the checker lets through
+
+
+def _gemm_model(path: Path, edit=None) -> Path:
+    """x [1, 3] @ w.T, w [4, 3]; ``edit(w)`` may change the initializer."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    if edit:
+        edit(w)
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], transB=1, name="fc")
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], [w],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path.write_bytes(model.SerializeToString())
+    _ = onnx  # the model is written unchecked on purpose
+    return path
+
+
+def _missing_external(w):
+    import onnx
+
+    w.ClearField("raw_data")
+    w.data_location = onnx.TensorProto.EXTERNAL
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "missing.bin"
+
+
+def _impossible_dims(w):
+    w.dims[:] = [4, 1_000_000_000]
+
+
+@pytest.mark.parametrize("command", ["compile", "run"])
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (_missing_external, "cannot load external tensor data"),
+        (_impossible_dims, "tensor 'w' has 48 bytes of data, but its dims [4, 1000000000]"),
+    ],
+    ids=["missing-external-data", "impossible-dims"],
+)
+def test_initializer_errors(capsys, tmp_path, command, edit, fragment):
+    import numpy as np
+
+    model = _gemm_model(tmp_path / "m.onnx", edit)
+    np.savez(tmp_path / "x.npz", x=np.ones((1, 3), np.float32))
+    argv = [command, model] + (["--input", tmp_path / "x.npz"] if command == "run" else [])
+    assert_user_error(capsys, argv, "m.onnx", fragment)
+
+
+@pytest.mark.parametrize("command", ["compile", "run", "compile-ese"])
+def test_lstm_hidden_size_inconsistent_with_w(capsys, tmp_path, command):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    hidden, size = 4, 3
+    w = numpy_helper.from_array(np.ones((1, 4 * hidden, size), np.float32), "W")
+    r = numpy_helper.from_array(np.ones((1, 4 * hidden, hidden), np.float32), "R")
+    node = helper.make_node("LSTM", ["x", "W", "R"], ["y"], hidden_size=5, name="lstm")
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 1, 1, 5])], [w, r],
+    )  # fmt: skip
+    model = tmp_path / "lstm.onnx"
+    opsets = [helper.make_opsetid("", 17)]
+    model.write_bytes(helper.make_model(graph, opset_imports=opsets).SerializeToString())
+    np.savez(tmp_path / "x.npz", x=np.ones((2, 1, size), np.float32))
+    argv = {
+        "compile": ["compile", model],
+        "run": ["run", model, "--input", tmp_path / "x.npz"],
+        "compile-ese": ["compile", model, "--target", "ese", "-o", tmp_path / "l.dlhw"],
+    }[command]
+    assert_user_error(capsys, argv, "lstm.onnx", "onnx.LSTM 'lstm'", "is 16, expected 20")
+
+
+# ---------------------------------------------------------------------------------------
+# IR: verifiers check what the ops promise
+
+IR_HEAD = "builtin.module {\n  func.func @main(%x: tensor<2x4xf32>) -> tensor<2x2xf32> {\n"
+IR_TAIL = "    func.return %g : tensor<2x2xf32>\n  }\n}\n"
+GOOD_WEIGHT = (
+    "codebook = dense<[-0.3, 0.1, 0.7]> : tensor<3xf32>, index_bits = 2 : i64, "
+    'indices = dense<"0x0001020102020000"> : tensor<2x4xui8>, '
+    'mask = dense<"0x0101010001010101"> : tensor<2x4xi1>'
+)
+
+
+def _weight_ir(props: str, gemm_b: str = "tensor<2x4xf32>") -> str:
+    return (
+        IR_HEAD
+        + f"    %w = comp.weight {{{props}}} : tensor<2x4xf32>\n"
+        + f"    %g = onnx.Gemm(%x, %w) {{transB = 1 : i64}} : (tensor<2x4xf32>, {gemm_b}) "
+        "-> tensor<2x2xf32>\n" + IR_TAIL
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        (_weight_ir(GOOD_WEIGHT.replace("0x0001020102020000", "0x0001020102020300")),
+         "index 3 is outside its codebook of 3 entries [0, 2]"),
+        (_weight_ir(GOOD_WEIGHT.replace("[-0.3, 0.1, 0.7]", '"0x9A9999BE0000C07F3333333F"')),
+         "codebook holds a NaN or infinite entry"),
+        (_weight_ir(GOOD_WEIGHT.replace("0x0101010001010101", "0x0101010201010101")),
+         "mask holds byte 0x02"),
+        (IR_HEAD + "    %w = onnx.Constant dense<1.0> : tensor<3x4xf32>\n"
+         "    %g = onnx.Gemm(%x, %w) {transB = 1 : i64} : (tensor<2x4xf32>, tensor<3x4xf32>) "
+         "-> tensor<2x2xf32>\n" + IR_TAIL, "the result's columns is 2, expected 3"),
+        (IR_HEAD + "    %w = onnx.Constant dense<1.0> : tensor<2x5xf32>\n"
+         "    %g = onnx.Gemm(%x, %w) {transB = 1 : i64} : (tensor<2x4xf32>, tensor<2x5xf32>) "
+         "-> tensor<2x2xf32>\n" + IR_TAIL, "B's K dimension is 5, expected 4"),
+        (IR_HEAD.replace("tensor<2x2xf32> {", "tensor<2x4xf32> {")
+         + "    %g = onnx.Softmax(%x) {axis = 7 : i64} : (tensor<2x4xf32>) -> tensor<2x4xf32>\n"
+         + IR_TAIL.replace("2x2", "2x4"), "axis 7 is outside [-2, 1]"),
+    ],
+    ids=["index-past-codebook", "nan-codebook", "mask-byte", "gemm-n", "gemm-k", "softmax-axis"],
+)  # fmt: skip
+def test_ir_verifier_errors(capsys, tmp_path, text, fragment):
+    path = tmp_path / "bad.mlir"
+    path.write_text(text)
+    out = tmp_path / "out.mlir"
+    assert_user_error(capsys, ["opt", path, "-o", out], "bad.mlir", fragment, output=out)
+    assert_user_error(capsys, ["run", path, "--input", tmp_path / "x.npz"], fragment)
+
+
+def test_well_formed_weight_ir_passes(capsys, tmp_path):
+    path = tmp_path / "good.mlir"
+    path.write_text(_weight_ir(GOOD_WEIGHT))
+    code, out, err = dlhwc(capsys, "opt", path)
+    assert (code, err) == (0, "") and "comp.weight" in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "builtin.module attributes {a = " + "[" * 5000 + "]" * 5000 + "} {\n}\n",
+        "builtin.module {\n" + '"test.op"() ({\n' * 5000,
+        "builtin.module attributes {a = " + "tensor<" * 3000 + "f32" + ">" * 3000 + "} {\n}\n",
+    ],
+    ids=["attribute", "regions", "types"],
+)
+def test_deeply_nested_ir(capsys, tmp_path, text):
+    path = tmp_path / "deep.mlir"
+    path.write_text(text)
+    assert_user_error(capsys, ["opt", path], "deep.mlir")
+
+
+# ---------------------------------------------------------------------------------------
+# Data files
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_array_header_claiming_a_huge_array(capsys, tmp_path, suffix):
+    import io
+    import zipfile
+
+    import numpy as np
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
+    )
+    data = header.getvalue() + bytes(16)
+    path = tmp_path / f"huge{suffix}"
+    if suffix == ".npy":
+        path.write_bytes(data)
+    else:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("input.npy", data)
+    argv = ["run", DIGITS_MLP, "--input", path]
+    assert_user_error(capsys, argv, path, "claims shape [1000000000000]")
+
+
+# ---------------------------------------------------------------------------------------
+# Plugins: their errors are the user's
+
+PASS_HEAD = (
+    "from dataclasses import dataclass\nfrom xdsl.passes import ModulePass\n\n"
+    "@dataclass(frozen=True)\nclass Boom(ModulePass):\n    name = 'boom'\n\n"
+    "    def apply(self, ctx, op):\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "fragments"),
+    [
+        (PASS_HEAD + "        raise RuntimeError('kaboom')\n",
+         [":9: pass 'boom' failed: RuntimeError: kaboom"]),
+        (PASS_HEAD + "        import sys\n        sys.exit(0)\n",
+         [":10: pass 'boom' failed: it called sys.exit(0)"]),
+        ("import sys\nsys.exit(3)\n", [":2: importing the pass plugin failed: it called sys.exit(3)"]),
+        ("import sys\nsys.exit()\n", ["it called sys.exit(None)"]),
+    ],
+    ids=["pass-raises", "pass-exits", "import-exits", "import-exits-0"],
+)  # fmt: skip
+def test_plugin_errors(capsys, tmp_path, source, fragments):
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(source)
+    out = tmp_path / "out.mlir"
+    argv = ["compile", MLP, "--load-pass-plugin", plugin, "-p", "boom", "-o", out]
+    assert_user_error(capsys, argv, "plugin.py", *fragments, output=out)

@@ -43,6 +43,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.ir import Attribute, Block, SSAValue
+from xdsl.utils.exceptions import VerifyException
 
 from compiler.errors import DlhwcError
 from dialects import onnx as onnx_d
@@ -70,8 +71,11 @@ def load_model(path: str | Path) -> onnx.ModelProto:
     if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as e:
-            raise DlhwcError(f"cannot load external tensor data: {e}", file=str(path)) from None
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            reason = " ".join(str(e).split())
+            raise DlhwcError(
+                f"cannot load external tensor data: {reason}", file=str(path)
+            ) from None
     return model
 
 
@@ -94,7 +98,12 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
         raise DlhwcError(
             f"ONNX shape inference failed: {_first_line(str(e))}", file=source
         ) from None
-    return _Importer(model, inferred, source).run()
+    module = _Importer(model, inferred, source).run()
+    try:
+        module.verify()  # what the ops promise: shapes of Gemm, LSTM, axes (dialects/onnx.py)
+    except VerifyException as e:
+        raise DlhwcError(f"invalid model: {_first_line(str(e))}", file=source) from None
+    return module
 
 
 # ---------------------------------------------------------------------------------------
@@ -205,13 +214,26 @@ def _type_spelling(type_proto: onnx.TypeProto) -> str:
     return kind or "unknown"
 
 
-def _dense_from_tensor(t: TensorProto) -> DenseIntOrFPElementsAttr:
+def _dense_from_tensor(t: TensorProto, source: str | None = None) -> DenseIntOrFPElementsAttr:
+    """The tensor's values as a dense attribute; its data must fill its dims exactly
+    (the ONNX checker does not look: 12 bytes with dims [4, 1e9] passed it)."""
     np_dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
     if t.HasField("raw_data") and np_dtype != np.bool_ and np.dtype(np_dtype).kind in "fiu":
+        need = _num_elements(t) * np.dtype(np_dtype).itemsize
+        if len(t.raw_data) != need:
+            raise DlhwcError(
+                f"tensor '{t.name}' has {len(t.raw_data)} bytes of data, but its dims "
+                f"{list(t.dims)} need {need}",
+                file=source,
+            )
         # Zero-copy path: the IR holds the tensor's little-endian bytes as they are.
         typ = onnx_d.tensor_type(np_dtype, list(t.dims))
         return DenseIntOrFPElementsAttr(typ, BytesAttr(t.raw_data))
-    return onnx_d.dense_from_array(numpy_helper.to_array(t))
+    try:
+        array = numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise DlhwcError(f"tensor '{t.name}': {_first_line(str(e))}", file=source) from None
+    return onnx_d.dense_from_array(array)
 
 
 def _attribute(a: AttributeProto) -> Attribute:
@@ -424,7 +446,7 @@ class _Importer:
             self.values[i.name] = arg
 
         for t in graph.initializer:
-            op = onnx_d.ConstantOp(_dense_from_tensor(t), t.name)
+            op = onnx_d.ConstantOp(_dense_from_tensor(t, self.source), t.name)
             op.outputs[0].name_hint = _name_hint(t.name)
             self.block.add_op(op)
             self.values[t.name] = op.outputs[0]
