@@ -388,9 +388,7 @@ def _is_container(path: str) -> bool:
         return False
 
 
-SIMULATORS = {"eie": "runtime.eie.sim", "ese": "runtime.ese.sim"}
-"""The simulator of each target: a module with Simulator, Stats, static_report and
-summary_line."""
+from runtime import SIMULATORS  # noqa: E402 - a light module: the targets' simulators
 
 
 def _simulator(program: str):

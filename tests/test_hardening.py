@@ -6,6 +6,7 @@ generates many variants of each.
 """
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -461,3 +462,53 @@ def test_plugin_errors(capsys, tmp_path, source, fragments):
     out = tmp_path / "out.mlir"
     argv = ["compile", MLP, "--load-pass-plugin", plugin, "-p", "boom", "-o", out]
     assert_user_error(capsys, argv, "plugin.py", *fragments, output=out)
+
+
+# ---------------------------------------------------------------------------------------
+# Assembly: `asm` refuses what `run` would, at the instruction's line
+
+
+@pytest.fixture(scope="module")
+def mlp_assembly(mlp_program, tmp_path_factory) -> list[str]:
+    out = tmp_path_factory.mktemp("asm") / "mlp.s"
+    argv = [sys.executable, "-m", "compiler.cli", "disasm", mlp_program, "-o", out]
+    assert subprocess.run(argv, cwd=ROOT).returncode == 0
+    return out.read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fragment"),
+    [
+        ("dma.in  sym=0, buf=0", "dma.in  sym=7, buf=0", "instruction 0 (dma.in): no symbol 7"),
+        ("host    seg=0", "host    seg=3", "(host): no host segment 3"),
+        ("load    layer=2, block=0", "load    layer=9, block=0", "(load): no layer 9 (3 layers)"),
+        ("load    layer=2, block=0", "load    layer=2, block=5", "has no block 5"),
+    ],
+    ids=["symbol", "segment", "layer", "block"],
+)
+def test_asm_refuses_operands_run_would_refuse(capsys, tmp_path, mlp_assembly, old, new, fragment):
+    (line_no,) = [n for n, line in enumerate(mlp_assembly, 1) if line.strip() == old]
+    lines = list(mlp_assembly)
+    lines[line_no - 1] = lines[line_no - 1].replace(old, new)
+    source = tmp_path / "bad.s"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bad.dlhw"
+    assert_user_error(capsys, ["asm", source, "-o", out], f"bad.s:{line_no}:5: ", fragment,
+                      output=out)  # fmt: skip
+
+
+def test_asm_refuses_a_header_naming_a_missing_section(capsys, tmp_path, mlp_assembly):
+    lines = [re.sub(r"^\.section host0 ", ".section other ", line) for line in mlp_assembly]
+    source = tmp_path / "bad.s"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bad.dlhw"
+    argv = ["asm", source, "-o", out]
+    assert_user_error(capsys, argv, "bad.s:2:", "no section 'host0'", output=out)
+
+
+def test_asm_of_the_disassembly_gives_the_same_bytes(capsys, tmp_path, mlp_program, mlp_assembly):
+    source = tmp_path / "ok.s"
+    source.write_text("\n".join(mlp_assembly) + "\n")
+    code, _, err = dlhwc(capsys, "asm", source, "-o", tmp_path / "ok.dlhw")
+    assert (code, err) == (0, "")
+    assert (tmp_path / "ok.dlhw").read_bytes() == mlp_program.read_bytes()
