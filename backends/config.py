@@ -95,6 +95,8 @@ class SparseMachineConfig:
 
 def config_from_dict(cls: type[C], data: dict, source: str = "<config>") -> C:
     """``cls(**data)`` with its `energy` table, refusing unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise DlhwcError("the hardware config must be a table of fields", file=source)
     data = dict(data)
     energy = data.pop("energy", {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -154,4 +156,6 @@ def load_config(cls: type[C], path: str | Path) -> C:
         raise DlhwcError("no such hardware config file", file=str(path)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise DlhwcError(f"invalid TOML: {e}", file=str(path)) from None
+    except RecursionError:
+        raise DlhwcError("invalid TOML: it nests too deeply", file=str(path)) from None
     return config_from_dict(cls, data, str(path))

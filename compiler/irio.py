@@ -126,7 +126,8 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
             module = Parser(context(), lifted, name=filename).parse_module()
             module.verify()
             return module
-        except (ParseError, VerifyException, ValueError, RecursionError):
+        except (ParseError, VerifyException, ValueError, RecursionError, NotImplementedError,
+                OverflowError):  # fmt: skip
             pass  # reported by the plain parse below
         finally:
             HEX_BLOBS.reset(token)
@@ -139,6 +140,10 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
         raise DlhwcError(reason, file=filename, where=f"{loc.line}:{loc.col}") from None
     except RecursionError:
         raise DlhwcError(_TOO_DEEP, file=filename) from None
+    except VerifyException as e:  # an attribute checked as it is built, e.g. #comp.fixed
+        raise DlhwcError(f"invalid IR: {_first_line(str(e))}", file=filename) from None
+    except (NotImplementedError, OverflowError) as e:  # xDSL: e.g. a dense i2147483648
+        raise DlhwcError(f"unsupported IR: {_first_line(str(e))}", file=filename) from None
     try:
         module.verify()
     except VerifyException as e:

@@ -298,6 +298,10 @@ class WeightOp(IRDLOperation):
             if tuple(self.indices.get_type().get_shape()) != shape:
                 raise VerifyException("comp.weight indices shape differs from the weight shape")
             k = len(self.codebook)
+            if self.index_bits is not None and not 1 <= self.index_bits.value.data <= 16:
+                raise VerifyException(
+                    f"comp.weight index_bits {self.index_bits.value.data} outside 1..16"
+                )
             if self.index_bits is not None and k > (1 << self.index_bits.value.data):
                 raise VerifyException(
                     f"comp.weight codebook has {k} entries, more than 2^{self.index_bits.value.data}"

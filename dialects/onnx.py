@@ -268,7 +268,25 @@ def parse_attribute_value(parser: Parser) -> Attribute:
         return attr
     if parser._current_token.text == "{":
         return DictionaryAttr(parse_attribute_dict(parser))
-    return parser.parse_attribute()
+    pos = parser.pos
+    attr = parser.parse_attribute()
+    if isinstance(attr, DenseIntOrFPElementsAttr) and not dense_size_ok(attr):
+        parser.raise_error(
+            f"dense literal of {len(attr.data.data)} bytes does not fill its type "
+            f"{attr.get_type()}",
+            pos,
+            parser.pos,
+        )
+    return attr
+
+
+def dense_size_ok(attr: DenseIntOrFPElementsAttr) -> bool:
+    """Whether a dense attribute's bytes hold its type's elements (or one, a splat): a hex
+    payload of another length would be read as other values, or not at all."""
+    typ = attr.get_type()
+    itemsize = numpy_dtype(typ.get_element_type()).itemsize
+    count = int(np.prod(typ.get_shape())) if typ.get_shape() else 1
+    return len(attr.data.data) in (count * itemsize, itemsize)
 
 
 def parse_attribute_dict(parser: Parser) -> dict[str, Attribute]:

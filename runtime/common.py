@@ -80,6 +80,10 @@ def parse_symbols(table, error) -> list[Symbol]:
             fmt = entry["format"]
             shape = tuple(int(d) for d in entry["shape"])
             axis = int(entry.get("batch_axis", 0))
+            if fmt is not None and not abs(int(fmt[1])) <= 2 * int(fmt[0]):
+                raise ValueError(
+                    f"symbol {entry['name']}: format {fmt}: fraction bits out of range"
+                )
             if not 0 <= axis <= len(shape) or any(d < -1 for d in shape):
                 raise ValueError(f"symbol {entry['name']}: bad shape or batch axis")
             symbols.append(
@@ -93,9 +97,25 @@ def parse_symbols(table, error) -> list[Symbol]:
                     None if entry.get("section") is None else str(entry["section"]),
                 )
             )
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
         raise error(f"malformed symbol table: {one_line(e)}") from None
     return symbols
+
+
+def check_block(block, cols: int, pes: int, layer: int) -> None:
+    """A column block of a layer table: its columns within the layer's, and per PE an
+    integer count of entries and of fillers (what the cycle and energy models sum)."""
+    if not isinstance(block, dict):
+        raise ValueError(f"layer {layer}: a column block is not a table")
+    start, end = block["col_start"], block["col_end"]
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= cols):
+        raise ValueError(f"layer {layer}: bad column block {start}..{end} of {cols} columns")
+    for key in ("entries", "fillers"):
+        counts = block[key]
+        if not isinstance(counts, list) or len(counts) != pes:
+            raise ValueError(f"layer {layer}: {key} of {pes} PEs expected")
+        if not all(isinstance(c, int) and c >= 0 for c in counts):
+            raise ValueError(f"layer {layer}: {key} must be counts")
 
 
 def parse_segments(table, num_symbols: int, error) -> list[dict]:
@@ -103,9 +123,13 @@ def parse_segments(table, num_symbols: int, error) -> list[dict]:
     try:
         for s, seg in enumerate(table):
             for i in [*seg["inputs"], *seg["outputs"]]:
-                if not 0 <= i < num_symbols:
-                    raise ValueError(f"host segment {s} refers to symbol {i}")
-            str(seg["section"])
+                if not isinstance(i, int) or not 0 <= i < num_symbols:
+                    raise ValueError(f"host segment {s} refers to symbol {i!r}")
+            for key in ("name", "section"):
+                if not isinstance(seg[key], str):
+                    raise ValueError(f"host segment {s}: {key} is not a string")
+            if not all(isinstance(op, str) for op in seg["ops"]):
+                raise ValueError(f"host segment {s}: ops is not a list of names")
     except (KeyError, TypeError, ValueError) as e:
         raise error(f"malformed host segment table: {one_line(e)}") from None
     return list(table)
@@ -442,6 +466,12 @@ def placement_lines(header: dict) -> list[str]:
     rows = header.get("placement", [])
     if not rows:
         return []
+    text_fields = ("name", "op", "where", "reason")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and all(isinstance(r.get(k, ""), str) for k in text_fields)
+        for r in rows
+    ):
+        raise DlhwcError("malformed container: bad placement table")
     width = max(len(r.get("name") or r.get("op", "")) for r in rows)
     lines = ["placement:"]
     for r in rows:

@@ -108,6 +108,7 @@ class Container:
             base = _PREFIX.size + hlen
             sections = {}
             for entry in header.pop("sections"):
+                _check_section_entry(entry)
                 start = base + entry["offset"]
                 raw = body[start : start + entry["size"]]
                 if len(raw) != entry["size"]:
@@ -115,10 +116,14 @@ class Container:
                 array = np.frombuffer(raw, dtype=np.dtype(entry["dtype"]))
                 sections[entry["name"]] = array.reshape(entry["shape"])
             target = header.pop("target")
+            if not isinstance(target, str):
+                raise ValueError(f"the target is {target!r}, not a name")
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise DlhwcError(f"malformed container: {e}", file=source) from None
         except RecursionError:
-            raise DlhwcError("malformed container: the header nests too deeply", file=source)
+            raise DlhwcError(
+                "malformed container: the header nests too deeply", file=source
+            ) from None
         return Container(target, header, sections)
 
     @staticmethod
@@ -141,6 +146,20 @@ class Container:
         from compiler.fileio import write_atomic
 
         write_atomic(path, self.to_bytes())
+
+
+def _check_section_entry(entry) -> None:
+    """A section table entry: a string name, a dtype string, int shape, offset and size."""
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("dtype"), str)
+        and isinstance(entry.get("shape"), list)
+        and all(isinstance(d, int) and d >= 0 for d in entry["shape"])
+        and all(isinstance(entry.get(k), int) and entry[k] >= 0 for k in ("offset", "size"))
+    )
+    if not ok:
+        raise ValueError(f"bad section table entry {str(entry)[:80]}")
 
 
 def check_self_contained(model: bytes, what: str) -> None:

@@ -68,6 +68,7 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         ) from None
     if not model.HasField("graph") or not data:
         raise DlhwcError("not a valid ONNX model (it has no graph)", file=str(path))
+    _check_names(model.graph, str(path))
     if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
@@ -77,6 +78,19 @@ def load_model(path: str | Path) -> onnx.ModelProto:
                 f"cannot load external tensor data: {reason}", file=str(path)
             ) from None
     return model
+
+
+def _check_names(graph: onnx.GraphProto, source: str) -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as bytes, which the IR
+    (node names become locations) cannot hold."""
+    names = [graph.name]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    for value in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        names.append(value.name)
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise DlhwcError(f"not a valid ONNX model (a name is not UTF-8: {bad!r})", file=source)
 
 
 def import_file(path: str | Path) -> ModuleOp:
@@ -92,6 +106,9 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
     except onnx.checker.ValidationError as e:
         reason = " ".join(str(e).split())
         raise DlhwcError(f"rejected by the ONNX checker: {reason}", file=source) from None
+    except UnicodeDecodeError as e:  # a string field that is not UTF-8
+        raise DlhwcError(f"not a valid ONNX model (a string is not UTF-8: {e.reason})",
+                         file=source) from None  # fmt: skip
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
     except Exception as e:  # noqa: BLE001 - shape inference raises many types
@@ -200,14 +217,21 @@ def _value_type(type_proto: onnx.TypeProto | None) -> Attribute:
     return TensorType(elem, [d if d >= 0 else DYNAMIC_INDEX for d in dims])
 
 
+def _dtype_name(data_type: int) -> str:
+    try:
+        return TensorProto.DataType.Name(data_type).lower()
+    except ValueError:  # a number no ONNX version defines
+        return f"unknown{data_type}"
+
+
 def _type_spelling(type_proto: onnx.TypeProto) -> str:
     kind = type_proto.WhichOneof("value")
     if kind == "tensor_type":
-        return f"tensor({TensorProto.DataType.Name(type_proto.tensor_type.elem_type).lower()})"
+        return f"tensor({_dtype_name(type_proto.tensor_type.elem_type)})"
     if kind == "sequence_type":
         return f"seq({_type_spelling(type_proto.sequence_type.elem_type)})"
     if kind == "map_type":
-        key = TensorProto.DataType.Name(type_proto.map_type.key_type).lower()
+        key = _dtype_name(type_proto.map_type.key_type)
         return f"map({key},{_type_spelling(type_proto.map_type.value_type)})"
     if kind == "optional_type":
         return f"optional({_type_spelling(type_proto.optional_type.elem_type)})"
@@ -217,7 +241,11 @@ def _type_spelling(type_proto: onnx.TypeProto) -> str:
 def _dense_from_tensor(t: TensorProto, source: str | None = None) -> DenseIntOrFPElementsAttr:
     """The tensor's values as a dense attribute; its data must fill its dims exactly
     (the ONNX checker does not look: 12 bytes with dims [4, 1e9] passed it)."""
-    np_dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    try:
+        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    except KeyError:
+        raise DlhwcError(f"tensor '{t.name}' has unknown data type {t.data_type}",
+                         file=source) from None  # fmt: skip
     if t.HasField("raw_data") and np_dtype != np.bool_ and np.dtype(np_dtype).kind in "fiu":
         need = _num_elements(t) * np.dtype(np_dtype).itemsize
         if len(t.raw_data) != need:

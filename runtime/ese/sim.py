@@ -44,6 +44,7 @@ from runtime.common import (
     RunStats,
     align,
     assemble_stats,
+    check_block,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -279,10 +280,7 @@ class Simulator(Program):
                         tuple(m["blocks"]),
                     )  # fmt: skip
                     for b in mat.blocks:
-                        if not 0 <= b["col_start"] <= b["col_end"] <= mat.cols:
-                            raise ValueError(f"layer {i}: bad column block {b}")
-                        if len(b["entries"]) != self.config.num_pes:
-                            raise ValueError(f"layer {i}: entries of {len(b['entries'])} PEs")
+                        check_block(b, mat.cols, self.config.num_pes, i)
                     matrices[(mat.dir, mat.mat)] = mat
                 lay = _Layer(
                     index=i,
@@ -315,7 +313,7 @@ class Simulator(Program):
                                 f"missing or not {lay.expected_shape(mat)}"
                             )
                 layers.append(lay)
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
             raise self.error(f"malformed layer table: {one_line(e)}") from None
         return layers
 
