@@ -130,3 +130,14 @@ def test_bench_ese_runs_at_tiny_size():
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "balance-aware" in proc.stdout and "yes" in proc.stdout
+
+
+@pytest.mark.slow
+def test_fuzz_malformed_runs_at_tiny_size(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "fuzz_malformed.py"), "--per-category", "3",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "27 cases, oracle: PASS" in proc.stdout
