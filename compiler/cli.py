@@ -49,7 +49,8 @@ def _add_pass_options(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE.py",
-        help="import FILE.py and register every ModulePass subclass it defines (repeatable)",
+        help="run FILE.py as Python code (with your rights) and register every ModulePass "
+        "subclass it defines (repeatable)",
     )
     p.add_argument(
         "--print-ir-after-all",
@@ -191,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the text here (default: print it)")
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
-    p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py")
+    p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
+                   help="run FILE.py as Python code and list its passes too")  # fmt: skip
     return parser
 
 

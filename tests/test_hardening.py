@@ -512,3 +512,109 @@ def test_asm_of_the_disassembly_gives_the_same_bytes(capsys, tmp_path, mlp_progr
     code, _, err = dlhwc(capsys, "asm", source, "-o", tmp_path / "ok.dlhw")
     assert (code, err) == (0, "")
     assert (tmp_path / "ok.dlhw").read_bytes() == mlp_program.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------
+# Errors the fuzz suite found, one test each
+
+
+def test_onnx_name_that_is_not_utf8(capsys, tmp_path):
+    model = _gemm_model(tmp_path / "m.onnx")
+    model.write_bytes(model.read_bytes().replace(b"\x1a\x02fc", b"\x1a\x02\xe3\xa0"))
+    assert_user_error(capsys, ["compile", model], "m.onnx", "not UTF-8")
+
+
+def test_onnx_tensor_of_unknown_data_type(capsys, tmp_path):
+    def unknown(w):
+        w.data_type = 65
+
+    assert_user_error(capsys, ["compile", _gemm_model(tmp_path / "m.onnx", unknown)],
+                      "m.onnx", "unknown data type 65")  # fmt: skip
+
+
+def test_hex_literal_that_does_not_fill_its_type(capsys, tmp_path):
+    path = tmp_path / "bad.mlir"
+    path.write_text(
+        IR_HEAD.replace("tensor<2x2xf32> {", "tensor<3xf32> {")
+        + '    %g = onnx.Constant dense<"0x0000803F0000803F0000803F00">'
+        + " : tensor<3xf32>\n" + IR_TAIL.replace("2x2", "3")
+    )  # fmt: skip
+    assert_user_error(capsys, ["opt", path], "bad.mlir:", "13 bytes does not fill")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("%w = onnx.Constant dense<[1, 2]> : tensor<2xi2147483648>", "unsupported IR"),
+        ("%w = comp.quantize %x {format = #comp.fixed<-1, 0>} : tensor<2x4xf32>",
+         "invalid IR: fixed-point width -1"),
+    ],
+    ids=["element-type", "fixed-width"],
+)  # fmt: skip
+def test_ir_attributes_refused_as_they_are_built(capsys, tmp_path, text, fragment):
+    path = tmp_path / "bad.mlir"
+    path.write_text(IR_HEAD + f"    {text}\n" + IR_TAIL)
+    assert_user_error(capsys, ["opt", path], "bad.mlir", fragment)
+
+
+def test_codebook_index_bits_out_of_range(capsys, tmp_path):
+    path = tmp_path / "bad.mlir"
+    path.write_text(_weight_ir(GOOD_WEIGHT.replace("index_bits = 2", "index_bits = -3")))
+    assert_user_error(capsys, ["opt", path], "index_bits -3 outside 1..16")
+
+
+def _set(path_in_header, value):
+    def edit(container):
+        parent = container.header
+        for key in path_in_header[:-1]:
+            parent = parent[key]
+        parent[path_in_header[-1]] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "command", "fragment"),
+    [
+        (_set(("placement", 0, "op"), None), "report", "bad placement table"),
+        (_set(("host_segments", 0, "name"), 7), "report", "name is not a string"),
+        (_set(("layers", 0, "blocks", 0, "fillers", 0), "x"), "report", "fillers must be counts"),
+        (_set(("layers", 0, "cols"), float("inf")), "report", "malformed layer table"),
+        (_set(("symbols", 0, "shape", 0), float("inf")), "report", "malformed symbol table"),
+        (_set(("symbols", 0, "format"), [16, 5000]), "report", "fraction bits out of range"),
+        (_set(("hw",), 3), "report", "must be a table of fields"),
+    ],
+    ids=["placement", "segment-name", "fillers", "layer-cols", "symbol-shape", "symbol-frac",
+         "hw-not-a-table"],
+)  # fmt: skip
+def test_crafted_container_headers(capsys, tmp_path, mlp_program, edit, command, fragment):
+    program = _rewritten(mlp_program, tmp_path / "bad.dlhw", edit)
+    assert_user_error(capsys, [command, program], fragment)
+
+
+def test_container_section_table_and_target_types(capsys, tmp_path, mlp_program):
+    import hashlib
+    import json
+    import struct
+
+    data = mlp_program.read_bytes()
+    (hlen,) = struct.unpack_from("<Q", data, 8)
+    for key, value, fragment in [
+        ("target", ["eie"], "the target is ['eie']"),
+        ("sections", [{"name": 3, "dtype": "<u8", "shape": [1], "offset": 0, "size": 8}],
+         "bad section table entry"),
+    ]:  # fmt: skip
+        header = json.loads(data[16 : 16 + hlen])
+        header[key] = value
+        text = json.dumps(header).encode()
+        body = data[:8] + struct.pack("<Q", len(text)) + text + data[16 + hlen : -32]
+        path = tmp_path / "bad.dlhw"
+        path.write_bytes(body + hashlib.sha256(body).digest())
+        assert_user_error(capsys, ["disasm", path], "bad.dlhw", fragment)
+
+
+def test_toml_nested_too_deeply(capsys, tmp_path):
+    hw = tmp_path / "hw.toml"
+    hw.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    argv = ["compile", DIGITS_MLP, "--target", "eie", "--hw", hw, "-o", tmp_path / "x.dlhw"]
+    assert_user_error(capsys, argv, "hw.toml", "nests too deeply")
