@@ -41,7 +41,8 @@ TIMEOUT = 30.0
 class Case:
     """One command line over files written in a fresh directory.
 
-    ``argv`` entries starting with '@' name files of that directory. ``invalid`` is True
+    ``argv`` entries starting with '@' name files of that directory; "&&" chains two
+    commands as in a shell. ``invalid`` is True
     when the input is certainly malformed (the command must fail), None when the
     mutation may have left it valid. ``outputs`` must not exist after a failure;
     ``keep`` files must be unchanged after any run.
@@ -175,7 +176,14 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     for name, target in case.symlinks.items():
         (workdir / name).symlink_to(target)
     argv = [str(workdir / a[1:]) if a.startswith("@") else a for a in case.argv]
-    out, err = io.StringIO(), io.StringIO()
+    commands, current = [], []
+    for a in argv:  # "&&" chains commands, as in a shell
+        if a == "&&":
+            commands.append(current)
+            current = []
+        else:
+            current.append(a)
+    commands.append(current)
 
     def expire(signum, frame):
         raise FuzzTimeout()
@@ -186,8 +194,12 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     cwd = os.getcwd()
     os.chdir(workdir)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            status = main(argv)
+        for command in commands:
+            out, err = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                status = main(command)
+            if status != 0:
+                break
     except FuzzTimeout:
         status = -1
     except SystemExit as e:  # argparse: a usage error
@@ -573,7 +585,10 @@ HW_VALUES = ["0", "-1", "-4", "1", "3", "63", "100000000", "2.5", "nan", "inf", 
 
 def hw_case(rng: random.Random, s: Seeds) -> Case:
     """Hardware configs: each field set to a wrong type, a non-finite or out-of-range
-    value (or a sane one), or the file broken."""
+    value, or the file broken; or fields set to values inside their ranges, at the edges
+    (a machine the compiler and simulator must handle or refuse in one line)."""
+    if rng.random() < 0.5:
+        return _hw_in_range(rng, s)
     lines = []
     for _ in range(rng.randint(1, 3)):
         name = rng.choice(HW_FIELDS)
@@ -591,6 +606,53 @@ def hw_case(rng: random.Random, s: Seeds) -> Case:
     command = ["compile", *model, "--target", target, "--hw", "@hw.toml", "-o", "@out.dlhw"]
     files = {"hw.toml": text.encode(), "m.onnx": s.model, "lstm.onnx": _lstm_model()}
     return Case("hw", command, files, True if certain else None, outputs=["out.dlhw"])
+
+
+def _hw_in_range(rng: random.Random, s: Seeds) -> Case:
+    from backends.eie.config import EIEConfig
+    from backends.ese.config import ESEConfig
+
+    target = rng.choice(["eie", "ese"])
+    limits = (EIEConfig if target == "eie" else ESEConfig).LIMITS
+    lines = []
+    for name in rng.sample(sorted(limits), rng.randint(1, 3)):
+        lo, hi = limits[name]
+        lo = lo if not isinstance(lo, str) else 4
+        if name == "acc_bits":
+            hi = min(hi, _widest_fixed())
+        if isinstance(hi, float) or isinstance(lo, float):
+            value = rng.choice([lo, hi, 1.0, 1e-3, 37.5])
+        else:
+            value = rng.choice([lo, lo + 1, hi, min(hi, lo + rng.randrange(64))])
+        lines.append(f"{name} = {value}\n")
+    model = ["@m.onnx"] if target == "eie" else ["@lstm.onnx"]
+    command = ["compile", *model, "--target", target, "--hw", "@hw.toml", "-o", "@out.dlhw"]
+    if rng.random() < 0.5:
+        command = ["compile", *model, "--target", target, "--hw", "@hw.toml", "-o", "@p.dlhw"]
+        command += ["&&", "run", "@p.dlhw", "--input", "@x.npz" if target == "eie" else "@xs.npz"]
+    files = {"hw.toml": "".join(lines).encode(), "m.onnx": s.model, "lstm.onnx": _lstm_model(),
+             "x.npz": s.input, "xs.npz": _lstm_input()}  # fmt: skip
+    return Case("hw", command, files, None, outputs=["out.dlhw"])
+
+
+def _widest_fixed() -> int:
+    """The widest fixed-point format runtime/fixedpoint.py makes (acc_bits goes up to 62
+    where it allows 62 bits)."""
+    from runtime.fixedpoint import FixedFormat
+
+    for bits in (62, 32):
+        try:
+            FixedFormat(bits, 0)
+            return bits
+        except ValueError:
+            continue
+    return 32
+
+
+def _lstm_input() -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, x=np.random.default_rng(3).standard_normal((5, 1, 3)).astype(np.float32))
+    return buf.getvalue()
 
 
 _LSTM: bytes | None = None

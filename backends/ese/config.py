@@ -74,7 +74,7 @@ class ESEConfig(SparseMachineConfig):
         "ptr_bits": (2, 32),
         "ptr_sram_bytes": (1, 1 << 32),
         "weight_bits": (2, 32),
-        "run_bits": (1, 16),
+        "run_bits": (0, 8),
         "act_bits": (2, 32),
         "acc_bits": ("act_bits + weight_bits", 62),
         "lut_in_frac": (0, 15),
