@@ -200,11 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from compiler.errors import DlhwcError, Terminated, on_sigterm_raise
-    from compiler.fileio import check_outputs
+    from compiler.fileio import check_inputs, check_outputs
 
     on_sigterm_raise()
     try:
-        check_outputs(_arg_paths(args, OUTPUT_ARGS), _arg_paths(args, INPUT_ARGS))
+        inputs, outputs = _arg_paths(args)
+        check_inputs(inputs)
+        check_outputs(outputs, inputs)
         status = COMMANDS[args.command](args)
         sys.stdout.flush()  # a full device fails here, not silently at exit
         return status
@@ -248,18 +250,20 @@ def _drop_stdout() -> None:
 
 
 OUTPUT_ARGS = ("output", "stats", "report_json", "json")
-"""The arguments that name files a command writes."""
+"""The arguments that name files a command writes (`report --stats` reads its file)."""
 INPUT_ARGS = ("model", "input", "program", "data", "compressed", "hw", "calibration",
               "load_pass_plugin")  # fmt: skip
 """The arguments that name files a command reads: no output may overwrite them."""
 
 
-def _arg_paths(args, names) -> list[str]:
-    paths = []
-    for name in names:
+def _arg_paths(args) -> tuple[list[str], list[str]]:
+    """(the files the command reads, the files it writes), from its arguments."""
+    paths: dict[str, list[str]] = {"in": [], "out": []}
+    for name in INPUT_ARGS + OUTPUT_ARGS:
         value = getattr(args, name, None)
-        paths.extend(value if isinstance(value, list) else [value] if value else [])
-    return paths
+        side = "in" if name in INPUT_ARGS or args.command == "report" else "out"
+        paths[side].extend(value if isinstance(value, list) else [value] if value else [])
+    return paths["in"], paths["out"]
 
 
 def _threshold(args) -> int | None:

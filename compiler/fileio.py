@@ -16,6 +16,20 @@ import numpy as np
 from compiler.errors import DlhwcError
 
 
+def check_inputs(inputs: Iterable[str | Path]) -> None:
+    """Refuse, before any work is done, inputs that are not regular files.
+
+    A directory cannot be read as a file, and a device or a pipe may never end
+    (`/dev/zero` would fill memory, a FIFO without a writer blocks forever). A missing
+    file is left to the command, which says what kind of file it wanted.
+    """
+    for path in (Path(p) for p in inputs if p):
+        if path.is_dir():
+            raise DlhwcError("is a directory, not a file", file=str(path))
+        if path.exists() and not path.is_file():
+            raise DlhwcError("not a regular file (a device or a pipe)", file=str(path))
+
+
 def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = ()) -> None:
     """Refuse, before any work is done, outputs that cannot or must not be written.
 
@@ -133,6 +147,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def load_arrays(path: str | Path, single_name: str | None = None) -> dict[str, np.ndarray]:
     """Arrays from an `.npz` (by key) or an `.npy` (under ``single_name``)."""
     path = Path(path)
+    check_inputs([path])
     if not path.is_file():
         raise DlhwcError("no such input file", file=str(path))
     try:

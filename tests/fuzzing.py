@@ -680,7 +680,8 @@ def _lstm_model() -> bytes:
 
 def fs_case(rng: random.Random, s: Seeds) -> Case:
     """Output paths that must not be written: a directory, a missing directory, an input
-    (also through a link), two outputs naming one file, a full device."""
+    (also through a link), two outputs naming one file, a full device; and inputs that
+    must not be read: a device that never ends, a directory."""
     commands = [
         (["compile", "@m.onnx", "-o", "{out}"], "m.onnx"),
         (["compile", "@m.onnx", "--target", "eie", "-o", "{out}"], "m.onnx"),
@@ -695,10 +696,13 @@ def fs_case(rng: random.Random, s: Seeds) -> Case:
          "x.npz"),
     ]  # fmt: skip
     argv, an_input = rng.choice(commands)
-    kind = rng.choice(["dir", "missing", "input", "link", "twice", "full"])
+    kind = rng.choice(["dir", "missing", "input", "link", "twice", "full", "read-device",
+                       "read-dir"])  # fmt: skip
+    if kind.startswith("read-"):  # an input that is no regular file: it must not be read
+        argv = [argv[0], "/dev/zero" if kind == "read-device" else "@sub", *argv[2:]]
     symlinks = {}
-    if kind == "dir":
-        out = "@sub"
+    if kind in ("dir", "read-device", "read-dir"):
+        out = "@sub" if kind == "dir" else "@fresh.out"
     elif kind == "missing":
         out = "@no/such/dir/out"
     elif kind == "input":
@@ -714,7 +718,7 @@ def fs_case(rng: random.Random, s: Seeds) -> Case:
              "p.dlhw": s.program, "p.s": s.asm.encode()}  # fmt: skip
     command = [a.replace("{out}", out) for a in argv]
     # With /dev/full, an output written before the failing one is complete and stays.
-    outputs = ["no", "a.mlir"] if kind == "twice" else ["no"]
+    outputs = ["no", "a.mlir"] if kind == "twice" else ["no", "fresh.out"]
     return Case("fs", command, files, True, outputs=outputs, keep=list(files),
                 symlinks=symlinks, directories=["sub"])  # fmt: skip
 

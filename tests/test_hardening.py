@@ -618,3 +618,52 @@ def test_toml_nested_too_deeply(capsys, tmp_path):
     hw.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
     argv = ["compile", DIGITS_MLP, "--target", "eie", "--hw", hw, "-o", tmp_path / "x.dlhw"]
     assert_user_error(capsys, argv, "hw.toml", "nests too deeply")
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs that are not regular files are not read (a device or a FIFO would never end)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compile", "{x}"],
+        ["run", MLP, "--input", "{x}"],
+        ["asm", "{x}", "-o", "out.dlhw"],
+        ["compile", DIGITS_MLP, "--target", "eie", "--hw", "{x}", "-o", "out.dlhw"],
+        ["passes", "--load-pass-plugin", "{x}"],
+        ["compile", MLP, "-p", "prune{recipe={x}}"],
+        ["compile", MLP, "-p", "quantize{calibration={x}}"],
+    ],
+    ids=["model", "input", "asm", "hw", "plugin", "recipe", "calibration"],
+)
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory"])
+def test_inputs_that_are_not_regular_files(capsys, tmp_path, monkeypatch, argv, kind):
+    monkeypatch.chdir(tmp_path)
+    if kind == "device":
+        path = "/dev/zero"
+    elif kind == "fifo":
+        path = str(tmp_path / "fifo")
+        os.mkfifo(path)
+    else:
+        path = str(tmp_path)
+    argv = [str(a).replace("{x}", path) for a in argv]
+    fragment = "is a directory" if kind == "directory" else "not a regular file"
+    assert_user_error(capsys, argv, path, fragment)
+
+
+def test_report_reads_its_stats_file(capsys, tmp_path, mlp_program):
+    stats = tmp_path / "s.json"
+    argv = ["run", mlp_program, "--input", ROOT / "examples/data/digits_test.npz", "--stats", stats]
+    assert dlhwc(capsys, *argv)[0] == 0
+    before = stats.read_bytes()
+    code, out, _ = dlhwc(capsys, "report", mlp_program, "--stats", stats)
+    assert code == 0 and "fc1" in out and stats.read_bytes() == before
+
+
+def test_recipe_nested_too_deeply(capsys, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("[defaults]\na = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_user_error(
+        capsys, ["compile", MLP, "-p", f"prune{{recipe={recipe}}}"], "nests too deeply"
+    )
