@@ -86,6 +86,8 @@ class Seeds:
     comp_ir: str
     program: bytes
     asm: str
+    eie_ir: str
+    ese_ir: str
     input: bytes
     hw: str
 
@@ -134,11 +136,14 @@ def seeds(workdir: Path) -> Seeds:
     (workdir / "x.npz").write_bytes(buf.getvalue())
     hw = "num_pes = 4\nfifo_depth = 4\n[energy]\nmac = 1.0\n"
     (workdir / "hw.toml").write_text(hw)
+    (workdir / "lstm.onnx").write_bytes(_lstm_model())
     steps = [
         ["compile", "m.onnx", "-o", "m.mlir"],
         ["compile", "m.onnx", "-p", "share-weights{bits=4},quantize", "-o", "c.mlir"],
         ["compile", "m.onnx", "--target", "eie", "--hw", "hw.toml", "-o", "p.dlhw"],
         ["disasm", "p.dlhw", "-o", "p.s"],
+        ["compile", "m.onnx", "--target", "eie", "--emit", "eie", "-o", "eie.mlir"],
+        ["compile", "lstm.onnx", "--target", "ese", "--emit", "ese", "-o", "ese.mlir"],
     ]
     cwd = os.getcwd()
     os.chdir(workdir)
@@ -154,6 +159,8 @@ def seeds(workdir: Path) -> Seeds:
         comp_ir=(workdir / "c.mlir").read_text(),
         program=(workdir / "p.dlhw").read_bytes(),
         asm=(workdir / "p.s").read_text(),
+        eie_ir=(workdir / "eie.mlir").read_text(),
+        ese_ir=(workdir / "ese.mlir").read_text(),
         input=(workdir / "x.npz").read_bytes(),
         hw=hw,
     )
@@ -297,7 +304,7 @@ def onnx_case(rng: random.Random, s: Seeds) -> Case:
     """ONNX files: truncated, bit-flipped, or with a proto field made inconsistent."""
     import onnx
 
-    kind = rng.choice(["truncate", "flip", "proto", "proto", "garbage"])
+    kind = rng.choice(["truncate", "flip", "proto", "proto", "garbage", "rnn"])
     invalid: bool | None = None
     if kind == "truncate":
         data, _ = truncate(rng, s.model)
@@ -305,6 +312,8 @@ def onnx_case(rng: random.Random, s: Seeds) -> Case:
         data = flip_bytes(rng, s.model)
     elif kind == "garbage":
         data = rng.randbytes(rng.randrange(1, 200))
+    elif kind == "rnn":
+        return _rnn_case(rng, s)
     else:
         model = onnx.load_from_string(s.model)
         data, invalid = _mutate_proto(rng, model)
@@ -317,6 +326,38 @@ def onnx_case(rng: random.Random, s: Seeds) -> Case:
     ])  # fmt: skip
     return Case("onnx", command, {"m.onnx": data, "x.npz": s.input}, invalid,
                 outputs=["out.mlir", "out.dlhw", "out.npz", "out.onnx"])  # fmt: skip
+
+
+def _rnn_case(rng: random.Random, s: Seeds) -> Case:
+    """The LSTM with an attribute or a weight shape changed, for the interpreter and ESE."""
+    import onnx
+
+    model = onnx.load_from_string(_lstm_model())
+    node = model.graph.node[0]
+    name, value = rng.choice([
+        ("hidden_size", rng.choice([0, -1, 3, 5, 10**6])),
+        ("direction", rng.choice(["bidirectional", "reverse", "sideways", ""])),
+        ("layout", rng.choice([1, 2, -1])),
+        ("input_forget", rng.choice([1, 7])),
+        ("clip", rng.choice([0.0, -1.0, 1e30])),
+        ("activations", rng.choice([["Relu", "Tanh", "Tanh"], ["Nope"], ["Tanh"]])),
+        ("activation_alpha", [0.5]),
+    ])  # fmt: skip
+    for a in list(node.attribute):
+        if a.name == name:
+            node.attribute.remove(a)
+    node.attribute.append(onnx.helper.make_attribute(name, value))
+    if rng.random() < 0.3:
+        w = model.graph.initializer[rng.randrange(2)]
+        w.dims[rng.randrange(3)] += rng.choice([-1, 1])
+    command = rng.choice([
+        ["compile", "@l.onnx", "-o", "@out.mlir"],
+        ["compile", "@l.onnx", "--target", "ese", "-o", "@out.dlhw"],
+        ["run", "@l.onnx", "--input", "@xs.npz", "--output", "@out.npz"],
+        ["export", "@l.onnx", "-o", "@out.onnx"],
+    ])  # fmt: skip
+    files = {"l.onnx": model.SerializeToString(), "xs.npz": _lstm_input()}
+    return Case("onnx", command, files, None, outputs=["out.mlir", "out.dlhw", "out.npz"])
 
 
 def _mutate_proto(rng: random.Random, model) -> tuple[bytes, bool | None]:
@@ -432,10 +473,11 @@ def plugin_case(rng: random.Random, s: Seeds) -> Case:
 
 
 def ir_case(rng: random.Random, s: Seeds) -> Case:
-    """IR text: saved and compressed IR, truncated (in hex payloads too) or edited."""
-    text = rng.choice([s.ir, s.comp_ir])
+    """IR text at every level (onnx, comp, eie, ese), truncated (in hex payloads too) or
+    edited."""
+    text = rng.choice([s.ir, s.comp_ir, s.eie_ir, s.ese_ir])
     invalid: bool | None = None
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and 'dense<"0x' in text:
         start = text.index('dense<"0x') + 9
         cut = start + rng.randrange(0, 400)  # inside a hex payload: an open string
         text, invalid = text[:cut], True
