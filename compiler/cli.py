@@ -225,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         if not e.filename:
             _drop_stdout()
         return EXIT_USER_ERROR
+    except MemoryError:
+        # An input that describes more data than the machine holds (a splat constant of
+        # 10^12 elements): a limit of the machine, not a bug.
+        print("dlhwc: error: out of memory: the input describes more data than this "
+              "machine can hold", file=sys.stderr)  # fmt: skip
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("dlhwc: interrupted", file=sys.stderr)
         return 130

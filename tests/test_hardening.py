@@ -667,3 +667,18 @@ def test_recipe_nested_too_deeply(capsys, tmp_path):
     assert_user_error(
         capsys, ["compile", MLP, "-p", f"prune{{recipe={recipe}}}"], "nests too deeply"
     )
+
+
+def test_splat_constant_larger_than_memory(capsys, tmp_path):
+    path = tmp_path / "huge.mlir"
+    path.write_text(
+        "builtin.module {\n  func.func @main(%x: tensor<1x8xf32>) -> tensor<1x8xf32> {\n"
+        "    %w = onnx.Constant dense<1.0> : tensor<1000000000000x8xf32>\n"
+        "    %y = onnx.Gemm(%x, %w) {transB = 1 : i64} : (tensor<1x8xf32>, "
+        "tensor<1000000000000x8xf32>) -> tensor<1x1000000000000xf32>\n"
+        "    %s = onnx.Relu(%x) : (tensor<1x8xf32>) -> tensor<1x8xf32>\n"
+        "    func.return %s : tensor<1x8xf32>\n  }\n}\n"
+    )
+    out = tmp_path / "out.mlir"
+    assert_user_error(capsys, ["opt", path, "-p", "quantize", "-o", out], "out of memory",
+                      output=out)  # fmt: skip
