@@ -473,6 +473,8 @@ def cmd_report(args) -> int:
             raise DlhwcError("no such stats file", file=args.stats) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DlhwcError(f"not a JSON file: {e}", file=args.stats) from None
+        except RecursionError:
+            raise DlhwcError("not a stats file: it nests too deeply", file=args.stats) from None
         if not isinstance(data, dict):
             target = sim.container.target.upper()
             raise DlhwcError(f"not an {target} stats file", file=args.stats)

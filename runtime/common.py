@@ -102,6 +102,19 @@ def parse_symbols(table, error) -> list[Symbol]:
     return symbols
 
 
+def check_blocks(blocks, cols: int, pes: int, layer: int) -> None:
+    """A layer's column blocks tile its columns [0, cols) in order (each checked by
+    `check_block`): the column count the simulator works with is the one the data has."""
+    end = 0
+    for block in blocks:
+        check_block(block, cols, pes, layer)
+        if block["col_start"] != end:
+            raise ValueError(f"layer {layer}: column blocks do not tile its {cols} columns")
+        end = block["col_end"]
+    if end != cols:
+        raise ValueError(f"layer {layer}: column blocks cover {end} of its {cols} columns")
+
+
 def check_block(block, cols: int, pes: int, layer: int) -> None:
     """A column block of a layer table: its columns within the layer's, and per PE an
     integer count of entries and of fillers (what the cycle and energy models sum)."""
@@ -446,16 +459,20 @@ class RunStats:
 
     @classmethod
     def from_json(cls, data: dict, source: str = "<stats>"):
+        """Stats read back from `to_json`'s file. The file is the user's: it is accepted
+        when its table can be formatted (every number where the table wants one)."""
         try:
             if data.get("target", cls.TARGET) != cls.TARGET:
                 raise KeyError("target")
-            return cls(
+            stats = cls(
                 layers=list(data["layers"]),
                 host=list(data["host"]),
                 total=dict(data["total"]),
                 machine=dict(data.get("machine", {})),
             )
-        except (KeyError, TypeError, AttributeError) as e:
+            stats.format_table()
+            return stats
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
             raise DlhwcError(
                 f"not an {cls.TARGET.upper()} stats file: {one_line(e)}", file=source
             ) from None

@@ -532,6 +532,8 @@ def container_case(rng: random.Random, s: Seeds) -> Case:
         data, _ = truncate(rng, s.program)
     else:
         data, invalid = _mutate_header(rng, s.program)
+    if rng.random() < 0.15:
+        return _stats_case(rng, s)
     command = rng.choice([
         ["run", "@p.dlhw", "--input", "@x.npz", "--output", "@out.npz", "--stats", "@s.json"],
         ["report", "@p.dlhw"],
@@ -540,6 +542,33 @@ def container_case(rng: random.Random, s: Seeds) -> Case:
     ])  # fmt: skip
     return Case("container", command, {"p.dlhw": data, "x.npz": s.input}, invalid,
                 outputs=["out.npz", "s.json", "out.s"])  # fmt: skip
+
+
+_STATS: bytes | None = None
+
+
+def _stats_case(rng: random.Random, s: Seeds) -> Case:
+    """A stats file of `run`, edited, given back to `report --stats`."""
+    global _STATS
+    if _STATS is None:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            case = Case("stats", ["run", "@p.dlhw", "--input", "@x.npz", "--stats", "@s.json"],
+                        {"p.dlhw": s.program, "x.npz": s.input})  # fmt: skip
+            assert run_case(case, Path(d)).status == 0
+            _STATS = (Path(d) / "s.json").read_bytes()
+    text, _ = mutate_text(rng, _STATS.decode())
+    if rng.random() < 0.5:
+        stats = json.loads(_STATS)
+        path = rng.choice(list(_json_paths(stats)))
+        parent = stats
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = rng.choice([None, "x", -1, 1e308, [], {}, True])
+        text = json.dumps(stats)
+    files = {"p.dlhw": s.program, "s.json": text.encode()}
+    return Case("container", ["report", "@p.dlhw", "--stats", "@s.json"], files, None)
 
 
 def _mutate_header(rng: random.Random, program: bytes) -> tuple[bytes, bool | None]:
@@ -611,6 +640,11 @@ def input_case(rng: random.Random, s: Seeds) -> Case:
         data, invalid = flip_bytes(rng, data), None
     target = rng.choice([["@m.onnx"], ["@m.mlir"], ["@p.dlhw"]])
     command = ["run", *target, "--input", f"@{name}", "--output", "@out.npz"]
+    if rng.random() < 0.3:
+        labels = rng.choice([[], ["--labels", "x"], ["--labels", "nope"]])
+        command = ["eval", "@m.onnx", "--data", f"@{name}", "-p", "prune{sparsity=0.5}", *labels]
+    elif rng.random() < 0.2:
+        command = ["report", "@p.dlhw", "--input", f"@{name}"]
     files = {name: data, "m.onnx": s.model, "m.mlir": s.ir.encode(), "p.dlhw": s.program}
     return Case("input", command, files, invalid, outputs=["out.npz"])
 

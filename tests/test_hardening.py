@@ -682,3 +682,28 @@ def test_splat_constant_larger_than_memory(capsys, tmp_path):
     out = tmp_path / "out.mlir"
     assert_user_error(capsys, ["opt", path, "-p", "quantize", "-o", out], "out of memory",
                       output=out)  # fmt: skip
+
+
+def test_layer_columns_must_match_its_blocks(capsys, tmp_path, mlp_program):
+    """A crafted column count (10^12) made run compute for minutes."""
+    program = _rewritten(mlp_program, tmp_path / "bad.dlhw", _set(("layers", 0, "cols"), 10**12))
+    argv = ["run", program, "--input", ROOT / "examples/data/digits_test.npz"]
+    assert_user_error(capsys, argv, "column blocks cover 64 of its 1000000000000 columns")
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragment"),
+    [
+        (lambda text: "[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        (lambda text: text.replace('"layers": [', '"layers": 5, "x": [', 1), "not an EIE stats"),
+        (lambda text: text.replace('"machine": {', '"machine": [', 1).replace("}\n}", "]\n}"),
+         "not"),
+    ],
+    ids=["deep", "layers-number", "machine-list"],
+)  # fmt: skip
+def test_malformed_stats_file(capsys, tmp_path, mlp_program, edit, fragment):
+    stats = tmp_path / "s.json"
+    argv = ["run", mlp_program, "--input", ROOT / "examples/data/digits_test.npz", "--stats", stats]
+    assert dlhwc(capsys, *argv)[0] == 0
+    stats.write_text(edit(stats.read_text()))
+    assert_user_error(capsys, ["report", mlp_program, "--stats", stats], "s.json", fragment)

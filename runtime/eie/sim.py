@@ -41,7 +41,7 @@ from runtime.common import (
     Program,
     RunStats,
     assemble_stats,
-    check_block,
+    check_blocks,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -188,8 +188,7 @@ class Simulator(Program):
         try:
             for i, entry in enumerate(table):
                 blocks = tuple(entry["blocks"])
-                for b in blocks:
-                    check_block(b, entry["cols"], self.config.num_pes, i)
+                check_blocks(blocks, entry["cols"], self.config.num_pes, i)
                 layers.append(
                     _Layer(
                         i,

@@ -44,7 +44,7 @@ from runtime.common import (
     RunStats,
     align,
     assemble_stats,
-    check_block,
+    check_blocks,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -279,8 +279,7 @@ class Simulator(Program):
                         int(m["nonzeros"]), int(m["entries"]), int(m["fillers"]),
                         tuple(m["blocks"]),
                     )  # fmt: skip
-                    for b in mat.blocks:
-                        check_block(b, mat.cols, self.config.num_pes, i)
+                    check_blocks(mat.blocks, mat.cols, self.config.num_pes, i)
                     matrices[(mat.dir, mat.mat)] = mat
                 lay = _Layer(
                     index=i,
