@@ -331,6 +331,10 @@ def _compile_for_target(args) -> int:
         return with_calibration(passes, args.calibration)[0]
 
     emit = args.emit or "dlhw"
+    if emit == "dlhw" and not args.output:  # the default output: checked like -o
+        from compiler.fileio import check_outputs
+
+        check_outputs([f"{Path(args.model).stem}.dlhw"], [args.model])
     report = getattr(args, "report", False) or getattr(args, "report_json", None)
     result = compile_for_target(
         args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure,

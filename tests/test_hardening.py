@@ -707,3 +707,11 @@ def test_malformed_stats_file(capsys, tmp_path, mlp_program, edit, fragment):
     assert dlhwc(capsys, *argv)[0] == 0
     stats.write_text(edit(stats.read_text()))
     assert_user_error(capsys, ["report", mlp_program, "--stats", stats], "s.json", fragment)
+
+
+def test_default_output_that_would_overwrite_the_model(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "m.dlhw"  # an ONNX model with the container's suffix
+    model.write_bytes(DIGITS_MLP.read_bytes())
+    assert_user_error(capsys, ["compile", model, "--target", "eie"], "overwrite the input")
+    assert model.read_bytes() == DIGITS_MLP.read_bytes()
