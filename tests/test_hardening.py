@@ -715,3 +715,15 @@ def test_default_output_that_would_overwrite_the_model(capsys, tmp_path, monkeyp
     model.write_bytes(DIGITS_MLP.read_bytes())
     assert_user_error(capsys, ["compile", model, "--target", "eie"], "overwrite the input")
     assert model.read_bytes() == DIGITS_MLP.read_bytes()
+
+
+def test_asm_refuses_a_program_header_without_its_layer_table(capsys, tmp_path, mlp_assembly):
+    import json
+
+    header = json.loads(mlp_assembly[1].removeprefix(".header "))
+    del header["layers"]
+    lines = [mlp_assembly[0], ".header " + json.dumps(header), *mlp_assembly[2:]]
+    source = tmp_path / "bad.s"
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "bad.dlhw"
+    assert_user_error(capsys, ["asm", source, "-o", out], "bad.s:2:", "no 'layers'", output=out)
