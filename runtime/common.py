@@ -176,6 +176,11 @@ class Program:
         self.symbols = parse_symbols(header["symbols"], self.error)
         self.segments = parse_segments(header["host_segments"], len(self.symbols), self.error)
         self.host_segments = HostSegments(container, self.segments)
+        for seg in self.segments:  # refused when loaded, not when the segment first runs
+            try:
+                container.host_model(seg["section"])
+            except DlhwcError as e:
+                raise self.error(e.reason) from None
 
     @classmethod
     def from_file(cls, path: str | Path):
