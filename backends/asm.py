@@ -47,6 +47,12 @@ table order and in decimal. Canonical text assembles and disassembles to itself.
 
 Errors are one-line `DlhwcError`s `file:line:col: reason`: the first syntax error, or if
 there is none, the first other error in the file.
+
+A program (a header with a symbol table, as every compiled program has) is then loaded
+as `run` loads it, so that `asm` refuses what `run` would: an operand naming a symbol,
+layer, block or host segment the header does not have is reported at its instruction's
+line, any other defect (a missing table or section) at the `.header` line. A fragment
+(a header without a symbol table, as in the encoding tests) is only assembled.
 """
 
 from __future__ import annotations
@@ -212,7 +218,10 @@ def assemble(text: str, source: str = "<asm>") -> Container:
         tree = g.parser.parse(text + "\n")
     except UnexpectedInput as e:
         raise _syntax_error(e, lines, g, source) from None
-    return _Assembler(table, source).run(tree)
+    asm = _Assembler(table, source)
+    container = asm.run(tree)
+    _check_loadable(container, asm)
+    return container
 
 
 def assemble_file(path: str | Path, output: str | Path) -> Container:
@@ -220,6 +229,30 @@ def assemble_file(path: str | Path, output: str | Path) -> Container:
     container = assemble(_read_text(path), str(path))
     container.write(output)
     return container
+
+
+_INSTRUCTION_ERROR = re.compile(r"instruction (\d+) ")
+
+
+def _check_loadable(container: Container, asm: _Assembler) -> None:
+    """Load a complete program in its target's simulator, as `run` would (see the module
+    docstring); its errors get the line of the instruction or of `.header`."""
+    from runtime import SIMULATORS
+
+    if container.target not in SIMULATORS or asm.header_token is None:
+        return
+    import importlib
+
+    if "symbols" not in container.header:
+        return  # a fragment: no program without a symbol table
+    simulator = importlib.import_module(SIMULATORS[container.target]).Simulator
+    try:
+        simulator(container, asm.source)
+    except DlhwcError as e:
+        m = _INSTRUCTION_ERROR.match(e.reason)
+        if m and int(m.group(1)) < len(asm.word_tokens):
+            raise asm.error(asm.word_tokens[int(m.group(1))], e.reason) from None
+        raise asm.error(asm.header_token, e.reason) from None
 
 
 def _read_text(path: str | Path) -> str:
@@ -335,6 +368,8 @@ class _Assembler:
         self.sections: dict[str, np.ndarray] = {}
         self.text_state = "before"  # before | in | after
         self.words: list[int] = []
+        self.word_tokens: list[Token] = []  # each word's mnemonic, for errors
+        self.header_token: Token | None = None
         self.pending: dict | None = None  # the section whose data lines may follow
 
     def error(self, token: Token, reason: str) -> DlhwcError:
@@ -376,6 +411,8 @@ class _Assembler:
         except json.JSONDecodeError as e:
             where = Token("REST", "", line=rest.line, column=rest.column + e.pos)
             raise self.error(where, f"malformed .header: {e.msg}") from None
+        except RecursionError:
+            raise self.error(rest, "malformed .header: it nests too deeply") from None
         tail = str(rest)[end:].strip()
         if tail and not tail.startswith("#"):
             where = Token("REST", "", line=rest.line, column=rest.column + str(rest).index(tail))
@@ -388,6 +425,7 @@ class _Assembler:
                     rest, f"the .header may not set '{key}' (it comes from .{key.rstrip('s')})"
                 )
         self.header = value
+        self.header_token = rest
 
     def do_text(self, stmt: Tree) -> None:
         if TEXT in self.order:
@@ -498,6 +536,7 @@ class _Assembler:
             s = "s" if len(missing) > 1 else ""
             raise self.error(mn_tok, f"{mnemonic}: missing operand{s} {', '.join(missing)}")
         self.words.append(instr.encode(**values))
+        self.word_tokens.append(mn_tok)
 
     def unknown_mnemonic(self, mnemonic: str) -> str:
         known = [i.mnemonic for i in self.table.instructions]

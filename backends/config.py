@@ -1,21 +1,54 @@
-"""Loading hardware configs: a frozen dataclass with an `energy` sub-dataclass, from a dict
-(a container header) or a TOML file of overrides. Shared by every target."""
+"""Hardware configs: a frozen dataclass with an `energy` sub-dataclass, loaded from a dict
+(a container header) or a TOML file of overrides, and checked against one schema.
+
+The schema is the dataclass itself: each field's type (int or float) and, in the config
+class's `LIMITS`, its range. A bound is a number or the sum of other fields
+(``"act_bits + weight_bits"``). Every energy is a finite number of picojoules in
+`ENERGY_LIMITS`. Floats must be finite. A value outside its range would not fail where
+it is given but later, as a division by zero in the simulator or as a silently wrong
+cycle or energy figure; the check happens when the config is made, so a TOML file and a
+container's header are refused with the field and the bound that was broken.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from compiler.errors import DlhwcError
 
 C = TypeVar("C")
 
+Bound = int | float | str
+ENERGY_LIMITS = (0.0, 1e9)
+"""Picojoules per event: from free to a millijoule."""
+
 
 class SparseMachineConfig:
     """Sizes every sparse accelerator derives the same way from its fields (num_pes,
-    clock_mhz, run_bits, spmat_* and ptr_* of a frozen config dataclass), and its I/O."""
+    clock_mhz, run_bits, spmat_* and ptr_* of a frozen config dataclass), its I/O and the
+    check of its fields against the schema."""
+
+    LIMITS: ClassVar[dict[str, tuple[Bound, Bound]]] = {}
+    """Inclusive range of every field (other than `energy`)."""
+
+    def check_fields(self) -> None:
+        """Refuse a field of the wrong type, a non-finite float, or a value out of range.
+
+        Called first by a config's `__post_init__`, so that no config object (from a
+        file, a container or code) exists with such a value.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "energy":
+                for e in dataclasses.fields(value):
+                    _check_value(f"energy.{e.name}", "float", getattr(value, e.name),
+                                 ENERGY_LIMITS, self)  # fmt: skip
+            else:
+                _check_value(f.name, f.type, value, self.LIMITS.get(f.name), self)
 
     @property
     def max_run(self) -> int:
@@ -62,6 +95,8 @@ class SparseMachineConfig:
 
 def config_from_dict(cls: type[C], data: dict, source: str = "<config>") -> C:
     """``cls(**data)`` with its `energy` table, refusing unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise DlhwcError("the hardware config must be a table of fields", file=source)
     data = dict(data)
     energy = data.pop("energy", {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -76,18 +111,41 @@ def config_from_dict(cls: type[C], data: dict, source: str = "<config>") -> C:
     if unknown_e:
         raise DlhwcError(f"unknown [energy] field(s): {', '.join(unknown_e)}", file=source)
     try:
-        for key, value in data.items():
-            kind = fields[key].type
-            if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"{key} must be an integer, got {value!r}")
-            if kind == "float" and not isinstance(value, int | float):
-                raise ValueError(f"{key} must be a number, got {value!r}")
         for key, value in energy.items():
-            if not isinstance(value, int | float):
+            if not _is_number(value):
                 raise ValueError(f"energy.{key} must be a number, got {value!r}")
         return cls(**data, energy=energy_cls(**{k: float(v) for k, v in energy.items()}))
     except (ValueError, TypeError) as e:
         raise DlhwcError(str(e), file=source) from None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_value(name: str, kind: str, value, limits, config) -> None:
+    """One field against its type and range; a `ValueError` quoting the bound otherwise."""
+    if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if kind == "float":
+        if not _is_number(value):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if limits is None:
+        return
+    lo, hi = (_bound(b, config) for b in limits)
+    if not lo[0] <= value <= hi[0]:
+        raise ValueError(f"{name} must be in [{lo[1]}, {hi[1]}], got {value!r}")
+
+
+def _bound(bound: Bound, config) -> tuple[float, str]:
+    """(value, text) of a bound: a number, or a sum of fields shown with its value."""
+    if not isinstance(bound, str):
+        return bound, f"{bound:g}"
+    names = [n.strip() for n in bound.split("+")]
+    value = sum(getattr(config, n) for n in names)
+    return value, f"{bound} = {value}"
 
 
 def load_config(cls: type[C], path: str | Path) -> C:
@@ -98,4 +156,6 @@ def load_config(cls: type[C], path: str | Path) -> C:
         raise DlhwcError("no such hardware config file", file=str(path)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise DlhwcError(f"invalid TOML: {e}", file=str(path)) from None
+    except RecursionError:
+        raise DlhwcError("invalid TOML: it nests too deeply", file=str(path)) from None
     return config_from_dict(cls, data, str(path))

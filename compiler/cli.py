@@ -56,7 +56,8 @@ def _add_pass_options(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE.py",
-        help="import FILE.py and register every ModulePass subclass it defines (repeatable)",
+        help="run FILE.py as Python code (with your rights) and register every ModulePass "
+        "subclass it defines (repeatable)",
     )
     p.add_argument(
         "--print-ir-after-all",
@@ -231,22 +232,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the text here (default: print it)")
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
-    p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py")
+    p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
+                   help="run FILE.py as Python code and list its passes too")  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from compiler.errors import DlhwcError
+    from compiler.errors import DlhwcError, Terminated, on_sigterm_raise
+    from compiler.fileio import check_inputs, check_outputs
 
+    on_sigterm_raise()
     try:
-        return COMMANDS[args.command](args)
+        inputs, outputs = _arg_paths(args)
+        check_inputs(inputs)
+        check_outputs(outputs, inputs)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # a full device fails here, not silently at exit
+        return status
     except DlhwcError as e:
         print(f"dlhwc: error: {e.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except BrokenPipeError:
+        # The reader of stdout has gone (`dlhwc passes | head -1`): stop quietly, as a
+        # program killed by SIGPIPE would.
+        _drop_stdout()
+        return 128 + 13
+    except OSError as e:
+        # The system refused a read or a write (a full disk, a permission): the user's
+        # environment, not a bug. Without a file name it was stdout.
+        print(f"dlhwc: error: {e.filename or '<stdout>'}: {e.strerror or e}", file=sys.stderr)
+        if not e.filename:
+            _drop_stdout()
+        return EXIT_USER_ERROR
+    except MemoryError:
+        # An input that describes more data than the machine holds (a splat constant of
+        # 10^12 elements): a limit of the machine, not a bug.
+        print("dlhwc: error: out of memory: the input describes more data than this "
+              "machine can hold", file=sys.stderr)  # fmt: skip
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("dlhwc: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("dlhwc: terminated", file=sys.stderr)
+        return 128 + 15
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("DLHWC_TRACEBACK"):
             raise
@@ -257,6 +287,29 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL_ERROR
+
+
+def _drop_stdout() -> None:
+    """Send what is left in stdout's buffer to /dev/null, so that the exit does not fail
+    on it again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+OUTPUT_ARGS = ("output", "stats", "report_json", "json")
+"""The arguments that name files a command writes (`report --stats` reads its file)."""
+INPUT_ARGS = ("model", "input", "program", "data", "compressed", "hw", "calibration",
+              "load_pass_plugin")  # fmt: skip
+"""The arguments that name files a command reads: no output may overwrite them."""
+
+
+def _arg_paths(args) -> tuple[list[str], list[str]]:
+    """(the files the command reads, the files it writes), from its arguments."""
+    paths: dict[str, list[str]] = {"in": [], "out": []}
+    for name in INPUT_ARGS + OUTPUT_ARGS:
+        value = getattr(args, name, None)
+        side = "in" if name in INPUT_ARGS or args.command == "report" else "out"
+        paths[side].extend(value if isinstance(value, list) else [value] if value else [])
+    return paths["in"], paths["out"]
 
 
 def _threshold(args) -> int | None:
@@ -318,6 +371,10 @@ def _compile_for_target(args) -> int:
         return with_calibration(passes, args.calibration)[0]
 
     emit = args.emit or "dlhw"
+    if emit == "dlhw" and not args.output:  # the default output: checked like -o
+        from compiler.fileio import check_outputs
+
+        check_outputs([f"{Path(args.model).stem}.dlhw"], [args.model])
     report = getattr(args, "report", False) or getattr(args, "report_json", None)
     warnings: list[str] = []
 
@@ -401,9 +458,7 @@ def _is_container(path: str) -> bool:
         return False
 
 
-SIMULATORS = {"eie": "runtime.eie.sim", "ese": "runtime.ese.sim"}
-"""The simulator of each target: a module with Simulator, Stats, static_report and
-summary_line."""
+from runtime import SIMULATORS  # noqa: E402 - a light module: the targets' simulators
 
 
 def _simulator(program: str):
@@ -480,6 +535,8 @@ def cmd_report(args) -> int:
             raise DlhwcError("no such stats file", file=args.stats) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise DlhwcError(f"not a JSON file: {e}", file=args.stats) from None
+        except RecursionError:
+            raise DlhwcError("not a stats file: it nests too deeply", file=args.stats) from None
         if not isinstance(data, dict):
             target = sim.container.target.upper()
             raise DlhwcError(f"not an {target} stats file", file=args.stats)

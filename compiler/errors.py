@@ -20,3 +20,20 @@ class DlhwcError(Exception):
         """The one-line message: ``file:where: reason`` with the parts that are known."""
         prefix = ":".join(p for p in (self.file, self.where) if p)
         return f"{prefix}: {self.reason}" if prefix else self.reason
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: raised so that outputs being written are cleaned up on the way out.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it.
+    """
+
+
+def on_sigterm_raise() -> None:
+    """Make SIGTERM raise `Terminated` in the main thread instead of killing the process."""
+    import signal
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)

@@ -15,6 +15,7 @@ Print, parse and print again gives the same bytes.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from xdsl.context import Context
@@ -24,11 +25,20 @@ from xdsl.ir import Attribute
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
+from xdsl.utils.mlir_lexer import MLIRLexer
 
 from compiler.errors import DlhwcError
 
 HEX_THRESHOLD = 16
 DEFAULT_ELIDE_THRESHOLD = 16
+
+# xDSL 0.74 lexes a string literal with `"(?:[^"...]+|\\...)*"`: a `+` inside a `*` that
+# backtracks exponentially when the closing quote is missing (an IR file truncated inside
+# a hex payload never finished lexing). The same language with possessive quantifiers
+# matches in linear time and never backtracks.
+MLIRLexer._unescaped_characters_regex = re.compile(
+    r'"(?:[^"\\\n\v\f]++|\\(?:["nt\\]|[0-9A-Fa-f]{2}))*+"'
+)
 
 
 class IRPrinter(Printer):
@@ -116,7 +126,8 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
             module = Parser(context(), lifted, name=filename).parse_module()
             module.verify()
             return module
-        except (ParseError, VerifyException, ValueError):
+        except (ParseError, VerifyException, ValueError, RecursionError, NotImplementedError,
+                OverflowError):  # fmt: skip
             pass  # reported by the plain parse below
         finally:
             HEX_BLOBS.reset(token)
@@ -127,11 +138,22 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
         loc = e.span.get_location()
         reason = e.msg.strip().splitlines()[0] if e.msg.strip() else "parse error"
         raise DlhwcError(reason, file=filename, where=f"{loc.line}:{loc.col}") from None
+    except RecursionError:
+        raise DlhwcError(_TOO_DEEP, file=filename) from None
+    except VerifyException as e:  # an attribute checked as it is built, e.g. #comp.fixed
+        raise DlhwcError(f"invalid IR: {_first_line(str(e))}", file=filename) from None
+    except (NotImplementedError, OverflowError) as e:  # xDSL: e.g. a dense i2147483648
+        raise DlhwcError(f"unsupported IR: {_first_line(str(e))}", file=filename) from None
     try:
         module.verify()
     except VerifyException as e:
         raise DlhwcError(f"invalid IR: {_first_line(str(e))}", file=filename) from None
+    except RecursionError:
+        raise DlhwcError(_TOO_DEEP, file=filename) from None
     return module
+
+
+_TOO_DEEP = "the IR nests too deeply (attributes, regions or types)"
 
 
 def read_module(path: str | Path) -> ModuleOp:

@@ -33,6 +33,7 @@ from xdsl.utils.exceptions import ArgSpecParseError, VerifyException
 
 from compiler.errors import DlhwcError
 from compiler.irio import DEFAULT_ELIDE_THRESHOLD, context, module_to_string
+from compiler.plugins import plugin_error
 
 STAGES = ("onnx", "comp")
 
@@ -117,7 +118,14 @@ def apply_passes(
     """Run ``passes`` in order on ``module``, verifying the IR after each one."""
     ctx = context()
     for p in passes:
-        p.apply(ctx, module)
+        try:
+            p.apply(ctx, module)
+        except DlhwcError:
+            raise
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin's error is the user's
+            if (error := plugin_error(p, e)) is None:
+                raise
+            raise error from None
         try:
             module.verify()
         except VerifyException as e:

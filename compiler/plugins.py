@@ -1,7 +1,11 @@
 """Finding passes: dlhwc's own, `--load-pass-plugin FILE.py`, and installed packages.
 
 A plugin file is imported as a module; every `xdsl.passes.ModulePass` subclass defined in
-it (not merely imported into it) is registered under its `name`. An installed package
+it (not merely imported into it) is registered under its `name`. Importing it runs its
+code with the user's rights, as `python FILE.py` would: a plugin is a program, trusted as
+much as dlhwc itself. What dlhwc guards is its own report: an exception or `sys.exit` in
+a plugin, at import or while its pass runs, is the plugin's error, printed as one line
+naming the plugin file and line (see `plugin_error`); in dlhwc's own passes it is a bug. An installed package
 registers passes through the entry-point group `dlhwc.passes`: each entry point names a
 `ModulePass` subclass, or a function returning an iterable of them.
 """
@@ -36,10 +40,10 @@ def load_plugin_file(path: str | Path) -> list[type[ModulePass]]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as e:  # noqa: BLE001 - any error in user code is reported as such
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - any error in user code is the user's
         line = _error_line(e, path)
         raise DlhwcError(
-            f"importing the pass plugin failed: {type(e).__name__}: {e}", file=str(path), where=line
+            f"importing the pass plugin failed: {_describe(e)}", file=str(path), where=line
         ) from None
     passes = [
         obj
@@ -57,7 +61,28 @@ def load_plugin_file(path: str | Path) -> list[type[ModulePass]]:
     return passes
 
 
-def _error_line(e: Exception, path: Path) -> str | None:
+OWN_PACKAGES = ("compiler", "dialects", "backends", "runtime", "xdsl")
+"""Passes from these packages are dlhwc's (or xDSL's): their exceptions are bugs."""
+
+
+def plugin_error(p: ModulePass, e: BaseException) -> DlhwcError | None:
+    """The exception ``e`` of pass ``p`` as a one-line user error naming the plugin's file
+    and line, or None if ``p`` is one of dlhwc's own passes."""
+    module_name = type(p).__module__
+    if module_name.split(".")[0] in OWN_PACKAGES:
+        return None
+    file = getattr(sys.modules.get(module_name), "__file__", None)
+    where = _error_line(e, Path(file)) if file else None
+    return DlhwcError(f"pass '{p.name}' failed: {_describe(e)}", file=file, where=where)
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r})"
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def _error_line(e: BaseException, path: Path) -> str | None:
     if isinstance(e, SyntaxError) and e.lineno:
         return f"{e.lineno}:{e.offset or 1}"
     tb = e.__traceback__

@@ -298,10 +298,39 @@ class WeightOp(IRDLOperation):
             if tuple(self.indices.get_type().get_shape()) != shape:
                 raise VerifyException("comp.weight indices shape differs from the weight shape")
             k = len(self.codebook)
+            if self.index_bits is not None and not 1 <= self.index_bits.value.data <= 16:
+                raise VerifyException(
+                    f"comp.weight index_bits {self.index_bits.value.data} outside 1..16"
+                )
             if self.index_bits is not None and k > (1 << self.index_bits.value.data):
                 raise VerifyException(
                     f"comp.weight codebook has {k} entries, more than 2^{self.index_bits.value.data}"
                 )
+            self._verify_codebook(k)
+        # A mask element is one byte, 0 or 1 (0xFF is how xDSL stores a parsed `true`):
+        # any other byte (from a hex payload) is neither and would read as true.
+        raw = np.frombuffer(self.mask.data.data, dtype=np.uint8)
+        bad = raw[(raw > 1) & (raw != 0xFF)]
+        if bad.size:
+            raise VerifyException(
+                f"comp.weight mask holds byte 0x{int(bad[0]):02X}; a mask element is 0 or 1"
+            )
+
+    def _verify_codebook(self, k: int) -> None:
+        """What `dense()` relies on: finite centroids, and every index naming one of them."""
+        codebook = self.codebook_array()
+        if codebook.ndim != 1:
+            raise VerifyException(f"comp.weight codebook must be 1-D, not {codebook.ndim}-D")
+        if not np.isfinite(codebook).all():
+            raise VerifyException("comp.weight codebook holds a NaN or infinite entry")
+        indices = self.indices_array()
+        if indices.dtype.kind not in "iu":
+            raise VerifyException(f"comp.weight indices must be integers, not {indices.dtype}")
+        if indices.size and (indices.max() >= k or indices.min() < 0):
+            bad = int(indices.max()) if indices.max() >= k else int(indices.min())
+            raise VerifyException(
+                f"comp.weight index {bad} is outside its codebook of {k} entries [0, {k - 1}]"
+            )
 
     def print(self, printer: Printer) -> None:
         printer.print_string(" ")

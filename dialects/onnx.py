@@ -268,7 +268,25 @@ def parse_attribute_value(parser: Parser) -> Attribute:
         return attr
     if parser._current_token.text == "{":
         return DictionaryAttr(parse_attribute_dict(parser))
-    return parser.parse_attribute()
+    pos = parser.pos
+    attr = parser.parse_attribute()
+    if isinstance(attr, DenseIntOrFPElementsAttr) and not dense_size_ok(attr):
+        parser.raise_error(
+            f"dense literal of {len(attr.data.data)} bytes does not fill its type "
+            f"{attr.get_type()}",
+            pos,
+            parser.pos,
+        )
+    return attr
+
+
+def dense_size_ok(attr: DenseIntOrFPElementsAttr) -> bool:
+    """Whether a dense attribute's bytes hold its type's elements (or one, a splat): a hex
+    payload of another length would be read as other values, or not at all."""
+    typ = attr.get_type()
+    itemsize = numpy_dtype(typ.get_element_type()).itemsize
+    count = int(np.prod(typ.get_shape())) if typ.get_shape() else 1
+    return len(attr.data.data) in (count * itemsize, itemsize)
 
 
 def parse_attribute_dict(parser: Parser) -> dict[str, Attribute]:
@@ -301,6 +319,42 @@ def print_name_loc(printer: Printer, op: IRDLOperation) -> None:
         printer.print_string(" loc(")
         printer.print_string_literal(op.location.desc.data)
         printer.print_string(")")
+
+
+def static_shape(value: SSAValue) -> tuple[int, ...] | None:
+    """The shape of a ranked tensor value (None for a dynamic dimension), else None."""
+    typ = value.type
+    if not isinstance(typ, TensorType):
+        return None
+    return tuple(None if d == DYNAMIC_INDEX else d for d in typ.get_shape())
+
+
+def _label(op: IRDLOperation) -> str:
+    """The op for a message: its name and, if it has one, its ONNX node's name."""
+    node = op.location.desc.data if isinstance(op.location, NameLoc) else None
+    return f"{op.name} '{node}'" if node else op.name
+
+
+def _int_prop(op: IRDLOperation, name: str, default: int) -> int:
+    attr = op.properties.get(name)
+    return attr.value.data if isinstance(attr, IntegerAttr) else default
+
+
+def _check_dim(op: IRDLOperation, what: str, got: int | None, want: int | None) -> None:
+    """Two dimensions that must agree, when both are known."""
+    if got is not None and want is not None and got != want:
+        raise VerifyException(f"{_label(op)}: {what} is {got}, expected {want}")
+
+
+def _verify_axis(op: IRDLOperation, default: int) -> None:
+    """`axis` within [-rank, rank - 1] of the first operand."""
+    shape = static_shape(op.operands[0]) if op.operands else None
+    axis = _int_prop(op, "axis", default)
+    if shape is not None and not -len(shape) <= axis < len(shape):
+        raise VerifyException(
+            f"{_label(op)}: axis {axis} is outside [{-len(shape)}, {len(shape) - 1}] for a "
+            f"rank-{len(shape)} input"
+        )
 
 
 class OnnxOp(IRDLOperation):
@@ -403,6 +457,42 @@ class GemmOp(OnnxOp):
     transA = opt_prop_def(IntegerAttr)
     transB = opt_prop_def(IntegerAttr)
 
+    def verify_(self) -> None:
+        """Operands A [M, K] and B [K, N] (as transposed), C broadcastable to Y [M, N]."""
+        super().verify_()
+        if not 2 <= len(self.inputs) <= 3 or len(self.outputs) != 1:
+            raise VerifyException(
+                f"{_label(self)} takes A, B and an optional C, and has one result"
+            )
+        trans_a, trans_b = _int_prop(self, "transA", 0), _int_prop(self, "transB", 0)
+        if trans_a not in (0, 1) or trans_b not in (0, 1):
+            raise VerifyException(f"{_label(self)}: transA and transB are 0 or 1")
+        a, b = static_shape(self.inputs[0]), static_shape(self.inputs[1])
+        if a is None or b is None:
+            return
+        if len(a) != 2 or len(b) != 2:
+            raise VerifyException(
+                f"{_label(self)}: A and B must be 2-D, got ranks {len(a)}, {len(b)}"
+            )
+        m, k = a[::-1] if trans_a else a
+        k_b, n = b[::-1] if trans_b else b
+        _check_dim(self, "B's K dimension", k_b, k)
+        y = static_shape(self.outputs[0])
+        if y is not None:
+            if len(y) != 2:
+                raise VerifyException(f"{_label(self)}: the result must be 2-D, got rank {len(y)}")
+            _check_dim(self, "the result's rows", y[0], m)
+            _check_dim(self, "the result's columns", y[1], n)
+        c = static_shape(self.inputs[2]) if len(self.inputs) == 3 else None
+        if c is not None and c != ():
+            if len(c) > 2:
+                raise VerifyException(f"{_label(self)}: C must have rank <= 2, got {len(c)}")
+            for got, want in zip(reversed(c), (n, m), strict=False):
+                if got not in (1, None) and want is not None and got != want:
+                    raise VerifyException(
+                        f"{_label(self)}: C of shape {list(c)} does not broadcast to [{m}, {n}]"
+                    )
+
 
 @irdl_op_definition
 class MatMulOp(OnnxOp):
@@ -467,6 +557,10 @@ class SoftmaxOp(OnnxOp):
     name = "onnx.Softmax"
     axis = opt_prop_def(IntegerAttr)
 
+    def verify_(self) -> None:
+        super().verify_()
+        _verify_axis(self, -1)
+
 
 @irdl_op_definition
 class LogSoftmaxOp(OnnxOp):
@@ -474,6 +568,10 @@ class LogSoftmaxOp(OnnxOp):
 
     name = "onnx.LogSoftmax"
     axis = opt_prop_def(IntegerAttr)
+
+    def verify_(self) -> None:
+        super().verify_()
+        _verify_axis(self, -1)
 
 
 @irdl_op_definition
@@ -586,6 +684,49 @@ class CastOp(OnnxOp):
     saturate = opt_prop_def(IntegerAttr)
 
 
+def verify_recurrent(op: OnnxOp, gates: int) -> None:
+    """The shapes an ONNX recurrent op promises, for G gates and D directions:
+    X [T, B, I] (layout 0) or [B, T, I] (layout 1), W [D, G*H, I], R [D, G*H, H],
+    B [D, 2*G*H]; hidden_size H, when given, agrees with them."""
+    direction = op.properties.get("direction")
+    direction = direction.data if isinstance(direction, StringAttr) else "forward"
+    if direction not in ("forward", "reverse", "bidirectional"):
+        raise VerifyException(f"{_label(op)}: direction '{direction}' is not forward, reverse or "
+                              "bidirectional")  # fmt: skip
+    layout = _int_prop(op, "layout", 0)
+    if layout not in (0, 1):
+        raise VerifyException(f"{_label(op)}: layout {layout} is not 0 or 1")
+    if len(op.inputs) < 3:
+        raise VerifyException(f"{_label(op)} takes at least X, W and R")
+    hidden = _int_prop(op, "hidden_size", -1)
+    if "hidden_size" in op.properties and hidden < 1:
+        raise VerifyException(f"{_label(op)}: hidden_size {hidden} must be >= 1")
+    dirs = 2 if direction == "bidirectional" else 1
+    x, w, r = (static_shape(v) for v in op.inputs[:3])
+    for what, shape in (("X", x), ("W", w), ("R", r)):
+        if shape is not None and len(shape) != 3:
+            raise VerifyException(f"{_label(op)}: {what} must be 3-D, got rank {len(shape)}")
+    rows = gates * hidden if hidden > 0 else None
+    if w is not None:
+        _check_dim(op, "W's direction dimension", w[0], dirs)
+        if rows is None and w[1] is not None:
+            rows = w[1]
+        _check_dim(op, f"W's rows ({gates} gates x hidden_size)", w[1], rows)
+        if x is not None:
+            _check_dim(op, "W's input size", w[2], x[2])
+    if rows is not None and rows % gates:
+        raise VerifyException(f"{_label(op)}: {rows} weight rows are not {gates} gates")
+    hidden_size = rows // gates if rows is not None else None
+    if r is not None:
+        _check_dim(op, "R's direction dimension", r[0], dirs)
+        _check_dim(op, f"R's rows ({gates} gates x hidden_size)", r[1], rows)
+        _check_dim(op, "R's columns (hidden_size)", r[2], hidden_size)
+    b = static_shape(op.inputs[3]) if len(op.inputs) > 3 else None
+    if b is not None and len(b) == 2:
+        _check_dim(op, "B's direction dimension", b[0], dirs)
+        _check_dim(op, "B's length (2 x gates x hidden_size)", b[1], 2 * rows if rows else None)
+
+
 @irdl_op_definition
 class LSTMOp(OnnxOp):
     """LSTM over a sequence; gates i,o,f,c; outputs Y, Y_h, Y_c (see onnx_rnn.LSTM)."""
@@ -600,6 +741,10 @@ class LSTMOp(OnnxOp):
     hidden_size = opt_prop_def(IntegerAttr)
     layout = opt_prop_def(IntegerAttr)
     input_forget = opt_prop_def(IntegerAttr)
+
+    def verify_(self) -> None:
+        super().verify_()
+        verify_recurrent(self, 4)
 
 
 @irdl_op_definition
@@ -617,6 +762,10 @@ class GRUOp(OnnxOp):
     layout = opt_prop_def(IntegerAttr)
     linear_before_reset = opt_prop_def(IntegerAttr)
 
+    def verify_(self) -> None:
+        super().verify_()
+        verify_recurrent(self, 3)
+
 
 @irdl_op_definition
 class RNNOp(OnnxOp):
@@ -631,6 +780,10 @@ class RNNOp(OnnxOp):
     direction = opt_prop_def(StringAttr)
     hidden_size = opt_prop_def(IntegerAttr)
     layout = opt_prop_def(IntegerAttr)
+
+    def verify_(self) -> None:
+        super().verify_()
+        verify_recurrent(self, 1)
 
 
 @irdl_op_definition

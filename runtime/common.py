@@ -83,6 +83,10 @@ def parse_symbols(table, error) -> list[Symbol]:
             shape = tuple(int(d) for d in entry["shape"])
             axis = entry.get("batch_axis", 0)
             axis = None if axis is None else int(axis)
+            if fmt is not None and not abs(int(fmt[1])) <= 2 * int(fmt[0]):
+                raise ValueError(
+                    f"symbol {entry['name']}: format {fmt}: fraction bits out of range"
+                )
             if (axis is not None and not 0 <= axis <= len(shape)) or any(d < -1 for d in shape):
                 raise ValueError(f"symbol {entry['name']}: bad shape or batch axis")
             symbols.append(
@@ -96,9 +100,38 @@ def parse_symbols(table, error) -> list[Symbol]:
                     None if entry.get("section") is None else str(entry["section"]),
                 )
             )
-    except (KeyError, TypeError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
         raise error(f"malformed symbol table: {one_line(e)}") from None
     return symbols
+
+
+def check_blocks(blocks, cols: int, pes: int, layer: int) -> None:
+    """A layer's column blocks tile its columns [0, cols) in order (each checked by
+    `check_block`): the column count the simulator works with is the one the data has."""
+    end = 0
+    for block in blocks:
+        check_block(block, cols, pes, layer)
+        if block["col_start"] != end:
+            raise ValueError(f"layer {layer}: column blocks do not tile its {cols} columns")
+        end = block["col_end"]
+    if end != cols:
+        raise ValueError(f"layer {layer}: column blocks cover {end} of its {cols} columns")
+
+
+def check_block(block, cols: int, pes: int, layer: int) -> None:
+    """A column block of a layer table: its columns within the layer's, and per PE an
+    integer count of entries and of fillers (what the cycle and energy models sum)."""
+    if not isinstance(block, dict):
+        raise ValueError(f"layer {layer}: a column block is not a table")
+    start, end = block["col_start"], block["col_end"]
+    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= cols):
+        raise ValueError(f"layer {layer}: bad column block {start}..{end} of {cols} columns")
+    for key in ("entries", "fillers"):
+        counts = block[key]
+        if not isinstance(counts, list) or len(counts) != pes:
+            raise ValueError(f"layer {layer}: {key} of {pes} PEs expected")
+        if not all(isinstance(c, int) and c >= 0 for c in counts):
+            raise ValueError(f"layer {layer}: {key} must be counts")
 
 
 def parse_segments(table, num_symbols: int, error) -> list[dict]:
@@ -106,9 +139,13 @@ def parse_segments(table, num_symbols: int, error) -> list[dict]:
     try:
         for s, seg in enumerate(table):
             for i in [*seg["inputs"], *seg["outputs"]]:
-                if not 0 <= i < num_symbols:
-                    raise ValueError(f"host segment {s} refers to symbol {i}")
-            str(seg["section"])
+                if not isinstance(i, int) or not 0 <= i < num_symbols:
+                    raise ValueError(f"host segment {s} refers to symbol {i!r}")
+            for key in ("name", "section"):
+                if not isinstance(seg[key], str):
+                    raise ValueError(f"host segment {s}: {key} is not a string")
+            if not all(isinstance(op, str) for op in seg["ops"]):
+                raise ValueError(f"host segment {s}: ops is not a list of names")
     except (KeyError, TypeError, ValueError) as e:
         raise error(f"malformed host segment table: {one_line(e)}") from None
     return list(table)
@@ -142,6 +179,11 @@ class Program:
         self.symbols = parse_symbols(header["symbols"], self.error)
         self.segments = parse_segments(header["host_segments"], len(self.symbols), self.error)
         self.host_segments = HostSegments(container, self.segments)
+        for seg in self.segments:  # refused when loaded, not when the segment first runs
+            try:
+                container.host_model(seg["section"])
+            except DlhwcError as e:
+                raise self.error(e.reason) from None
 
     @classmethod
     def from_file(cls, path: str | Path):
@@ -303,7 +345,7 @@ class HostSegments:
             options.log_severity_level = 3
             # Q/DQ pairs are exact fixed-point conversions here, not a request to quantize.
             options.add_session_config_entry("session.disable_quant_qdq", "1")
-            model = self.container.sections[self.segments[seg]["section"]].tobytes()
+            model = self.container.host_model(self.segments[seg]["section"])
             try:
                 self._sessions[seg] = ort.InferenceSession(
                     model, options, providers=["CPUExecutionProvider"]
@@ -534,16 +576,20 @@ class RunStats:
 
     @classmethod
     def from_json(cls, data: dict, source: str = "<stats>"):
+        """Stats read back from `to_json`'s file. The file is the user's: it is accepted
+        when its table can be formatted (every number where the table wants one)."""
         try:
             if data.get("target", cls.TARGET) != cls.TARGET:
                 raise KeyError("target")
-            return cls(
+            stats = cls(
                 layers=list(data["layers"]),
                 host=list(data["host"]),
                 total=dict(data["total"]),
                 machine=dict(data.get("machine", {})),
             )
-        except (KeyError, TypeError, AttributeError) as e:
+            stats.format_table()
+            return stats
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
             raise DlhwcError(
                 f"not an {cls.TARGET.upper()} stats file: {one_line(e)}", file=source
             ) from None
@@ -554,6 +600,12 @@ def placement_lines(header: dict) -> list[str]:
     rows = header.get("placement", [])
     if not rows:
         return []
+    text_fields = ("name", "op", "where", "reason")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and all(isinstance(r.get(k, ""), str) for k in text_fields)
+        for r in rows
+    ):
+        raise DlhwcError("malformed container: bad placement table")
     width = max(len(r.get("name") or r.get("op", "")) for r in rows)
     lines = ["placement:"]
     for r in rows:

@@ -108,6 +108,7 @@ class Container:
             base = _PREFIX.size + hlen
             sections = {}
             for entry in header.pop("sections"):
+                _check_section_entry(entry)
                 start = base + entry["offset"]
                 raw = body[start : start + entry["size"]]
                 if len(raw) != entry["size"]:
@@ -115,8 +116,14 @@ class Container:
                 array = np.frombuffer(raw, dtype=np.dtype(entry["dtype"]))
                 sections[entry["name"]] = array.reshape(entry["shape"])
             target = header.pop("target")
-        except (ValueError, KeyError, TypeError) as e:
+            if not isinstance(target, str):
+                raise ValueError(f"the target is {target!r}, not a name")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise DlhwcError(f"malformed container: {e}", file=source) from None
+        except RecursionError:
+            raise DlhwcError(
+                "malformed container: the header nests too deeply", file=source
+            ) from None
         return Container(target, header, sections)
 
     @staticmethod
@@ -128,7 +135,64 @@ class Container:
             raise DlhwcError("no such file", file=str(path)) from None
         return Container.from_bytes(data, str(path))
 
+    def host_model(self, name: str) -> bytes:
+        """The ONNX model of the host segment in section ``name``, checked to be
+        self-contained (see `check_self_contained`)."""
+        data = self.section(name).tobytes()
+        check_self_contained(data, f"host segment section '{name}'")
+        return data
+
     def write(self, path: str | Path) -> None:
         from compiler.fileio import write_atomic
 
         write_atomic(path, self.to_bytes())
+
+
+def _check_section_entry(entry) -> None:
+    """A section table entry: a string name, a dtype string, int shape, offset and size."""
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("name"), str)
+        and isinstance(entry.get("dtype"), str)
+        and isinstance(entry.get("shape"), list)
+        and all(isinstance(d, int) and d >= 0 for d in entry["shape"])
+        and all(isinstance(entry.get(k), int) and entry[k] >= 0 for k in ("offset", "size"))
+    )
+    if not ok:
+        raise ValueError(f"bad section table entry {str(entry)[:80]}")
+
+
+def check_self_contained(model: bytes, what: str) -> None:
+    """Refuse an ONNX model that would read anything but its own bytes.
+
+    A tensor may keep its data in an external file (`data_location: EXTERNAL`), and
+    onnxruntime resolves such a path against the current directory: a crafted container
+    could copy any file it can name into its outputs. A host segment dlhwc writes never
+    has external data; `run` reads nothing outside the files named on its command line.
+    """
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        proto = onnx.ModelProto.FromString(model)
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise DlhwcError(f"{what} is not an ONNX model: {e}") from None
+    graphs = [proto.graph, *(f for f in proto.functions)]
+    while graphs:
+        graph = graphs.pop()
+        tensors = list(getattr(graph, "initializer", []))
+        for sparse in getattr(graph, "sparse_initializer", []):
+            tensors += [sparse.values, sparse.indices]
+        for node in graph.node:
+            for attr in node.attribute:
+                tensors += [attr.t, *attr.tensors]
+                tensors += [attr.sparse_tensor.values, attr.sparse_tensor.indices]
+                for sparse in attr.sparse_tensors:
+                    tensors += [sparse.values, sparse.indices]
+                graphs += [attr.g, *attr.graphs]
+        for tensor in tensors:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or tensor.external_data:
+                raise DlhwcError(
+                    f"{what}: tensor '{tensor.name}' refers to external data; a container "
+                    "must hold all its data"
+                )

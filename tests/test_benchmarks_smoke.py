@@ -144,3 +144,14 @@ def test_bench_vgg_runs_at_tiny_size(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for row in ("compile --target eie", "compile peak RSS", "simulation peak RSS", "on eie:"):
         assert row in proc.stdout, f"missing row {row!r} in:\n{proc.stdout}"
+
+
+@pytest.mark.slow
+def test_fuzz_malformed_runs_at_tiny_size(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "fuzz_malformed.py"), "--per-category", "3",
+         "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "27 cases, oracle: PASS" in proc.stdout

@@ -23,9 +23,9 @@ A TOML file given with `--hw FILE` overrides any field:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from backends.config import SparseMachineConfig
-from runtime.fixedpoint import MAX_BITS
 
 
 @dataclass(frozen=True)
@@ -87,22 +87,35 @@ class EIEConfig(SparseMachineConfig):
     host_words_per_cycle: int = 1  # 32-bit words per cycle between host and chip
     energy: EIEEnergy = field(default_factory=EIEEnergy)
 
+    LIMITS: ClassVar = {
+        "num_pes": (1, 4096),
+        "clock_mhz": (1e-3, 1e6),
+        "fifo_depth": (1, 1 << 16),
+        "pipeline_stages": (1, 1024),
+        "spmat_sram_bytes": (1, 1 << 32),
+        "spmat_entry_bits": (2, 64),
+        "spmat_read_bits": (2, 4096),
+        "ptr_sram_bytes": (1, 1 << 32),
+        "ptr_bits": (2, 32),
+        "index_bits": (1, 8),
+        "run_bits": (1, 8),
+        "weight_bits": (2, 32),
+        "act_bits": (2, 32),
+        "acc_bits": ("act_bits + weight_bits", 62),
+        "regfile_entries": (1, 1 << 20),
+        "act_sram_bytes": (0, 1 << 32),
+        "dma_words_per_cycle": (1, 1 << 16),
+        "host_words_per_cycle": (1, 1 << 16),
+    }  # fmt: skip
+    """Each field's range (backends/config.py checks them): beyond them a size would
+    overflow, a rate divide by zero, or a width leave the 62 bits the arithmetic holds."""
+
     def __post_init__(self):
-        _check(self.num_pes >= 1, "num_pes must be >= 1")
-        _check(self.fifo_depth >= 1, "fifo_depth must be >= 1")
-        _check(self.clock_mhz > 0, "clock_mhz must be > 0")
+        self.check_fields()
         _check(self.index_bits + self.run_bits == self.spmat_entry_bits,
                "index_bits + run_bits must equal spmat_entry_bits")  # fmt: skip
         _check(self.spmat_read_bits % self.spmat_entry_bits == 0,
                "spmat_read_bits must be a multiple of spmat_entry_bits")  # fmt: skip
-        _check(2 <= self.act_bits <= 32 and 2 <= self.weight_bits <= 32,
-               "act_bits and weight_bits must be in 2..32")  # fmt: skip
-        _check(self.acc_bits >= self.act_bits + self.weight_bits,
-               "acc_bits must hold a product: >= act_bits + weight_bits")  # fmt: skip
-        _check(self.acc_bits <= MAX_BITS,
-               f"acc_bits must be <= {MAX_BITS} (sums are modeled in 64-bit integers)")  # fmt: skip
-        _check(self.pipeline_stages >= 1, "pipeline_stages must be >= 1")
-        _check(self.ptr_bits >= 2, "ptr_bits must be >= 2")
 
     # -- derived sizes: computed here and nowhere else ----------------------------------
 

@@ -16,6 +16,7 @@ with `--hw FILE` overrides any field (as for EIE: backends/config.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from backends.config import SparseMachineConfig
 
@@ -62,21 +63,41 @@ class ESEConfig(SparseMachineConfig):
     host_words_per_cycle: int = 1
     energy: ESEEnergy = field(default_factory=ESEEnergy)
 
+    LIMITS: ClassVar = {
+        "num_pes": (1, 4096),
+        "clock_mhz": (1e-3, 1e6),
+        "fifo_depth": (1, 1 << 16),
+        "pipeline_stages": (1, 1024),
+        "spmat_sram_bytes": (1, 1 << 32),
+        "spmat_entry_bits": (2, 64),
+        "spmat_read_bits": (2, 4096),
+        "ptr_bits": (2, 32),
+        "ptr_sram_bytes": (1, 1 << 32),
+        "weight_bits": (2, 32),
+        "run_bits": (0, 8),
+        "act_bits": (2, 32),
+        "acc_bits": ("act_bits + weight_bits", 62),
+        "lut_in_frac": (0, 15),
+        "lut_segments": (1, 1 << 16),
+        "cell_frac": (0, 15),
+        "ew_lanes": (1, 1 << 16),
+        "lut_lanes": (1, 1 << 16),
+        "ew_latency": (0, 1 << 16),
+        "dma_words_per_cycle": (1, 1 << 16),
+        "host_words_per_cycle": (1, 1 << 16),
+    }  # fmt: skip
+    """Each field's range (backends/config.py checks them), as for EIE."""
+
     def __post_init__(self):
+        self.check_fields()
         checks = [
-            (self.num_pes >= 1, "num_pes must be >= 1"),
-            (self.fifo_depth >= 1, "fifo_depth must be >= 1"),
-            (self.clock_mhz > 0, "clock_mhz must be > 0"),
             (self.weight_bits + self.run_bits == self.spmat_entry_bits,
              "weight_bits + run_bits must equal spmat_entry_bits"),
             (self.spmat_read_bits % self.spmat_entry_bits == 0,
              "spmat_read_bits must be a multiple of spmat_entry_bits"),
             (self.act_bits == 16, "the ESE arithmetic is defined for 16-bit activations"),
-            (0 <= self.lut_in_frac <= 15 and 0 <= self.cell_frac <= 15,
-             "lut_in_frac and cell_frac must be in 0..15"),
             (self.lut_segments >= 1 and self.lut_segments & (self.lut_segments - 1) == 0,
              "lut_segments must be a power of two"),
-            (min(self.ew_lanes, self.lut_lanes) >= 1, "ew_lanes and lut_lanes must be >= 1"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

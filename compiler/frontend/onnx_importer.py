@@ -48,6 +48,7 @@ from xdsl.dialects.builtin import (
     i64,
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
+from xdsl.utils.exceptions import VerifyException
 
 from compiler.errors import DlhwcError
 from dialects import comp
@@ -75,12 +76,29 @@ def load_model(path: str | Path) -> onnx.ModelProto:
         ) from None
     if not model.HasField("graph") or not data:
         raise DlhwcError("not a valid ONNX model (it has no graph)", file=str(path))
+    _check_names(model.graph, str(path))
     if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
         try:
             onnx.load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as e:
-            raise DlhwcError(f"cannot load external tensor data: {e}", file=str(path)) from None
+        except (OSError, ValueError, onnx.checker.ValidationError) as e:
+            reason = " ".join(str(e).split())
+            raise DlhwcError(
+                f"cannot load external tensor data: {reason}", file=str(path)
+            ) from None
     return model
+
+
+def _check_names(graph: onnx.GraphProto, source: str) -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as bytes, which the IR
+    (node names become locations) cannot hold."""
+    names = [graph.name]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+    for value in [*graph.input, *graph.output, *graph.value_info, *graph.initializer]:
+        names.append(value.name)
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise DlhwcError(f"not a valid ONNX model (a name is not UTF-8: {bad!r})", file=source)
 
 
 def import_file(path: str | Path) -> ModuleOp:
@@ -100,6 +118,9 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
     except onnx.checker.ValidationError as e:
         reason = " ".join(str(e).split())
         raise DlhwcError(f"rejected by the ONNX checker: {reason}", file=source) from None
+    except UnicodeDecodeError as e:  # a string field that is not UTF-8
+        raise DlhwcError(f"not a valid ONNX model (a string is not UTF-8: {e.reason})",
+                         file=source) from None  # fmt: skip
     upgraded = upgrade_opset(model, source)
     if upgraded is not model:
         model, skeleton = upgraded, _without_large_weights(upgraded)
@@ -109,7 +130,12 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
         raise DlhwcError(
             f"ONNX shape inference failed: {_first_line(str(e))}", file=source
         ) from None
-    return _Importer(model, inferred, source).run()
+    module = _Importer(model, inferred, source).run()
+    try:
+        module.verify()  # what the ops promise: shapes of Gemm, LSTM, axes (dialects/onnx.py)
+    except VerifyException as e:
+        raise DlhwcError(f"invalid model: {_first_line(str(e))}", file=source) from None
+    return module
 
 
 # ---------------------------------------------------------------------------------------
@@ -268,27 +294,51 @@ def _value_type(type_proto: onnx.TypeProto | None) -> Attribute:
     return TensorType(elem, [d if d >= 0 else DYNAMIC_INDEX for d in dims])
 
 
+def _dtype_name(data_type: int) -> str:
+    try:
+        return TensorProto.DataType.Name(data_type).lower()
+    except ValueError:  # a number no ONNX version defines
+        return f"unknown{data_type}"
+
+
 def _type_spelling(type_proto: onnx.TypeProto) -> str:
     kind = type_proto.WhichOneof("value")
     if kind == "tensor_type":
-        return f"tensor({TensorProto.DataType.Name(type_proto.tensor_type.elem_type).lower()})"
+        return f"tensor({_dtype_name(type_proto.tensor_type.elem_type)})"
     if kind == "sequence_type":
         return f"seq({_type_spelling(type_proto.sequence_type.elem_type)})"
     if kind == "map_type":
-        key = TensorProto.DataType.Name(type_proto.map_type.key_type).lower()
+        key = _dtype_name(type_proto.map_type.key_type)
         return f"map({key},{_type_spelling(type_proto.map_type.value_type)})"
     if kind == "optional_type":
         return f"optional({_type_spelling(type_proto.optional_type.elem_type)})"
     return kind or "unknown"
 
 
-def _dense_from_tensor(t: TensorProto) -> DenseIntOrFPElementsAttr:
-    np_dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+def _dense_from_tensor(t: TensorProto, source: str | None = None) -> DenseIntOrFPElementsAttr:
+    """The tensor's values as a dense attribute; its data must fill its dims exactly
+    (the ONNX checker does not look: 12 bytes with dims [4, 1e9] passed it)."""
+    try:
+        np_dtype = onnx.helper.tensor_dtype_to_np_dtype(t.data_type)
+    except KeyError:
+        raise DlhwcError(f"tensor '{t.name}' has unknown data type {t.data_type}",
+                         file=source) from None  # fmt: skip
     if t.HasField("raw_data") and np_dtype != np.bool_ and np.dtype(np_dtype).kind in "fiu":
+        need = _num_elements(t) * np.dtype(np_dtype).itemsize
+        if len(t.raw_data) != need:
+            raise DlhwcError(
+                f"tensor '{t.name}' has {len(t.raw_data)} bytes of data, but its dims "
+                f"{list(t.dims)} need {need}",
+                file=source,
+            )
         # Zero-copy path: the IR holds the tensor's little-endian bytes as they are.
         typ = onnx_d.tensor_type(np_dtype, list(t.dims))
         return DenseIntOrFPElementsAttr(typ, BytesAttr(t.raw_data))
-    return onnx_d.dense_from_array(numpy_helper.to_array(t))
+    try:
+        array = numpy_helper.to_array(t)
+    except (ValueError, TypeError) as e:
+        raise DlhwcError(f"tensor '{t.name}': {_first_line(str(e))}", file=source) from None
+    return onnx_d.dense_from_array(array)
 
 
 def _attribute(a: AttributeProto) -> Attribute:
@@ -511,7 +561,7 @@ class _Importer:
             self.values[i.name] = arg
 
         for t in graph.initializer:
-            op = onnx_d.ConstantOp(_dense_from_tensor(t), t.name)
+            op = onnx_d.ConstantOp(_dense_from_tensor(t, self.source), t.name)
             op.outputs[0].name_hint = _name_hint(t.name)
             self.block.add_op(op)
             self.values[t.name] = op.outputs[0]

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compiler.errors import DlhwcError
+from compiler.fileio import check_inputs
 
 # Every key a recipe may set, with the pass that reads it.
 KNOWN_KEYS = {
@@ -79,6 +80,7 @@ def _is_glob(pattern: str) -> bool:
 def load_recipe(path: str) -> Recipe:
     """Read and check a TOML or JSON recipe."""
     p = Path(path)
+    check_inputs([p])
     try:
         text = p.read_bytes()
     except FileNotFoundError:
@@ -88,6 +90,8 @@ def load_recipe(path: str) -> Recipe:
             data = json.loads(text)
         else:
             data = tomllib.loads(text.decode("utf-8"))
+    except RecursionError:
+        raise DlhwcError("the recipe nests too deeply", file=path) from None
     except json.JSONDecodeError as e:
         raise DlhwcError(
             f"invalid JSON: {e.msg}", file=path, where=f"{e.lineno}:{e.colno}"

@@ -42,6 +42,7 @@ from runtime.common import (
     Program,
     RunStats,
     assemble_stats,
+    check_blocks,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -200,11 +201,7 @@ class Simulator(Program):
         try:
             for i, entry in enumerate(table):
                 blocks = tuple(entry["blocks"])
-                for b in blocks:
-                    if not 0 <= b["col_start"] <= b["col_end"] <= entry["cols"]:
-                        raise ValueError(f"layer {i}: bad column block {b}")
-                    if len(b["entries"]) != self.config.num_pes:
-                        raise ValueError(f"layer {i}: entries of {len(b['entries'])} PEs")
+                check_blocks(blocks, entry["cols"], self.config.num_pes, i)
                 layers.append(
                     _Layer(
                         i,
@@ -219,7 +216,7 @@ class Simulator(Program):
                         blocks,
                     )
                 )
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
             raise self._error(f"malformed layer table: {_one_line(e)}") from None
         return layers
 

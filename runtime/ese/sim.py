@@ -45,6 +45,7 @@ from runtime.common import (
     RunStats,
     align,
     assemble_stats,
+    check_blocks,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -281,11 +282,7 @@ class Simulator(Program):
                         int(m["nonzeros"]), int(m["entries"]), int(m["fillers"]),
                         tuple(m["blocks"]),
                     )  # fmt: skip
-                    for b in mat.blocks:
-                        if not 0 <= b["col_start"] <= b["col_end"] <= mat.cols:
-                            raise ValueError(f"layer {i}: bad column block {b}")
-                        if len(b["entries"]) != self.config.num_pes:
-                            raise ValueError(f"layer {i}: entries of {len(b['entries'])} PEs")
+                    check_blocks(mat.blocks, mat.cols, self.config.num_pes, i)
                     matrices[(mat.dir, mat.mat)] = mat
                 lay = _Layer(
                     index=i,
@@ -318,7 +315,7 @@ class Simulator(Program):
                                 f"missing or not {lay.expected_shape(mat)}"
                             )
                 layers.append(lay)
-        except (KeyError, TypeError, ValueError, IndexError) as e:
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
             raise self.error(f"malformed layer table: {one_line(e)}") from None
         return layers
 
