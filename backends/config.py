@@ -32,7 +32,23 @@ class SparseMachineConfig:
     clock_mhz, run_bits, spmat_* and ptr_* of a frozen config dataclass), its I/O and the
     check of its fields against the schema."""
 
-    LIMITS: ClassVar[dict[str, tuple[Bound, Bound]]] = {}
+    LIMITS: ClassVar[dict[str, tuple[Bound, Bound]]] = {
+        "num_pes": (1, 4096),
+        "clock_mhz": (1e-3, 1e6),
+        "fifo_depth": (1, 1 << 16),
+        "pipeline_stages": (1, 1024),
+        "spmat_sram_bytes": (1, 1 << 32),
+        "spmat_entry_bits": (2, 64),
+        "spmat_read_bits": (2, 4096),
+        "ptr_sram_bytes": (1, 1 << 32),
+        "ptr_bits": (2, 32),
+        "weight_bits": (2, 32),
+        "act_bits": (2, 32),
+        "acc_bits": ("act_bits + weight_bits", 62),
+        "dma_words_per_cycle": (1, 1 << 16),
+        "host_words_per_cycle": (1, 1 << 16),
+    }  # fmt: skip
+    """The ranges of the fields every sparse machine has; a target adds its own."""
     """Inclusive range of every field (other than `energy`)."""
 
     def check_fields(self) -> None:

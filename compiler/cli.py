@@ -363,12 +363,9 @@ def _compile_for_target(args) -> int:
     available = available_passes(args.load_pass_plugin)
     dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
 
-    def configure(passes):
-        if not args.calibration:
-            return passes
-        from compiler.passes.quantize import with_calibration
+    from compiler.passes.quantize import calibrating
 
-        return with_calibration(passes, args.calibration)[0]
+    configure = calibrating(args.calibration)
 
     emit = args.emit or "dlhw"
     if emit == "dlhw" and not args.output:  # the default output: checked like -o
@@ -379,12 +376,11 @@ def _compile_for_target(args) -> int:
     warnings: list[str] = []
 
     def after_compression(module) -> None:
-        from compiler.numerics import is_calibrated, uncalibrated_warning
+        from compiler.numerics import uncalibrated_warning
 
         if report:
             _report(module, args)
-        if not is_calibrated(module):
-            warnings.extend(uncalibrated_warning(module))
+        warnings.extend(uncalibrated_warning(module))
 
     result = compile_for_target(
         args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure,
@@ -418,9 +414,10 @@ def _print_placement(container) -> None:
     from runtime.common import placement_lines, summary_lines
 
     header = {**container.header, "target": container.target}
-    for line in placement_lines(header) + summary_lines(header):
-        print(line if line.startswith("  ") or line == "placement:" else f"dlhwc: {line}",
-              file=sys.stderr)  # fmt: skip
+    for line in placement_lines(header):
+        print(line, file=sys.stderr)
+    for line in summary_lines(header):
+        print(f"dlhwc: {line}", file=sys.stderr)
 
 
 def cmd_opt(args) -> int:
@@ -672,7 +669,7 @@ def _compile_for_eval(args):
     """(the comp-stage IR, (simulator, its module)) of MODEL compiled for --target."""
     import importlib
 
-    from compiler.numerics import is_calibrated, uncalibrated_warning
+    from compiler.numerics import uncalibrated_warning
     from compiler.pipeline import compile_for_target
     from compiler.plugins import available_passes
     from runtime.container import Container
@@ -682,15 +679,11 @@ def _compile_for_eval(args):
 
     def after_compression(module) -> None:
         compressed.append(module.clone())
-        if not is_calibrated(module):
-            warnings.extend(uncalibrated_warning(module))
+        warnings.extend(uncalibrated_warning(module))
 
-    def configure(passes):
-        if not args.calibration:
-            return passes
-        from compiler.passes.quantize import with_calibration
+    from compiler.passes.quantize import calibrating
 
-        return with_calibration(passes, args.calibration)[0]
+    configure = calibrating(args.calibration)
 
     container = compile_for_target(
         args.model, args.target, args.pipeline, available_passes(args.load_pass_plugin),
@@ -713,7 +706,7 @@ def cmd_verify(args) -> int:
             raise DlhwcError(f"{flag} must be a finite number >= 0, not {value}")
     from compiler.evaluate import to_json
     from compiler.fileio import load_arrays, write_atomic
-    from compiler.numerics import is_calibrated, uncalibrated_warning
+    from compiler.numerics import uncalibrated_warning
     from compiler.plugins import available_passes
     from compiler.verify import format_report, verify
     from runtime.interpreters.interpreter import input_names, main_function
@@ -725,8 +718,7 @@ def cmd_verify(args) -> int:
     warnings: list[str] = []
 
     def on_compressed(module) -> None:
-        if not is_calibrated(module):
-            warnings.extend(uncalibrated_warning(module))
+        warnings.extend(uncalibrated_warning(module))
 
     report = verify(
         args.model, args.target, inputs, args.pipeline, available_passes(args.load_pass_plugin),

@@ -71,30 +71,22 @@ def uncalibrated_risks(module: ModuleOp) -> list[tuple[str, str]]:
 
 
 def _output_format(value: SSAValue) -> FixedFormat | None:
-    """The format the layer's result is quantized to, through its bias Add and activation."""
-    for _ in range(3):
-        uses = list(value.uses)
-        if len(uses) != 1:
-            return None
-        user = uses[0].operation
-        if isinstance(user, comp.QuantizeOp):
-            return user.format.format
-        if not isinstance(user, onnx_d.AddOp | onnx_d.ReluOp | onnx_d.SigmoidOp | onnx_d.TanhOp):
-            return None
-        value = user.results[0]
+    """The format the layer's result is quantized to, after its bias Add and activation."""
+    from compiler.passes.quantize import layer_output
+
+    for use in layer_output(value).uses:
+        if isinstance(use.operation, comp.QuantizeOp):
+            return use.operation.format.format
     return None
 
 
-def is_calibrated(module: ModuleOp) -> bool:
-    """Whether some activation format was measured (a comp.quantize with an overflow rate)."""
-    return any(
-        isinstance(op, comp.QuantizeOp) and op.overflow_rate is not None for op in module.walk()
-    )
-
-
 def uncalibrated_warning(module: ModuleOp) -> list[str]:
-    """The lines `compile --target` prints when no activation format was calibrated."""
-    formats = {str(op.format.format) for op in module.walk() if isinstance(op, comp.QuantizeOp)}
+    """The lines `compile --target` prints when no activation format was calibrated (a
+    comp.quantize with an overflow rate was measured); none when one was."""
+    quantize_ops = [op for op in module.walk() if isinstance(op, comp.QuantizeOp)]
+    if any(op.overflow_rate is not None for op in quantize_ops):
+        return []
+    formats = {str(op.format.format) for op in quantize_ops}
     lines = [
         "warning: no --calibration: activation formats are guesses, not measured "
         f"({', '.join(sorted(formats)) or 'none'}); compile with --calibration DATA.npz "

@@ -121,7 +121,7 @@ class Report:
 def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
     """The layer outputs and model outputs of the imported ``module``, in program order."""
     from compiler.frontend.onnx_importer import _name_hint
-    from compiler.passes.quantize import _layer_output
+    from compiler.passes.quantize import layer_output
     from compiler.passes.weights import is_conv
     from runtime.interpreters.interpreter import main_function, output_names
 
@@ -146,7 +146,7 @@ def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
             continue
         label = op.node_name or op.name
         if conv or isinstance(op, onnx_d.GemmOp | onnx_d.MatMulOp):
-            add(label, _layer_output(op.results[0]), label, conv)
+            add(label, layer_output(op.results[0]), label, conv)
         else:
             for role, r in zip(("Y", "Y_h", "Y_c"), op.results, strict=False):
                 if r.uses:
@@ -273,6 +273,7 @@ def run_simulator(
     parts: dict[str, list[np.ndarray]] = {}
     differ: dict[str, int] = {}
     mismatched: dict[str, int] = {}  # layer name -> values unlike the replayed golden layer
+    constants: dict[str, list] = {}  # layer name -> its weight and bias values
     for chunk in chunks:
         names = [s.name for s in sim.symbols if s.kind == "input"]
         sim.run({k: v for k, v in chunk.items() if k in names})
@@ -284,7 +285,7 @@ def run_simulator(
                 found[label] = np.asarray(value)
                 if formats.get(name) is not None:
                     differ.setdefault(label, -1)  # compared with the golden stage
-        replayed = _replay(layer_ops, golden, chunk, sim) if layer_ops else {}
+        replayed = _replay(layer_ops, sim, constants)
         for name, value in getattr(sim, "last_layer_outputs", {}).items():
             if name in replayed:
                 count = int(np.count_nonzero(value != replayed[name].reshape(value.shape)))
@@ -314,31 +315,21 @@ def _layer_ops(module: ModuleOp) -> dict[str, object]:
     return ops
 
 
-def _replay(layer_ops: dict, golden: ModuleOp, chunk, sim) -> dict[str, np.ndarray]:
-    """Each recorded layer's golden output on the inputs the simulator fed it."""
-    from runtime.interpreters.interpreter import (
-        check_inputs,
-        evaluate_op,
-        main_function,
-        run_function,
-    )
+def _replay(layer_ops: dict, sim, constants: dict) -> dict[str, np.ndarray]:
+    """Each recorded layer's golden output on the inputs the simulator fed it. A layer's
+    other operands (its weight and bias) are constants of the golden module: the layer
+    op alone is evaluated, not the model; ``constants`` keeps their values across chunks."""
+    from backends.program import DATA_OPS
+    from runtime.interpreters.interpreter import evaluate_op
 
-    inputs = getattr(sim, "last_layer_inputs", {})
-    wanted = {v for name, op in layer_ops.items() if name in inputs for v in op.operands}
-    values: dict[SSAValue, np.ndarray] = {}
-
-    def observe(value: SSAValue, array) -> None:
-        if value in wanted:
-            values[value] = array
-
-    fn = main_function(golden)
-    run_function(fn, check_inputs(fn, chunk), observe)
     replayed = {}
-    for name, op in layer_ops.items():
-        if name not in inputs:
+    for name, x in getattr(sim, "last_layer_inputs", {}).items():
+        op = layer_ops.get(name)
+        if op is None or not all(isinstance(v.owner, DATA_OPS) for v in op.operands[1:]):
             continue
-        args = [values[v] for v in op.operands]
-        args[0] = inputs[name].reshape(np.shape(args[0]))
+        if name not in constants:
+            constants[name] = [evaluate_op(v.owner, [])[0] for v in op.operands[1:]]
+        args = [x, *constants[name]]
         replayed[name] = np.asarray(evaluate_op(op, args)[0])
     return replayed
 
@@ -451,6 +442,7 @@ def verify(
     """Compile ``model_path`` for ``target_name``, run ``inputs`` through every stage and
     compare (see the module docstring)."""
     from compiler.frontend.onnx_importer import load_model
+    from compiler.passes.quantize import calibrating
     from compiler.pipeline import compile_for_target
     from runtime.interpreters.interpreter import main_function, static_batches
 
@@ -474,13 +466,6 @@ def verify(
         kind = "lossy" if getattr(cls, "lossy", False) else "float"
         stages.append(Stage(label, kind, run_ir(module, chunks, boundaries)))
 
-    def configure(passes):
-        if not calibration:
-            return passes
-        from compiler.passes.quantize import with_calibration
-
-        return with_calibration(passes, calibration)[0]
-
     lowered: list[ModuleOp] = []
 
     def after_pass(name: str, module: ModuleOp) -> None:
@@ -489,7 +474,8 @@ def verify(
             lowered[:] = [module.clone()]
 
     container = compile_for_target(
-        model_path, target_name, pipeline, available, "dlhw", hw, after_pass, configure,
+        model_path, target_name, pipeline, available, "dlhw", hw, after_pass,
+        calibrating(calibration),
         after_compression=on_compressed,
     )  # fmt: skip
     golden = lowered[0] if lowered else None

@@ -88,24 +88,11 @@ class EIEConfig(SparseMachineConfig):
     energy: EIEEnergy = field(default_factory=EIEEnergy)
 
     LIMITS: ClassVar = {
-        "num_pes": (1, 4096),
-        "clock_mhz": (1e-3, 1e6),
-        "fifo_depth": (1, 1 << 16),
-        "pipeline_stages": (1, 1024),
-        "spmat_sram_bytes": (1, 1 << 32),
-        "spmat_entry_bits": (2, 64),
-        "spmat_read_bits": (2, 4096),
-        "ptr_sram_bytes": (1, 1 << 32),
-        "ptr_bits": (2, 32),
+        **SparseMachineConfig.LIMITS,
         "index_bits": (1, 8),
         "run_bits": (1, 8),
-        "weight_bits": (2, 32),
-        "act_bits": (2, 32),
-        "acc_bits": ("act_bits + weight_bits", 62),
         "regfile_entries": (1, 1 << 20),
         "act_sram_bytes": (0, 1 << 32),
-        "dma_words_per_cycle": (1, 1 << 16),
-        "host_words_per_cycle": (1, 1 << 16),
     }  # fmt: skip
     """Each field's range (backends/config.py checks them): beyond them a size would
     overflow, a rate divide by zero, or a width leave the 62 bits the arithmetic holds."""

@@ -64,27 +64,14 @@ class ESEConfig(SparseMachineConfig):
     energy: ESEEnergy = field(default_factory=ESEEnergy)
 
     LIMITS: ClassVar = {
-        "num_pes": (1, 4096),
-        "clock_mhz": (1e-3, 1e6),
-        "fifo_depth": (1, 1 << 16),
-        "pipeline_stages": (1, 1024),
-        "spmat_sram_bytes": (1, 1 << 32),
-        "spmat_entry_bits": (2, 64),
-        "spmat_read_bits": (2, 4096),
-        "ptr_bits": (2, 32),
-        "ptr_sram_bytes": (1, 1 << 32),
-        "weight_bits": (2, 32),
+        **SparseMachineConfig.LIMITS,
         "run_bits": (0, 8),
-        "act_bits": (2, 32),
-        "acc_bits": ("act_bits + weight_bits", 62),
         "lut_in_frac": (0, 15),
         "lut_segments": (1, 1 << 16),
         "cell_frac": (0, 15),
         "ew_lanes": (1, 1 << 16),
         "lut_lanes": (1, 1 << 16),
         "ew_latency": (0, 1 << 16),
-        "dma_words_per_cycle": (1, 1 << 16),
-        "host_words_per_cycle": (1, 1 << 16),
     }  # fmt: skip
     """Each field's range (backends/config.py checks them), as for EIE."""
 

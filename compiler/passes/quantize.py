@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -359,7 +359,7 @@ def activation_targets(fn: func.FuncOp) -> list[SSAValue]:
         if isinstance(op, _RNN_OPS):
             targets.extend(r for r in op.results if _is_f32(r.type) and r.uses)
         elif (conv or isinstance(op, _LAYER_OPS)) and op.results:
-            targets.append(_layer_output(op.results[0]))
+            targets.append(layer_output(op.results[0]))
     seen: set[SSAValue] = set()
     unique = []
     for value in targets:
@@ -382,7 +382,9 @@ def _derived_from(value: SSAValue, targets: list[SSAValue]) -> bool:
         return isinstance(owner, onnx_d.ConstantOp | comp.WeightOp)
 
 
-def _layer_output(value: SSAValue) -> SSAValue:
+def layer_output(value: SSAValue) -> SSAValue:
+    """The end of the layer that starts at ``value`` (a Gemm/MatMul/Conv result): through
+    a sole-use bias Add of a constant, then a sole-use Relu, Sigmoid or Tanh."""
     user = _sole_user(value)
     if isinstance(user, onnx_d.AddOp) and len(user.operands) == 2:
         other = user.operands[1] if user.operands[0] is value else user.operands[0]
@@ -479,3 +481,11 @@ def with_calibration(passes: Iterable[ModulePass], path: str) -> tuple[list[Modu
             used = True
         result.append(p)
     return result, used
+
+
+def calibrating(path: str | None) -> Callable[[list[ModulePass]], list[ModulePass]]:
+    """The `configure` hook of `compile_for_target` for `--calibration`: every quantize
+    pass without calibration data takes ``path`` (None: the passes stay as they are)."""
+    if not path:
+        return list
+    return lambda passes: with_calibration(passes, path)[0]

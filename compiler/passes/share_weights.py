@@ -164,15 +164,19 @@ def _write_labels(
     """out[mask] = label of values[mask] + offset, a block of rows at a time (the labels
     of a whole large layer would be 8 bytes per weight). ``values(rows)`` gives the
     weights of a slice of rows (stored layout)."""
-    rows = mask.shape[0] if mask.ndim else 1
-    per_row = max(mask.size // max(rows, 1), 1)
-    step = max(1, (1 << 22) // per_row)
-    flat_out, flat_mask = out.reshape(rows, -1), mask.reshape(rows, -1)
-    for r0 in range(0, rows, step):
+    flat_out, flat_mask = _by_rows(out), _by_rows(mask)
+    step = max(1, (1 << 22) // max(flat_mask.shape[1], 1))
+    for r0 in range(0, flat_mask.shape[0], step):
         keep = flat_mask[r0 : r0 + step]
         chunk = values(slice(r0, r0 + step)).reshape(keep.shape)[keep]
-        labels = assign_labels(chunk, centroids, np.uint8) + np.uint8(offset)
-        flat_out[r0 : r0 + step][keep] = labels
+        flat_out[r0 : r0 + step][keep] = assign_labels(chunk, centroids, np.uint8) + np.uint8(
+            offset
+        )
+
+
+def _by_rows(array: np.ndarray) -> np.ndarray:
+    """The stored tensor as [its first axis, the rest] (a view)."""
+    return array.reshape(array.shape[0] if array.ndim else 1, -1)
 
 
 def _survivors(source):
@@ -193,13 +197,13 @@ def _survivors(source):
             surviving = codebook[stored[mask]]
 
             def values(rows):
-                return codebook[stored.reshape(stored.shape[0] if stored.ndim else 1, -1)[rows]]
+                return codebook[_by_rows(stored)[rows]]
         else:
             stored = source.values_array()
             surviving = stored[mask].astype(np.float32, copy=False)
 
             def values(rows):
-                return stored.reshape(stored.shape[0] if stored.ndim else 1, -1)[rows]
+                return _by_rows(stored)[rows]
 
         attr = source.mask if comp.is_canonical_mask(source.mask) else dense_from_array(mask)
         return mask, attr, surviving, values
@@ -210,7 +214,7 @@ def _survivors(source):
     attr = buffer.attr()
 
     def rows_of(rows):
-        return value.reshape(value.shape[0] if value.ndim else 1, -1)[rows]
+        return _by_rows(value)[rows]
 
     return comp.bool_array(attr), attr, surviving, rows_of
 
