@@ -31,11 +31,11 @@ whole tensor with its batch axis, are the section named by the entry's `section`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
 import compiler
@@ -48,9 +48,7 @@ from dialects.onnx import HOST_REASON
 from runtime.container import Container
 from runtime.fixedpoint import FixedFormat
 from runtime.interpreters.interpreter import input_names, main_function, output_names
-
-DATA_OPS = (onnx_d.ConstantOp, comp.WeightOp, onnx_d.NoValueOp)
-"""Ops that hold data, not computation: cloned into the host segments that read them."""
+from runtime.interpreters.segments import DATA_OPS, Segment, partition, segment_module
 
 MAX_SYMBOLS = 256
 """The ISAs' 8-bit `sym` fields."""
@@ -80,13 +78,6 @@ class Symbol:
         if self.section is not None:
             entry["section"] = self.section
         return entry
-
-
-@dataclass
-class Segment:
-    """A run of consecutive host ops."""
-
-    ops: list[Operation] = field(default_factory=list)
 
 
 class ProgramBuilder:
@@ -234,26 +225,18 @@ class ProgramBuilder:
 
     def steps(self, block: Block) -> list:
         """Accelerator ops and host segments, in program order (records the placement)."""
-        steps: list = []
-        for op in block.ops:
-            if isinstance(op, func.ReturnOp) or isinstance(op, DATA_OPS):
-                continue
-            if self.is_accel(op):
-                steps.append(op)
-                self.placement.append(
-                    {"op": op.name, "name": self.placement_name(op), "where": self.target}
-                )
-                continue
-            if self.is_conversion(op):
-                continue  # converted to codes by the dma.in that feeds the accelerator
-            if not steps or not isinstance(steps[-1], Segment):
-                steps.append(Segment())
-            steps[-1].ops.append(op)
-            name = getattr(op, "node_name", None) or ""
-            row = {"op": op_label(op), "name": name, "where": "host"}
-            if HOST_REASON in op.attributes:
-                row["reason"] = op.attributes[HOST_REASON].data
-            self.placement.append(row)
+        steps = partition(block, self.is_accel, skip=self.is_conversion)
+        for step in steps:
+            for op in step.ops if isinstance(step, Segment) else [step]:
+                if op is step:
+                    name = self.placement_name(op)
+                    self.placement.append({"op": op.name, "name": name, "where": self.target})
+                    continue
+                row = {"op": op_label(op), "name": getattr(op, "node_name", None) or "",
+                       "where": "host"}  # fmt: skip
+                if HOST_REASON in op.attributes:
+                    row["reason"] = op.attributes[HOST_REASON].data
+                self.placement.append(row)
         return steps
 
     def is_conversion(self, op: Operation) -> bool:
@@ -377,16 +360,7 @@ class ProgramBuilder:
         from compiler.frontend.onnx_exporter import export_module
 
         ops = segment.ops
-        inside = {r for op in ops for r in op.results}
-        inputs: list[SSAValue] = []
-        for op in ops:
-            for v in op.operands:
-                if v not in inside and v not in inputs and not isinstance(v.owner, DATA_OPS):
-                    inputs.append(v)
-        outputs = [
-            r for op in ops for r in op.results
-            if r.uses and any(u.operation not in ops for u in r.uses)
-        ]  # fmt: skip
+        inputs, outputs = segment.boundary()
         in_syms = []
         for v in inputs:
             owner = v.owner
@@ -418,28 +392,15 @@ class ProgramBuilder:
 
     def segment_module(self, ops, inputs, outputs, in_syms, out_syms) -> ModuleOp:
         """A module whose @main runs ``ops`` from ``inputs`` to ``outputs``."""
-        mapping: dict[SSAValue, SSAValue] = {}
-        fn = func.FuncOp(
-            "main",
-            ([v.type for v in inputs], [v.type for v in outputs]),
-            arg_attrs=ArrayAttr([_name_attr(self.symbols[s].name) for s in in_syms]),
-            res_attrs=ArrayAttr([_name_attr(self.symbols[s].name) for s in out_syms]),
+        module, _ = segment_module(
+            ops,
+            inputs,
+            outputs,
+            [self.symbols[s].name for s in in_syms],
+            [self.symbols[s].name for s in out_syms],
+            self.module.attributes,
         )
-        body = fn.body.block
-        for v, arg in zip(inputs, body.args, strict=True):
-            mapping[v] = arg
-        for op in ops:
-            for v in op.operands:
-                if v not in mapping and isinstance(v.owner, DATA_OPS):
-                    clone = v.owner.clone()
-                    body.add_op(clone)
-                    mapping[v] = clone.results[0]
-            clone = op.clone(value_mapper=mapping)
-            body.add_op(clone)
-            for old, new in zip(op.results, clone.results, strict=True):
-                mapping[old] = new
-        body.add_op(func.ReturnOp(*[mapping[v] for v in outputs]))
-        return ModuleOp([fn], attributes=dict(self.module.attributes))
+        return module
 
     # -- header ----------------------------------------------------------------------
 
@@ -613,7 +574,3 @@ def _dtype_name(value: SSAValue) -> str:
         except (KeyError, ValueError, TypeError):
             return "float32"
     return "float32"
-
-
-def _name_attr(name: str) -> DictionaryAttr:
-    return DictionaryAttr({"onnx.name": StringAttr(name)})

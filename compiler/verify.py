@@ -199,14 +199,20 @@ def run_ir(
     """Every boundary tensor the IR computes in the reference interpreter: by name hint,
     the quantized value (`<hint>_q`) where there is one; outputs by output name."""
     from runtime.interpreters.interpreter import (
+        Interpreter,
         check_inputs,
         main_function,
         output_names,
-        run_function,
     )
 
     fn = main_function(module)
     by_hint = {b.hint: b.label for b in boundaries if not b.output}
+
+    def base_hint(value: SSAValue) -> str:
+        hint = (value.name_hint or "").removesuffix("_nhwc")
+        return hint[:-2] if hint.endswith("_q") else hint
+
+    interpreter = Interpreter(fn, watch=lambda value: base_hint(value) in by_hint)
     outputs = {b.label for b in boundaries if b.output}
     parts: dict[str, list[np.ndarray]] = {}
     found: dict[str, np.ndarray] = {}
@@ -222,7 +228,7 @@ def run_ir(
 
     for chunk in chunks:
         found.clear()
-        results = run_function(fn, check_inputs(fn, chunk), observe)
+        results = interpreter.run(check_inputs(fn, chunk), observe)
         for name, value in zip(output_names(fn), results, strict=True):
             if name in outputs:
                 found[name] = np.asarray(value)

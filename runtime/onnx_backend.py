@@ -1,12 +1,17 @@
 """dlhwc as an `onnx.backend.base.Backend`: how dlhwc is checked against the ONNX backend tests.
 
 The ONNX package ships a conformance suite, `onnx.backend.test.BackendTest`, that runs
-its node test cases (one-node models with inputs and expected outputs) through any class
-implementing the `onnx.backend.base.Backend` interface. `DlhwcBackend` is that class for
-dlhwc: `prepare` imports the model with dlhwc's importer
-(`compiler.frontend.onnx_importer.import_model`) and the returned `DlhwcBackendRep` runs
-the imported module in dlhwc's reference interpreter (`run_module`), so the dedicated ops
-execute on their numpy kernels and only generic `onnx.Node` ops go to onnxruntime.
+its test cases (models with inputs and expected outputs: one-node models, small graphs,
+PyTorch-converted modules and real networks) through any class implementing the
+`onnx.backend.base.Backend` interface. `DlhwcBackend` is that class for dlhwc: `prepare`
+imports the model with dlhwc's importer (`compiler.frontend.onnx_importer.import_model`)
+and the returned `DlhwcBackendRep` runs the imported module in dlhwc's reference
+interpreter (`runtime.interpreters.interpreter.Interpreter`), which runs its regions of
+standard ONNX ops in onnxruntime, one session per region, and dlhwc's own ops on their
+own implementation functions.
+
+`KernelBackend` runs every op by itself instead, a dedicated op on its numpy kernel
+(runtime/interpreters/onnx_ops.py, onnx_rnn.py): the kernels' conformance tests use it.
 
     from onnx.backend.test import BackendTest
     globals().update(BackendTest(DlhwcBackend, __name__).include("^test_gemm_").test_cases)
@@ -27,18 +32,25 @@ from xdsl.dialects.builtin import ModuleOp
 
 from compiler.frontend.onnx_importer import import_model
 from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import input_names, main_function, output_names, run_module
+from runtime.interpreters.interpreter import (
+    Interpreter,
+    check_inputs,
+    input_names,
+    main_function,
+    output_names,
+)
 
 
 class DlhwcBackendRep(BackendRep):
     """A model imported into the `onnx` dialect, ready to run in the reference interpreter."""
 
-    def __init__(self, module: ModuleOp, source: str = "<model>"):
+    def __init__(self, module: ModuleOp, source: str = "<model>", per_op: bool = False):
         self.module = module
         self.source = source
-        fn = main_function(module)
-        self.input_names = input_names(fn)
-        self.output_names = output_names(fn)
+        self.fn = main_function(module)
+        self.input_names = input_names(self.fn)
+        self.output_names = output_names(self.fn)
+        self.interpreter = Interpreter(self.fn, per_op=per_op)
 
     def generic_ops(self) -> list[str]:
         """The `domain:op_type` of every op imported as a generic `onnx.Node`, in order."""
@@ -62,20 +74,24 @@ class DlhwcBackendRep(BackendRep):
                     f"{', '.join(self.input_names)}"
                 )
             feeds = dict(zip(self.input_names, inputs, strict=True))
-        outputs = run_module(self.module, feeds, self.source)
-        values = [np.asarray(outputs[name]) for name in self.output_names]
+        results = self.interpreter.run(check_inputs(self.fn, feeds, self.source))
+        # Sequences (lists) and optionals (None) keep their types.
+        values = [r if isinstance(r, list) or r is None else np.asarray(r) for r in results]
         return namedtupledict("Outputs", self.output_names)(*values)
 
 
 class DlhwcBackend(Backend):
     """The ONNX backend interface over dlhwc's importer and reference interpreter (CPU only)."""
 
+    per_op = False
+
     @classmethod
     def prepare(cls, model: onnx.ModelProto, device: str = "CPU", **kwargs: Any) -> DlhwcBackendRep:
         """Import ``model`` (checked by the ONNX checker inside the importer)."""
         if not cls.supports_device(device):
             raise ValueError(f"dlhwc's reference interpreter does not run on device {device}")
-        return DlhwcBackendRep(import_model(model, model.graph.name or "<model>"))
+        source = model.graph.name or "<model>"
+        return DlhwcBackendRep(import_model(model, source), source, per_op=cls.per_op)
 
     @classmethod
     def run_node(
@@ -131,6 +147,12 @@ class DlhwcBackend(Backend):
             return Device(device).type == DeviceType.CPU
         except AttributeError:
             return False
+
+
+class KernelBackend(DlhwcBackend):
+    """`DlhwcBackend` with every op run by itself: dedicated ops on their numpy kernels."""
+
+    per_op = True
 
 
 prepare = DlhwcBackend.prepare

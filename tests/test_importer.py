@@ -33,7 +33,7 @@ def test_large_initializers_import_from_any_directory(tmp_path, monkeypatch):
     assert consts[0].to_array().shape == (300, 300)
     x = np.ones((2, 300), dtype=np.float32)
     w = numpy_helper.to_array(model.graph.initializer[0])
-    np.testing.assert_allclose(run_module(module, {"x": x})["y"], x @ w.T, rtol=1e-5)
+    np.testing.assert_allclose(run_module(module, {"x": x})["y"], x @ w.T, rtol=1e-5, atol=1e-4)
 
 
 def test_symbolic_batch_is_kept():

@@ -1,4 +1,6 @@
-"""The ONNX backend node tests of every dedicated op, run through `DlhwcBackend`.
+"""The ONNX backend node tests of every dedicated op, run on the numpy kernels through
+`KernelBackend` (every op by itself; tests/test_onnx_backend_suite.py runs the whole
+suite through `DlhwcBackend`, whose regions run in onnxruntime).
 
 onnx 1.23.2 generates its node test cases in memory from `onnx.backend.test.case.node`
 (the wheel ships no node data files). `BackendTest` turns each into a unittest method
@@ -21,7 +23,7 @@ from onnx.backend.test.loader import load_model_tests
 
 from compiler.frontend.onnx_importer import import_model
 from dialects import onnx as onnx_d
-from runtime.onnx_backend import DlhwcBackend
+from runtime.onnx_backend import KernelBackend
 
 # The node test names of each dedicated op: what follows "test_" and precedes "_cpu".
 # Each is written so that similarly named tests of other operators stay out.
@@ -83,7 +85,7 @@ GENERIC_BY_DESIGN = {
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # the case generators overflow casts on purpose
-    backend_test = onnx.backend.test.BackendTest(DlhwcBackend, __name__)
+    backend_test = onnx.backend.test.BackendTest(KernelBackend, __name__)
 for _pattern in INCLUDE.values():
     backend_test.include(_pattern)
 for _pattern in EXCLUDE:

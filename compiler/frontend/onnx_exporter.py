@@ -218,6 +218,8 @@ def _type_from_spelling(spelling: str) -> onnx.TypeProto:
 def _value_info(name: str, typ: Attribute, dim_params: list[str]) -> onnx.ValueInfoProto:
     """A graph input or output: its type, with the symbolic dims named by ``dim_params``."""
     if isinstance(typ, onnx_d.OpaqueType):
+        if typ.spelling.data == "unknown":  # left to onnxruntime's inference
+            return onnx.helper.make_value_info(name, onnx.TypeProto())
         return onnx.helper.make_value_info(name, _type_from_spelling(typ.spelling.data))
     try:
         proto = type_proto(typ)
@@ -557,6 +559,8 @@ class _ModuleExporter:
             attrs = dict(op.properties)
             domain = ""
             inputs = _legacy_form(op, self.opsets[""], inputs, attrs)
+            if "activations" in attrs:
+                attrs["activations"] = _spelled_activations(attrs["activations"])
         self._add_node(op.onnx_type, inputs, outputs, self._node_name(op.node_name), domain, attrs)
 
     def _emit_captures(self, op: onnx_d.NodeOp) -> None:
@@ -627,6 +631,27 @@ class _ModuleExporter:
         hi_name = self._constant(("max", tag), f"{tag}.max", hi)
         self._add_node("Clip", [x, lo_name, hi_name], [out], node_name)
         return out
+
+
+# The recurrent ops' activation names as the ONNX schemas spell them; the importer and
+# the kernels accept any case, onnxruntime only these.
+_ACTIVATION_SPELLING = {
+    name.lower(): name
+    for name in (
+        "Relu", "Tanh", "Sigmoid", "Affine", "LeakyRelu", "ThresholdedRelu", "ScaledTanh",
+        "HardSigmoid", "Elu", "Softsign", "Softplus",
+    )
+}  # fmt: skip
+
+
+def _spelled_activations(attr: Attribute) -> Attribute:
+    if not isinstance(attr, ArrayAttr):
+        return attr
+    return ArrayAttr([
+        StringAttr(_ACTIVATION_SPELLING.get(a.data.lower(), a.data))
+        if isinstance(a, StringAttr) else a
+        for a in attr.data
+    ])  # fmt: skip
 
 
 def _dlhwc_version() -> str:

@@ -110,7 +110,9 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
     """Check ``model`` with the ONNX checker, infer its shapes and import it.
 
     A valid model older than ai.onnx opset `UPGRADE_OPSET` is then upgraded to it (see
-    `upgrade_opset`), with a note on stderr.
+    `upgrade_opset`), with a note on stderr. One whose upgrade would change its inputs
+    or outputs is imported at its own opset with every op a generic `onnx.Node`, which
+    runs on the host as the model wrote it.
     """
     skeleton = _without_large_weights(model)
     try:
@@ -122,7 +124,10 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
         raise DlhwcError(f"not a valid ONNX model (a string is not UTF-8: {e.reason})",
                          file=source) from None  # fmt: skip
     upgraded = upgrade_opset(model, source)
-    if upgraded is not model:
+    generic = False
+    if upgraded is None:
+        generic = True  # kept at its own opset: every op stays as the model wrote it
+    elif upgraded is not model:
         model, skeleton = upgraded, _without_large_weights(upgraded)
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
@@ -130,7 +135,7 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
         raise DlhwcError(
             f"ONNX shape inference failed: {_first_line(str(e))}", file=source
         ) from None
-    module = _Importer(model, inferred, source).run()
+    module = _Importer(model, inferred, source, generic).run()
     try:
         module.verify()  # what the ops promise: shapes of Gemm, LSTM, axes (dialects/onnx.py)
     except VerifyException as e:
@@ -150,10 +155,13 @@ def import_model(model: onnx.ModelProto, source: str = "<model>") -> ModuleOp:
 UPGRADE_OPSET = 11
 
 
-def upgrade_opset(model: onnx.ModelProto, source: str = "<model>") -> onnx.ModelProto:
-    """``model`` at ai.onnx opset `UPGRADE_OPSET` when it is older, else ``model`` itself.
+def upgrade_opset(model: onnx.ModelProto, source: str = "<model>") -> onnx.ModelProto | None:
+    """``model`` at ai.onnx opset `UPGRADE_OPSET` when it is older, else ``model`` itself;
+    None when the upgrade would change the types of the graph's inputs or outputs (the
+    converter's Scan 8 -> 9 adapter drops Scan-8's batch axis from them), so the model
+    must stay at its own opset.
 
-    Prints a one-line note when it upgrades; a model the converter cannot convert is a
+    Prints a one-line note either way; a model the converter cannot convert is a
     `DlhwcError` naming the converter's reason. Large initializers skip the converter
     (it copies the model; its adapters rewrite nodes, never initializers) and are put
     back as they are.
@@ -172,6 +180,14 @@ def upgrade_opset(model: onnx.ModelProto, source: str = "<model>") -> onnx.Model
             f">= {UPGRADE_OPSET}): onnx's version converter failed: {_converter_reason(e)}",
             file=source,
         ) from None
+    changed = _interface_change(model.graph, upgraded.graph)
+    if changed:
+        print(
+            f"dlhwc: note: {source}: kept at ai.onnx opset {opset}: upgrading it to "
+            f"{UPGRADE_OPSET} would change {changed}; its ops run on the host as written",
+            file=sys.stderr,
+        )
+        return None
     if skeleton is not model:
         large = {t.name: t for t in model.graph.initializer if t.name not in
                  {s.name for s in skeleton.graph.initializer}}  # fmt: skip
@@ -190,6 +206,25 @@ def upgrade_opset(model: onnx.ModelProto, source: str = "<model>") -> onnx.Model
         file=sys.stderr,
     )
     return upgraded
+
+
+def _interface_change(before: onnx.GraphProto, after: onnx.GraphProto) -> str | None:
+    """The first graph input or output whose declared type the upgrade changed."""
+    for kind, old, new in (("input", before.input, after.input),
+                           ("output", before.output, after.output)):  # fmt: skip
+        types = {v.name: v.type for v in new}
+        for v in old:
+            if v.name in types and types[v.name] != v.type:
+                return f"{kind} '{v.name}' from {_type_text(v.type)} to {_type_text(types[v.name])}"
+    return None
+
+
+def _type_text(t: onnx.TypeProto) -> str:
+    if t.HasField("tensor_type") and t.tensor_type.HasField("shape"):
+        dims = [d.dim_param or str(d.dim_value) if d.HasField("dim_value") or d.dim_param
+                else "?" for d in t.tensor_type.shape.dim]  # fmt: skip
+        return f"[{', '.join(dims)}]"
+    return _type_spelling(t)
 
 
 def _converter_reason(e: Exception) -> str:
@@ -341,6 +376,15 @@ def _dense_from_tensor(t: TensorProto, source: str | None = None) -> DenseIntOrF
     return onnx_d.dense_from_array(array)
 
 
+def _has_element_type(data_type: int) -> bool:
+    """Whether tensors of ONNX ``data_type`` have a builtin element type."""
+    try:
+        onnx_d.element_type(onnx.helper.tensor_dtype_to_np_dtype(data_type))
+    except (KeyError, ValueError, TypeError):
+        return False
+    return True
+
+
 def _attribute(a: AttributeProto) -> Attribute:
     if a.type == AttributeProto.FLOAT:
         return onnx_d.attr_from_python(float(a.f))
@@ -348,7 +392,7 @@ def _attribute(a: AttributeProto) -> Attribute:
         return IntegerAttr(int(a.i), i64)
     if a.type == AttributeProto.STRING:
         return StringAttr(a.s.decode("utf-8", errors="replace"))
-    if a.type == AttributeProto.TENSOR:
+    if a.type == AttributeProto.TENSOR and _has_element_type(a.t.data_type):
         return _dense_from_tensor(a.t)
     if a.type == AttributeProto.FLOATS:
         return DenseArrayBase.from_list(f32, [float(v) for v in a.floats])
@@ -356,8 +400,9 @@ def _attribute(a: AttributeProto) -> Attribute:
         return DenseArrayBase.from_list(i64, [int(v) for v in a.ints])
     if a.type == AttributeProto.STRINGS:
         return ArrayAttr([StringAttr(s.decode("utf-8", errors="replace")) for s in a.strings])
-    # Graphs, sparse tensors, type protos and lists of them are kept as the serialized
-    # AttributeProto, so the node still runs on the host exactly as it was.
+    # Graphs, sparse tensors, tensors of strings (or of a type numpy has no dtype for),
+    # type protos and lists of them are kept as the serialized AttributeProto, so the
+    # node still runs on the host exactly as it was.
     return onnx_d.ProtoAttr(StringAttr(a.SerializeToString().hex()))
 
 
@@ -482,9 +527,12 @@ def _rnn(imp: _Importer, node, opset, attrs, inputs):
 
 
 class _Importer:
-    def __init__(self, model: onnx.ModelProto, inferred: onnx.ModelProto, source: str):
+    def __init__(
+        self, model: onnx.ModelProto, inferred: onnx.ModelProto, source: str, generic: bool
+    ):
         self.model = model
         self.source = source
+        self.generic = generic  # every op a generic onnx.Node
         self.opsets = {
             ("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import
         }
@@ -616,6 +664,8 @@ class _Importer:
 
         domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
         opset = self.opsets.get(domain, 1)
+        if self.generic:
+            domain = "-"  # none of the dedicated forms below
         if domain == "" and node.op_type == "QuantizeLinear" and self.defer_quantize(node):
             return
         op = None
@@ -628,6 +678,7 @@ class _Importer:
             captures = [
                 (name, self.values[name]) for name in _outer_names(node) if name in self.values
             ]
+            domain = "" if node.domain in DEFAULT_DOMAINS else node.domain
             op = onnx_d.NodeOp(
                 node.op_type, domain, opset, inputs, result_types, attrs, node.name or None,
                 captures,

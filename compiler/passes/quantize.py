@@ -221,16 +221,16 @@ def _observe(
 ) -> dict[SSAValue, np.ndarray]:
     """The values (flattened) the ``wanted`` tensors take when ``fn`` runs on each chunk
     of arguments."""
-    from runtime.interpreters.interpreter import run_function
+    from runtime.interpreters.interpreter import Interpreter
 
     observed: dict[SSAValue, list[np.ndarray]] = {}
 
     def observe(value: SSAValue, array: Any) -> None:
-        if value in wanted:
-            observed.setdefault(value, []).append(np.asarray(array).reshape(-1))
+        observed.setdefault(value, []).append(np.asarray(array).reshape(-1))
 
+    interpreter = Interpreter(fn, watch=wanted.__contains__)
     for args in chunks:
-        run_function(fn, args, observe=observe)
+        interpreter.run(args, observe)
     return {v: np.concatenate(parts) for v, parts in observed.items()}
 
 

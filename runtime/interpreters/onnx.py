@@ -90,7 +90,7 @@ def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
             model.SerializeToString(), options, providers=["CPUExecutionProvider"]
         )
         sessions[key] = session
-    feeds = {in_names[i]: np.ascontiguousarray(args[i]) for i in present}
+    feeds = {in_names[i]: np.asarray(args[i], order="C") for i in present}
     produced = session.run([n for n in out_names if n], feeds)
     it = iter(produced)
     return tuple(next(it) if n else None for n in out_names)

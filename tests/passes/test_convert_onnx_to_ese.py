@@ -290,10 +290,11 @@ def test_unsupported_activation_stays_on_host(name, tmp_path, capsys):
     reason = f"activation {', '.join(missing)} has no ESE unit (ESE has Sigmoid, Tanh, Relu)"
     assert op.attributes[HOST_REASON].data == reason
     assert f"dlhwc: note: {node.op_type} stays on the host: {reason}" in capsys.readouterr().err
+    # onnxruntime's recurrent kernels approximate sigmoid and tanh to a few float32 ulps.
     outputs = run_module(module, feeds)
     for output, expected in zip(node.output, want, strict=False):
         if output:
-            np.testing.assert_array_equal(outputs[output], expected)
+            np.testing.assert_allclose(outputs[output], expected, rtol=1e-5, atol=1e-6)
 
     # In the full pipeline it runs on the host on its quantized operands, unchanged.
     quantized = compiled(model, "fold-constants,quantize{weight-bits=12}")
