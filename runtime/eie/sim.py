@@ -155,6 +155,10 @@ class _Layer:
 # -- the simulator ---------------------------------------------------------------------
 
 
+CHUNK_VECTORS = 8192
+"""The vectors a run streams through the program at a time (see `Simulator.run`)."""
+
+
 class Simulator(Program):
     """Loads a program container and runs it: `run(inputs) -> (outputs, Stats)`.
 
@@ -385,22 +389,65 @@ class Simulator(Program):
 
     # -- running ----------------------------------------------------------------------
 
-    def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Stats]:
-        """Run the program once per input vector; returns the outputs by name and the stats."""
+    def run(
+        self, inputs: dict[str, np.ndarray], chunk: int = CHUNK_VECTORS
+    ) -> tuple[dict[str, np.ndarray], Stats]:
+        """Run the program once per input vector; returns the outputs by name and the stats.
+
+        A batch of more than ``chunk`` vectors streams through the program in chunks of
+        ``chunk`` (when every symbol has a batch axis), so the machine's buffers and
+        accumulators stay bounded; the outputs, stats and layer records are those of
+        the whole batch, the same as in one piece (per-vector costs add up, resident
+        weights are charged once).
+        """
         batch = self.check_inputs(inputs)
-        machine = _Machine(self, batch)
         model = _CostModel(self, batch)
-        machine.memory.update(self.host_memory(inputs))
-        for i, (index, mnemonic, ops) in enumerate(self.program):
-            try:
-                model.charge(i, mnemonic, ops, machine)
-                machine.dispatch[mnemonic](ops)
-            except DlhwcError as e:
-                raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
-        self.last_host_memory = dict(machine.memory)
-        self.last_layer_outputs = machine.layer_outputs
-        self.last_layer_inputs = machine.layer_inputs
-        return self.outputs(machine.memory), model.stats(machine.numerics)
+        numerics = [NumericsTally() for _ in self.layers]
+        parts: list[dict[str, np.ndarray]] = []
+        layer_outputs: dict[str, list[np.ndarray]] = {}
+        layer_inputs: dict[str, list[np.ndarray]] = {}
+        for piece, rows in self._chunks(inputs, batch, chunk):
+            machine = _Machine(self, rows)
+            model.batch = rows
+            machine.memory.update(self.host_memory(piece))
+            for i, (index, mnemonic, ops) in enumerate(self.program):
+                try:
+                    model.charge(i, mnemonic, ops, machine)
+                    machine.dispatch[mnemonic](ops)
+                except DlhwcError as e:
+                    raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
+            parts.append(self.outputs(machine.memory))
+            for total, part in zip(numerics, machine.numerics, strict=True):
+                total.add(part)
+            for name, value in machine.layer_outputs.items():
+                layer_outputs.setdefault(name, []).append(value)
+            for name, value in machine.layer_inputs.items():
+                layer_inputs.setdefault(name, []).append(value)
+        model.batch = batch
+        self.last_host_memory = dict(machine.memory) if len(parts) == 1 else {}
+        self.last_layer_outputs = {k: np.concatenate(v) for k, v in layer_outputs.items()}
+        self.last_layer_inputs = {k: np.concatenate(v) for k, v in layer_inputs.items()}
+        outputs = parts[0]
+        if len(parts) > 1:
+            axes = {s.name: s.batch_axis for s in self.symbols if s.kind == "output"}
+            outputs = {k: np.concatenate([p[k] for p in parts], axis=axes[k]) for k in outputs}
+        return outputs, model.stats(numerics)
+
+    def _chunks(self, inputs: dict[str, np.ndarray], batch: int, chunk: int):
+        """(inputs, vectors) of each chunk of the batch: the whole batch when it fits in
+        one chunk, or unless every symbol keeps its batch first (not a tensor passed
+        whole, not a model constant, not a sequence-first tensor)."""
+        if batch <= chunk or any(s.batch_axis != 0 or s.kind == "constant" for s in self.symbols):
+            yield inputs, batch
+            return
+        axes = {s.name: s.batch_axis for s in self.symbols if s.kind == "input"}
+        for start in range(0, batch, chunk):
+            rows = slice(start, min(start + chunk, batch))
+            piece = {
+                k: np.asarray(v)[(slice(None),) * axes[k] + (rows,)] if k in axes else v
+                for k, v in inputs.items()
+            }
+            yield piece, rows.stop - rows.start
 
 
 # -- functional semantics --------------------------------------------------------------
