@@ -4,6 +4,7 @@ direction and layout, sequence lengths, initial states, peepholes, clip, activat
 the glue ops PyTorch exports around them, kept masks and codebooks, accuracy recovery of
 the digits LSTM after pruning, refusals."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ EXPORTED = ROOT / "tests/models/exported"
 LSTM = str(ROOT / "examples/models/digits_lstm.onnx")
 TRAIN_SEQ = str(ROOT / "examples/data/digits_train_seq.npz")
 TEST_SEQ = str(ROOT / "examples/data/digits_test_seq.npz")
+CALIB_SEQ = str(ROOT / "examples/data/digits_calib_seq.npz")
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 STEPS, BATCH, INPUTS, HIDDEN, CLASSES = 4, 3, 2, 3, 3
@@ -365,9 +367,45 @@ def test_shared_lstm_keeps_its_codebook_structure():
     assert accuracy(retrained) > accuracy(shared)
 
 
-def test_deterministic():
+def test_deterministic(tmp_path):
+    """The same pipeline gives the same IR, and the same ESE program byte for byte."""
+    from compiler.cli import main
+
     spec = f"{PRUNE},retrain{{data={TRAIN_SEQ} epochs=1 seed=5}}"
     assert module_to_string(compiled(spec)) == module_to_string(compiled(spec))
+    programs = [tmp_path / "a.dlhw", tmp_path / "b.dlhw"]
+    for out in programs:
+        argv = ["compile", LSTM, "--target", "ese", "-p", spec, "--calibration", CALIB_SEQ,
+                "-o", str(out)]  # fmt: skip
+        assert main(argv) == 0
+    assert programs[0].read_bytes() == programs[1].read_bytes()
+
+
+def gradual_pruning(train: str) -> str:
+    """The README's pipeline for the digits LSTM on ESE: load-balance-aware pruning over
+    its 32 PEs to 50, 75 and 90%, retraining after each step, then at a tenth of the
+    learning rate."""
+    steps = []
+    for sparsity, epochs in ((0.5, 20), (0.75, 20), (0.9, 40)):
+        steps.append(f"prune{{sparsity={sparsity} balance-pes=32}}")
+        steps.append(f"retrain{{data={train} epochs={epochs} lr=0.01 batch=32}}")
+    steps.append(f"retrain{{data={train} epochs=20 lr=0.001 batch=32}}")
+    return ",".join(steps)
+
+
+@pytest.mark.slow
+def test_digits_lstm_on_ese_within_two_points_of_float(tmp_path):
+    """Pruned to 90% with retraining, compiled for ESE (12-bit weights) and simulated on
+    the test split: 97.8%, as the float model (about 15 s)."""
+    from compiler.cli import main
+
+    out = tmp_path / "eval.json"
+    argv = ["eval", LSTM, "--data", TEST_SEQ, "--labels", "labels", "--target", "ese",
+            "--calibration", CALIB_SEQ, "-p", gradual_pruning(TRAIN_SEQ), "--json", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    result = json.loads(out.read_text())["program"]["probabilities"]
+    assert result["float_accuracy"] == pytest.approx(0.9778, abs=1e-4)
+    assert result["compressed_accuracy"] >= result["float_accuracy"] - 0.02
 
 
 # -- refusals ----------------------------------------------------------------------------
