@@ -380,7 +380,10 @@ def _operands(x: list) -> list:
 def recurrent_forward(spec: RecurrentSpec, x: list) -> tuple[tuple, _Saved]:
     """The op's results (Y, Y_h[, Y_c], as many as it has) and what backward needs."""
     X, W, R, B, lens, h0, c0, P = _operands(x)
-    dtype = np.result_type(X, W, R, np.float32)
+    # Computed in X's float type, at least float32 (W, R, B, P cast to it), the results
+    # cast back to X's type, as the reference kernels do.
+    x_dtype = X.dtype
+    dtype = np.promote_types(x_dtype, np.float32)
     initial = [h0, c0] if spec.kind == "LSTM" else [h0]
     if spec.layout == 1:
         X = X.swapaxes(0, 1)
@@ -389,7 +392,11 @@ def recurrent_forward(spec: RecurrentSpec, x: list) -> tuple[tuple, _Saved]:
     steps, batch, _ = X.shape
     hid = R.shape[-1]
     gates = _GATES[spec.kind]
-    B = np.zeros((spec.directions, 2 * gates * hid), dtype) if B is None else B.astype(dtype)
+    B = (
+        np.zeros((spec.directions, 2 * gates * hid), dtype)
+        if B is None
+        else B.astype(dtype, copy=False)
+    )
     lengths = np.full(batch, steps) if lens is None else np.asarray(lens).astype(np.int64)
     if lengths.shape != (batch,) or np.any((lengths < 0) | (lengths > steps)):
         raise ValueError(f"sequence_lens must be {batch} values in [0, {steps}]")
@@ -402,9 +409,9 @@ def recurrent_forward(spec: RecurrentSpec, x: list) -> tuple[tuple, _Saved]:
     for d in range(spec.directions):
         order = _time_order(lengths, steps, spec.reverse[d])
         xs = X[order, everyone]
-        XW = xs @ W[d].astype(dtype).T + B[d, : gates * hid]
-        cell = _CELLS[spec.kind](spec, d, R.astype(dtype), B[d, gates * hid :],
-                                 None if P is None else P.astype(dtype))  # fmt: skip
+        XW = xs @ W[d].astype(dtype, copy=False).T + B[d, : gates * hid]
+        cell = _CELLS[spec.kind](spec, d, R.astype(dtype, copy=False), B[d, gates * hid :],
+                                 None if P is None else P.astype(dtype, copy=False))  # fmt: skip
         states = tuple(np.broadcast_to(s[d], (batch, hid)) for s in initial)
         outputs = np.zeros((steps, batch, hid), dtype)
         caches = []
@@ -421,7 +428,8 @@ def recurrent_forward(spec: RecurrentSpec, x: list) -> tuple[tuple, _Saved]:
     if spec.layout == 1:
         Y = Y.transpose(2, 0, 1, 3)
         finals = [f.swapaxes(0, 1) for f in finals]
-    return (Y, *finals)[: spec.results], saved
+    results = tuple(a.astype(x_dtype, copy=False) for a in (Y, *finals))
+    return results[: spec.results], saved
 
 
 def recurrent_backward(
@@ -464,7 +472,7 @@ def recurrent_backward(
             total[d] = s
         flat = dXW.reshape(-1, gates * hid)
         dW[d] = flat.T @ run.xs.reshape(-1, run.xs.shape[-1])
-        dX += (dXW @ W[d].astype(dtype))[run.order, everyone]
+        dX += (dXW @ W[d].astype(dtype, copy=False))[run.order, everyone]
         cell_dR, cell_dRb, cell_dP = run.cell.gradients()
         dR[d] = cell_dR
         dB[d] = np.concatenate([flat.sum(axis=0), cell_dRb])

@@ -305,6 +305,29 @@ def test_glue_ops():
     check_gradients(graph, [x], np.array([1, 0, 2]))
 
 
+def test_time_major_input_with_lengths_trains(tmp_path):
+    """A GRU reading its input as ONNX lays it out, [T, N, I], with sequence_lens as a
+    second input: mini-batches are taken along N (the output's batch symbol), and
+    training on a task it can learn (the sign of the sum of the valid steps' first
+    feature) raises its accuracy."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(STEPS, 300, INPUTS)).astype(np.float32)
+    lens = rng.integers(1, STEPS + 1, 300).astype(np.int32)
+    valid = np.arange(STEPS)[:, None] < lens
+    labels = ((x[..., 0] * valid).sum(0) > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", x=x, lens=lens, labels=labels)
+    module = import_model(recurrent_model("GRU", lens=True, outputs=("Y_h",)))
+
+    def acc() -> float:
+        return float(
+            (run_module(module, {"x": x, "lens": lens})["logits"].argmax(1) == labels).mean()
+        )
+
+    before = acc()
+    apply_passes(module, [RetrainPass(data=str(tmp_path / "d.npz"), epochs=30, lr=0.03, batch=32)])
+    assert acc() > max(before, 0.5) + 0.3
+
+
 # -- compression structure and accuracy on the digits LSTM -------------------------------
 
 PRUNE = "prune{sparsity=0.9 balance-pes=32}"
