@@ -14,8 +14,9 @@ both models are trained in plain numpy and written with ``onnx.helper``.
 * ``data/digits_test.npz`` (``input`` float32 [n,64], ``labels`` int64),
   ``data/digits_test_seq.npz`` (same images as [n,8,8]), ``data/digits_calib.npz``
   (``input``: 200 training images, for calibrating quantization) and
-  ``data/digits_calib_seq.npz`` (the same as [200,8,8]), and ``data/digits_train.npz``
-  (the training split, for the `retrain` pass).
+  ``data/digits_calib_seq.npz`` (the same as [200,8,8]), and ``data/digits_train.npz`` and
+  ``data/digits_train_seq.npz`` (the training split as [n,64] and [n,8,8], for the
+  `retrain` pass).
 
 Pixels are scaled to [0, 1] (divided by 16) in the data; the graphs contain no preprocessing.
 The split is ``train_test_split(test_size=0.25, random_state=0, stratify=y)``.
@@ -439,6 +440,7 @@ def main(argv: list[str] | None = None) -> None:
     save_npz(data / "digits_calib.npz", input=x_train[:N_CALIB])
     save_npz(data / "digits_train.npz", input=x_train, labels=y_train)
     save_npz(data / "digits_calib_seq.npz", input=seq_train[:N_CALIB])
+    save_npz(data / "digits_train_seq.npz", input=seq_train, labels=y_train)
 
     t0 = time.perf_counter()
     mlp = train_mlp(x_train, y_train)

@@ -10,21 +10,29 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from xdsl.context import Context
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.dialects.builtin import AnyFloat, ArrayAttr, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from compiler.errors import DlhwcError
+from compiler.passes.retrain_rnn import (
+    RecurrentSpec,
+    prepare_recurrent,
+    recurrent_backward,
+    recurrent_forward,
+)
 from compiler.passes.weights import erase_weight, find_weights
 from dialects import comp
 from dialects import onnx as onnx_d
 
 _LEAVES = (onnx_d.ConstantOp, comp.WeightOp, onnx_d.NoValueOp)
+_RECURRENT = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)
 _FINAL = (onnx_d.SoftmaxOp, onnx_d.LogSoftmaxOp)
 # The ops of `_RULES` (at the end of the file), as the refusal message lists them.
-_SUPPORTED = ("Gemm, MatMul, Conv, Add, Relu, Sigmoid, Tanh, MaxPool, AveragePool, "
-              "GlobalAveragePool, BatchNormalization, Concat, Identity, Dropout, Flatten, "
-              "Reshape, comp.quantize and a final Softmax/LogSoftmax")  # fmt: skip
+_SUPPORTED = ("Gemm, MatMul, Conv, LSTM, GRU, RNN, Add, Relu, Sigmoid, Tanh, MaxPool, "
+              "AveragePool, GlobalAveragePool, BatchNormalization, Concat, Identity, "
+              "Dropout, Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Slice, Gather, "
+              "Expand, comp.quantize and a final Softmax/LogSoftmax")  # fmt: skip
 
 _BETA1, _BETA2, _EPS = 0.9, 0.999, 1e-8  # Adam's defaults (Kingma & Ba)
 
@@ -43,8 +51,10 @@ class RetrainPass(ModulePass):
     Options:
       data     an .npz with the model's input arrays keyed by input name (as for
                `dlhwc run`) and the integer class labels (required). Mini-batches
-               take rows of every input's first axis (a transA Gemm reading a graph
-               input [K, N] directly cannot be batched).
+               take samples along each input's batch axis: the dimension named like
+               the first dimension of the model's output (its batch symbol: N of a
+               time-major sequence [T, N, I]), else its first symbolic dimension,
+               else its first axis.
       labels   the key of the labels in `data` (default "labels"): one label per row
                of the logits, i.e. shape = logits shape without the last axis.
       epochs   passes over the data (default 20).
@@ -56,10 +66,12 @@ class RetrainPass(ModulePass):
     LogSoftmax over the last axis, or the function's single result when there is none.
     Training is mini-batch Adam, deterministic for a given seed and data file.
 
-    What is trained: every Gemm/MatMul weight matrix and Conv kernel, every Gemm and
-    Conv bias and every constant operand of an Add (a MatMul's bias), each according to
-    its form (a kernel [out, in/group, kh, kw] is masked and shared as prune and
-    share-weights left it, as the matrix [out, in/group*kh*kw]):
+    What is trained: every Gemm/MatMul weight matrix, Conv kernel and LSTM/GRU/RNN W
+    and R, every Gemm, Conv and recurrent bias, every constant operand of an Add (a
+    MatMul's bias), and a recurrent op's constant initial_h / initial_c and peepholes P,
+    each according to its form (a kernel [out, in/group, kh, kw] is masked and shared as
+    prune and share-weights left it, as the matrix [out, in/group*kh*kw]; W and R as
+    they left them, [directions, gates*hidden, in]):
       comp.weight with values (pruned)  the values; pruned weights stay exactly zero
                                         (their gradient and update are masked)
       comp.weight with a codebook       the codebook entries; indices and mask are
@@ -83,12 +95,25 @@ class RetrainPass(ModulePass):
         Indices output must be unused), GlobalAveragePool;
       BatchNormalization in inference mode: its scale, bias, mean and var are constants
         held fixed (the backward pass sees the per-channel affine they make);
+      LSTM, GRU and RNN (backpropagation through time, vectorized over the batch): every
+        attribute of the ONNX ops (directions forward, reverse and bidirectional,
+        layout 0 and 1, sequence_lens, initial_h/initial_c, peepholes, clip,
+        input_forget, linear_before_reset, activations with their alpha and beta), any
+        of their results used; a constant initial state must be one state shared by
+        every sequence (batch dimension 1);
       Identity, Dropout (inference mode: the identity, in training too), Flatten,
-        Reshape, and comp.quantize (the identity in training: straight-through);
-    ending in Softmax/LogSoftmax over the last axis or in logits. Anything else is
-    refused, naming the op. Conv, the pools and BatchNormalization are computed by
-    retrain's own numpy kernels (im2col and matrix products), which agree with the
-    reference interpreter (onnxruntime) to float32 rounding.
+        Reshape, Squeeze, Unsqueeze, Transpose, Slice, Gather, Expand (the layout ops
+        PyTorch exports around recurrent layers), and comp.quantize (the identity in
+        training: straight-through);
+    ending in Softmax/LogSoftmax over the last axis or in logits. These rules apply to
+    the data path (the float tensors computed from the inputs and the weights that
+    lead to the logits), where anything else is refused, naming the op; the rest
+    (shape arithmetic, and what it makes with constants, such as the zero initial
+    states PyTorch builds from the input's batch size) runs forward only, in the
+    reference interpreter. Conv, the pools, BatchNormalization and the recurrent ops are
+    computed by retrain's own numpy kernels (im2col and matrix products; the recurrence
+    keeps every step's gates for the backward pass), which agree with the reference
+    interpreter to float32 rounding.
     """
 
     name: ClassVar[str] = "retrain"
@@ -117,11 +142,11 @@ class RetrainPass(ModulePass):
         _refuse_quantized(op)
         graph = _Graph(fn, _trainable_sources(op))
         # Read and check the data before changing anything: a bad file leaves the IR as is.
-        args, labels = self._load(fn)
-        graph.train(args, labels, self)
+        args, axes, labels = self._load(fn)
+        graph.train(args, axes, labels, self)
         graph.write_back()
 
-    def _load(self, fn: func.FuncOp) -> tuple[list[np.ndarray], np.ndarray]:
+    def _load(self, fn: func.FuncOp) -> tuple[list[np.ndarray], list, np.ndarray]:
         from compiler.fileio import load_arrays
         from runtime.interpreters.interpreter import check_inputs, input_names
 
@@ -142,15 +167,39 @@ class RetrainPass(ModulePass):
             raise error(e.reason) from None
         if not np.issubdtype(labels.dtype, np.integer) or labels.ndim == 0:
             raise error(f"labels '{self.labels}' must be integer class numbers, one per row")
-        rows = {a.shape[0] for a in args if a.ndim} | {labels.shape[0]}
+        axes = _batch_axes(fn)
+        rows = {a.shape[k] for a, k in zip(args, axes, strict=True) if k is not None}
+        rows.add(labels.shape[0])
         if len(rows) != 1:
-            raise error(f"inputs and labels have different row counts {sorted(rows)}")
+            raise error(f"inputs and labels have different sample counts {sorted(rows)}")
         if labels.shape[0] == 0:
             raise error("the data has no rows")
-        return args, labels.astype(np.int64)
+        return args, axes, labels.astype(np.int64)
 
 
 # -- scope checks ----------------------------------------------------------------------
+
+
+def _batch_axes(fn: func.FuncOp) -> list[int | None]:
+    """Each input's batch axis (see the option `data`); None for a scalar."""
+
+    def names(attrs, index: int) -> list[str]:
+        entry = attrs.data[index].data.get("onnx.dim_params") if attrs is not None else None
+        return [s.data for s in entry.data] if isinstance(entry, ArrayAttr) else []
+
+    batch = (names(fn.res_attrs, 0) or [""])[0] if fn.function_type.outputs.data else ""
+    axes: list[int | None] = []
+    for i, arg in enumerate(fn.body.block.args):
+        shape = arg.type.get_shape() if isinstance(arg.type, TensorType) else ()
+        named = names(fn.arg_attrs, i)
+        dynamic = [k for k, d in enumerate(shape) if d < 0]
+        if not shape:
+            axes.append(None)
+        elif batch and named.count(batch) == 1:
+            axes.append(named.index(batch))
+        else:
+            axes.append(dynamic[0] if dynamic else 0)
+    return axes
 
 
 def _single_function(module: ModuleOp) -> func.FuncOp:
@@ -176,6 +225,12 @@ def _describe(op: Operation) -> str:
     return f"{what} '{name}'" if name else what
 
 
+def _is_float(value: SSAValue) -> bool:
+    return isinstance(value.type, TensorType) and isinstance(
+        value.type.get_element_type(), AnyFloat
+    )
+
+
 def _rank(value: SSAValue) -> int | None:
     return len(value.type.get_shape()) if isinstance(value.type, TensorType) else None
 
@@ -184,17 +239,29 @@ def _is_weight(value: SSAValue) -> bool:
     return isinstance(value.owner, onnx_d.ConstantOp | comp.WeightOp)
 
 
+# The operands of a recurrent op that are trained when they are constants, besides its
+# weight slots W, R and B: initial_h, initial_c and the LSTM's peepholes P.
+_RECURRENT_EXTRAS = (5, 6, 7)
+
+
 def _trainable_sources(module: ModuleOp) -> list[Operation]:
     """The weight ops to train, in program order: the sources of every weight slot (Gemm
-    and MatMul matrices, Gemm biases) and the constant operands of Adds (biases)."""
+    and MatMul matrices, Conv kernels, LSTM/GRU/RNN W and R, and their biases), the
+    constant operands of Adds (biases) and the constant initial states and peepholes of
+    recurrent ops."""
     sources: dict[Operation, None] = {}
     for slot in find_weights(module):
         sources[slot.source] = None
     for o in module.walk():
         if isinstance(o, onnx_d.AddOp):
-            for v in o.operands:
-                if _is_weight(v):
-                    sources[v.owner] = None
+            operands = list(o.operands)
+        elif isinstance(o, _RECURRENT):
+            operands = [v for i, v in enumerate(o.operands) if i in _RECURRENT_EXTRAS]
+        else:
+            continue
+        for v in operands:
+            if _is_weight(v):
+                sources[v.owner] = None
     return list(sources)
 
 
@@ -329,13 +396,36 @@ class _Graph:
                     array = None if isinstance(op, onnx_d.NoValueOp) else _leaf_value(op)
                     self.constants[op.results[0]] = array
                 continue
-            self.specs[op] = _rule(op).prepare(op)
             self.ops.append(op)
-        # Which values carry a gradient: the parameters and what is computed from them.
-        self.needs = set(self.params)
+        toward = self._toward_logits()
+        # The data path: float tensors computed from the inputs or the parameters through
+        # float tensors, on the way to the logits. Its ops need a rule; the others (shape
+        # arithmetic, and what is made from it and from constants, such as the zero
+        # initial states PyTorch builds from the input's batch size) run forward only,
+        # in the reference interpreter.
+        path = self._float_flow(set(fn.body.block.args) | set(self.params)) & toward
         for op in self.ops:
-            if any(v in self.needs for v in op.operands):
-                self.needs.add(op.results[0])
+            if any(r in path for r in op.results):
+                self.specs[op] = _rule(op).prepare(op)
+        # Which values carry a gradient: the parameters and what is computed from them.
+        self.needs = self._float_flow(set(self.params)) & toward
+
+    def _float_flow(self, sources: set[SSAValue]) -> set[SSAValue]:
+        """``sources`` and the float results of the ops that read a float value of the
+        set (a Shape, an integer index, stops it)."""
+        reached = {v for v in sources if _is_float(v)}
+        for op in self.ops:
+            if any(v in reached for v in op.operands):
+                reached.update(r for r in op.results if _is_float(r))
+        return reached
+
+    def _toward_logits(self) -> set[SSAValue]:
+        """The values the logits are computed from."""
+        toward = {self.logits}
+        for op in reversed(self.ops):
+            if any(r in toward for r in op.results):
+                toward.update(op.operands)
+        return toward
 
     def forward(self, args: list[np.ndarray]) -> _Env:
         from runtime.interpreters.interpreter import evaluate_op
@@ -347,30 +437,49 @@ class _Graph:
             env[value] = param.dense()
         for op in self.ops:
             operands = [env[v] for v in op.operands]
-            rule = _rule(op)
-            if rule.forward is None:
-                (env[op.results[0]],) = evaluate_op(op, operands)[:1]
-            else:
-                env[op.results[0]], env.saved[op] = rule.forward(self.specs[op], operands)
+            rule = _rule(op) if op in self.specs else None
+            try:
+                if rule is None or rule.forward is None:
+                    results = evaluate_op(op, operands)
+                else:
+                    results, env.saved[op] = rule.forward(self.specs[op], operands)
+                    if not rule.multi:
+                        results = (results,)
+            except DlhwcError:
+                raise
+            except Exception as e:  # noqa: BLE001 - numpy errors on bad data, named here
+                raise DlhwcError(
+                    f"retrain: {_describe(op)}: {type(e).__name__}: {' '.join(str(e).split())}"
+                ) from None
+            env.update(zip(op.results, results, strict=False))
         return env
 
     def backward(self, env: _Env, d_logits: np.ndarray) -> dict[SSAValue, np.ndarray]:
         grads: dict[SSAValue, np.ndarray] = {self.logits: d_logits}
         for op in reversed(self.ops):
-            g = grads.pop(op.results[0], None)
-            if g is None:
+            if op not in self.specs:
                 continue
+            rule = _rule(op)
+            g = [grads.pop(r, None) for r in op.results]
+            if all(d is None for d in g):
+                continue
+            y = [env.get(r) for r in op.results]
+            if not rule.multi:
+                y, g = y[0], g[0]
             operands = list(op.operands)
             wanted = [v in self.needs for v in operands]
             values = [env[v] for v in operands]
-            step = _Step(self.specs[op], values, env[op.results[0]], g, wanted, env.saved.get(op))
-            for v, d in zip(operands, _rule(op).backward(step), strict=True):
+            step = _Step(self.specs[op], values, y, g, wanted, env.saved.get(op))
+            for v, d in zip(operands, rule.backward(step), strict=True):
                 if d is None or v not in self.needs:
                     continue
                 grads[v] = grads[v] + d if v in grads else d
         return grads
 
-    def train(self, args: list[np.ndarray], labels: np.ndarray, options: RetrainPass) -> None:
+    def train(
+        self, args: list[np.ndarray], axes: list, labels: np.ndarray, options: RetrainPass
+    ) -> None:
+        """Mini-batch Adam: ``axes`` gives each input's batch axis (None: passed whole)."""
         rng = np.random.default_rng(options.seed)
         rows = labels.shape[0]
         t = 0
@@ -379,7 +488,12 @@ class _Graph:
             order = rng.permutation(rows)
             for start in range(0, rows, options.batch):
                 idx = order[start : start + options.batch]
-                env = self.forward([a[idx] for a in args])
+                env = self.forward(
+                    [
+                        a if k is None else np.take(a, idx, axis=k)
+                        for a, k in zip(args, axes, strict=True)
+                    ]
+                )
                 logits = env[self.logits]
                 if not checked:
                     _check_labels(logits, labels, options)
@@ -445,12 +559,14 @@ def _unbroadcast(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 @dataclass(frozen=True)
 class _Step:
     """What an op's backward rule reads: its static spec, operand and result values, the
-    gradient of its result, which operands want a gradient, and what its forward saved."""
+    gradient of its result, which operands want a gradient, and what its forward saved.
+    For an op with several results (a rule with `multi`), y and g are lists, one entry
+    per result, g None where a result has no gradient."""
 
     spec: object
     x: list
-    y: np.ndarray
-    g: np.ndarray
+    y: np.ndarray | list
+    g: np.ndarray | list
     wanted: list[bool]
     saved: object
 
@@ -467,11 +583,14 @@ class _Rule:
     forward   (spec, operands) -> (result, saved), or None for the reference
               interpreter's kernel (the ops whose backward needs nothing saved)
     backward  _Step -> the operands' gradients (None where not wanted)
+    multi     the op has several results: forward returns a tuple of them, and the
+              _Step holds lists
     """
 
     backward: Callable[[_Step], _Grads]
-    forward: Callable[[object, list], tuple[np.ndarray, object]] | None = None
+    forward: Callable[[object, list], tuple[object, object]] | None = None
     prepare: Callable[[Operation], object] = lambda op: None
+    multi: bool = False
 
 
 def _kind(op: Operation) -> str:
@@ -590,6 +709,41 @@ def _prepare_dropout(op: Operation) -> None:
             not isinstance(mode.owner, onnx_d.ConstantOp) or mode.owner.to_array().any()
         ):
             raise DlhwcError(f"retrain: {_describe(op)} must be in inference mode")
+
+
+def _prepare_transpose(op: Operation) -> list[int] | None:
+    return op.onnx_attributes().get("perm")
+
+
+def _transpose_backward(s: _Step) -> _Grads:
+    perm = s.spec if s.spec is not None else list(reversed(range(s.g.ndim)))
+    return [np.transpose(s.g, np.argsort(perm))]
+
+
+def _prepare_moved(op: Operation) -> Operation:
+    _prepare_shape_only(op)
+    return op
+
+
+def _moved_backward(s: _Step) -> _Grads:
+    """Slice, Gather and Expand take (or repeat) elements of their data operand: each
+    element's gradient is the sum of the gradients where the op put it, found by running
+    the op on the elements' positions instead of their values."""
+    from runtime.interpreters.interpreter import evaluate_op
+
+    data = s.x[0]
+    positions = np.arange(data.size).reshape(data.shape)
+    moved = evaluate_op(s.spec, [positions, *s.x[1:]])[0]
+    d = np.bincount(moved.reshape(-1), weights=s.g.reshape(-1), minlength=data.size)
+    return [d.reshape(data.shape).astype(s.g.dtype)] + [None] * (len(s.x) - 1)
+
+
+def _prepare_recurrent(op: Operation) -> RecurrentSpec:
+    return prepare_recurrent(op, _kind(op), lambda i: _is_weight(op.operands[i]))
+
+
+def _recurrent_backward(s: _Step) -> _Grads:
+    return recurrent_backward(s.spec, s.x, s.g, s.wanted, s.saved)
 
 
 def _prepare_concat(op: Operation) -> int:
@@ -860,6 +1014,12 @@ _RULES: dict[str, _Rule] = {
     "Identity": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
     "Flatten": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
     "Reshape": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
+    "Squeeze": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
+    "Unsqueeze": _Rule(_shape_only_backward, prepare=_prepare_shape_only),
+    "Transpose": _Rule(_transpose_backward, prepare=_prepare_transpose),
+    "Slice": _Rule(_moved_backward, prepare=_prepare_moved),
+    "Gather": _Rule(_moved_backward, prepare=_prepare_moved),
+    "Expand": _Rule(_moved_backward, prepare=_prepare_moved),
     "comp.quantize": _Rule(_shape_only_backward, _straight_through),
     "Dropout": _Rule(_shape_only_backward, _straight_through, _prepare_dropout),
     "Concat": _Rule(_concat_backward, prepare=_prepare_concat),
@@ -868,4 +1028,7 @@ _RULES: dict[str, _Rule] = {
     "AveragePool": _Rule(_averagepool_backward, _averagepool_forward, _prepare_averagepool),
     "GlobalAveragePool": _Rule(_global_average_pool_backward, _global_average_pool_forward),
     "BatchNormalization": _Rule(_batchnorm_backward, _batchnorm_forward, _prepare_batchnorm),
+    "LSTM": _Rule(_recurrent_backward, recurrent_forward, _prepare_recurrent, multi=True),
+    "GRU": _Rule(_recurrent_backward, recurrent_forward, _prepare_recurrent, multi=True),
+    "RNN": _Rule(_recurrent_backward, recurrent_forward, _prepare_recurrent, multi=True),
 }

@@ -20,7 +20,6 @@ from runtime.interpreters.interpreter import main_function, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = str(ROOT / "examples/models/digits_mlp.onnx")
-LSTM = str(ROOT / "examples/models/digits_lstm.onnx")
 TRAIN = str(ROOT / "examples/data/digits_train.npz")
 TEST = str(ROOT / "examples/data/digits_test.npz")
 TEST_SEQ = str(ROOT / "examples/data/digits_test_seq.npz")
@@ -266,7 +265,6 @@ def test_small_model_trains(tmp_path):
 @pytest.mark.parametrize(
     "model, spec, message",
     [
-        (LSTM, f"retrain{{data={TEST_SEQ}}}", "retrain: onnx.Transpose 'transpose' is not supported"),
         (MLP, f"prune,quantize,retrain{{data={TRAIN}}}", "already quantized .* run retrain before quantize"),
         (MLP, "retrain{data=/no/such/file.npz}", "file.npz: retrain: no such input file"),
         (MLP, f"retrain{{data={TRAIN},labels=y}}", r"retrain: no labels 'y' \(keys: input, labels\)"),
