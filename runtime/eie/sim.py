@@ -36,6 +36,7 @@ import numpy as np
 
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
+from compiler import progress
 from compiler.errors import DlhwcError
 from runtime.common import (
     NumericsTally,
@@ -391,12 +392,16 @@ class Simulator(Program):
         machine = _Machine(self, batch)
         model = _CostModel(self, batch)
         machine.memory.update(self.host_memory(inputs))
-        for i, (index, mnemonic, ops) in enumerate(self.program):
-            try:
-                model.charge(i, mnemonic, ops, machine)
-                machine.dispatch[mnemonic](ops)
-            except DlhwcError as e:
-                raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
+        label = f"eie: {batch:,} vector{'s' if batch != 1 else ''}"
+        with progress.task(label, len(self.program), "instructions") as task:
+            for i, (index, mnemonic, ops) in enumerate(self.program):
+                owner = self.layer_of[i]
+                task.update(i, "" if owner is None else self.layers[owner].name)
+                try:
+                    model.charge(i, mnemonic, ops, machine)
+                    machine.dispatch[mnemonic](ops)
+                except DlhwcError as e:
+                    raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
         self.last_host_memory = dict(machine.memory)
         self.last_layer_outputs = machine.layer_outputs
         self.last_layer_inputs = machine.layer_inputs

@@ -38,6 +38,7 @@ import numpy as np
 
 from backends.ese.config import ESEConfig
 from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
+from compiler import progress
 from compiler.errors import DlhwcError
 from runtime.common import (
     NumericsTally,
@@ -527,19 +528,24 @@ class Simulator(Program):
         model = _CostModel(self, batch)
         machine.memory = self.host_memory(inputs)
         pos = 0
-        while pos < len(self.program):
-            self._execute(pos, machine, model)
-            if pos in self.loops:
-                body = range(pos + 1, pos + 1 + self.loops[pos])
-                for s in range(machine.loop.steps):
-                    machine.begin_step(s)
-                    for p in body:
-                        self._execute(p, machine, model)
-                model.end_seq(machine)
-                self._guard(pos, machine.end_seq)
-                pos = body.stop
-            else:
-                pos += 1
+        label = f"ese: {batch:,} sequence{'s' if batch != 1 else ''}"
+        with progress.task(label, len(self.program), "instructions") as task:
+            while pos < len(self.program):
+                task.update(pos)
+                self._execute(pos, machine, model)
+                if pos in self.loops:
+                    body = range(pos + 1, pos + 1 + self.loops[pos])
+                    name, steps = machine.loop.layer.name, machine.loop.steps
+                    for s in range(steps):
+                        task.update(pos, f"{name} step {s + 1}/{steps}")
+                        machine.begin_step(s)
+                        for p in body:
+                            self._execute(p, machine, model)
+                    model.end_seq(machine)
+                    self._guard(pos, machine.end_seq)
+                    pos = body.stop
+                else:
+                    pos += 1
         self.last_host_memory = dict(machine.memory)
         return self.outputs(machine.memory), model.stats(machine.numerics)
 
