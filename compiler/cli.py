@@ -183,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--input", help="simulate these inputs (.npz or .npy) and report")
     group.add_argument("--stats", metavar="FILE.json", help="report a stats file of `run`")
+    p.add_argument(
+        "--html",
+        metavar="PAGE.html",
+        help="also write a self-contained HTML page: weight histograms and codebooks, and "
+        "with --input or --stats per-PE load and cycle and energy breakdowns against dense",
+    )
 
     p = sub.add_parser("export", help="write a .mlir (or an imported ONNX model) as ONNX")
     p.add_argument("input", help="a .mlir file at the onnx or comp level, or an ONNX model")
@@ -317,7 +323,7 @@ def _drop_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-OUTPUT_ARGS = ("output", "stats", "report_json", "json")
+OUTPUT_ARGS = ("output", "stats", "report_json", "json", "html")
 """The arguments that name files a command writes (`report --stats` reads its file)."""
 INPUT_ARGS = ("model", "input", "program", "data", "compressed", "hw", "calibration",
               "load_pass_plugin")  # fmt: skip
@@ -329,7 +335,7 @@ def _arg_paths(args) -> tuple[list[str], list[str]]:
     paths: dict[str, list[str]] = {"in": [], "out": []}
     for name in INPUT_ARGS + OUTPUT_ARGS:
         value = getattr(args, name, None)
-        side = "in" if name in INPUT_ARGS or args.command == "report" else "out"
+        side = "in" if name in INPUT_ARGS or (args.command, name) == ("report", "stats") else "out"
         paths[side].extend(value if isinstance(value, list) else [value] if value else [])
     return paths["in"], paths["out"]
 
@@ -608,6 +614,7 @@ def _print_outputs(outputs) -> None:
 
 def cmd_report(args) -> int:
     sim, module = _simulator(args.program)  # the program must be readable in any case
+    stats = origin = None
     if args.stats:
         import json
 
@@ -624,12 +631,21 @@ def cmd_report(args) -> int:
         if not isinstance(data, dict):
             target = sim.container.target.upper()
             raise DlhwcError(f"not an {target} stats file", file=args.stats)
-        sys.stdout.write(module.Stats.from_json(data, args.stats).format_table())
+        stats, origin = module.Stats.from_json(data, args.stats), f"stats file {args.stats}"
+        sys.stdout.write(stats.format_table())
     elif args.input:
         _, stats = _simulate(sim, args.input)
+        origin = f"simulated on {args.input}"
         sys.stdout.write(stats.format_table())
     else:
         sys.stdout.write(module.static_report(sim))
+    if args.html:
+        from compiler.fileio import write_atomic
+        from compiler.report_html import program_page
+
+        data = None if stats is None else stats.to_json()
+        write_atomic(args.html, program_page(sim, args.program, data, origin, args.stats))
+        print(f"dlhwc: wrote {args.html}", file=sys.stderr)
     return 0
 
 
