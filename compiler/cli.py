@@ -632,19 +632,20 @@ def cmd_report(args) -> int:
             target = sim.container.target.upper()
             raise DlhwcError(f"not an {target} stats file", file=args.stats)
         stats, origin = module.Stats.from_json(data, args.stats), f"stats file {args.stats}"
-        sys.stdout.write(stats.format_table())
     elif args.input:
         _, stats = _simulate(sim, args.input)
         origin = f"simulated on {args.input}"
-        sys.stdout.write(stats.format_table())
-    else:
-        sys.stdout.write(module.static_report(sim))
-    if args.html:
-        from compiler.fileio import write_atomic
+    page = None
+    if args.html:  # made before anything is printed: a stats file it refuses prints nothing
         from compiler.report_html import program_page
 
         data = None if stats is None else stats.to_json()
-        write_atomic(args.html, program_page(sim, args.program, data, origin, args.stats))
+        page = program_page(sim, args.program, data, origin, args.stats)
+    sys.stdout.write(module.static_report(sim) if stats is None else stats.format_table())
+    if page is not None:
+        from compiler.fileio import write_atomic
+
+        write_atomic(args.html, page)
         print(f"dlhwc: wrote {args.html}", file=sys.stderr)
     return 0
 

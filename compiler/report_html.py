@@ -527,6 +527,60 @@ def _check_stats(sim, stats: dict, source: str | None) -> None:
             f"program's {', '.join(mine) or 'none'}",
             file=source,
         )
+    try:
+        for path, value in _numbers(stats):
+            _check_number(path, value)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise DlhwcError(
+            f"not a complete {sim.container.target.upper()} stats file: missing {e}", file=source
+        ) from None
+    except ValueError as e:
+        raise DlhwcError(
+            f"bad {sim.container.target.upper()} stats file: {e}", file=source
+        ) from None
+
+
+MAX_STAT = 1e100
+"""The largest number the page takes from a stats file: a simulator never counts more,
+and sums and products of such numbers stay finite."""
+
+
+def _numbers(stats: dict):
+    """(path, value) of every number the page takes from ``stats``."""
+    t = stats["total"]
+    yield "total.vectors", t["vectors"]
+    for key in ("cycles_per_vector", "time_us_per_vector", "energy_pj_per_vector", "speedup",
+                "energy_saving", "load_efficiency"):  # fmt: skip
+        yield f"total.{key}", t[key]
+    for key in ("cycles_per_vector", "energy_pj_per_vector"):
+        yield f"total.dense.{key}", t["dense"][key]
+    for event, pj in stats["machine"]["energy_pj_per_event"].items():
+        yield f"machine.energy_pj_per_event.{event}", pj
+    for i, e in enumerate(stats["layers"]):
+        where = f"layers[{i}]"
+        for key in ("cycles_per_vector", "energy_pj_per_vector", "speedup", "energy_saving",
+                    "load_efficiency"):  # fmt: skip
+            yield f"{where}.{key}", e[key]
+        for key in CYCLE_KINDS:
+            yield f"{where}.cycles_breakdown.{key}", e["cycles_breakdown"][key]
+        for event, pj in e["energy_breakdown_pj"].items():
+            yield f"{where}.energy_breakdown_pj.{event}", pj
+        dense = e["dense"]
+        for key in ("cycles_per_vector", "energy_pj_per_vector", "load_cycles", "compute_cycles"):
+            yield f"{where}.dense.{key}", dense[key]
+        for event, count in dense["events"].items():
+            yield f"{where}.dense.events.{event}", count
+        for k, cycles in enumerate(e.get("pe_busy_cycles", [])):
+            yield f"{where}.pe_busy_cycles[{k}]", cycles
+
+
+def _check_number(path: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{path} is {value!r}, not a number")
+    if not 0 <= value <= MAX_STAT:  # also NaN
+        raise ValueError(f"{path} is {value!r}, outside 0..{MAX_STAT:g}")
+    if path == "total.vectors" and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"{path} is {value!r}, not a count of vectors")
 
 
 # -- plots --------------------------------------------------------------------------------

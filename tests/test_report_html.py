@@ -327,6 +327,44 @@ def test_incomplete_stats(eie, capsys, tmp_path):
     assert_user_error(capsys, argv, "broken.json", "pe_busy_cycles has 3 PEs, not 64", output=out)
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "fragment"),
+    [
+        (("layers", 0, "cycles_breakdown", "load"), -1, "layers[0].cycles_breakdown.load is -1, "
+         "outside 0..1e+100"),
+        (("layers", 2, "dense", "events", "mac"), 1e308, "layers[2].dense.events.mac is 1e+308"),
+        (("total", "vectors"), 0.5, "total.vectors is 0.5, not a count of vectors"),
+        (("machine", "energy_pj_per_event", "mac"), "x", "energy_pj_per_event.mac is 'x', not a "
+         "number"),
+        (("layers", 1, "pe_busy_cycles", 3), None, "layers[1].pe_busy_cycles[3] is None"),
+    ],
+)  # fmt: skip
+def test_stats_numbers_are_checked(eie, capsys, tmp_path, path, value, fragment):
+    d, prog, stats, _ = eie
+    bad = json.loads(json.dumps(stats))
+    parent = bad
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    path_ = tmp_path / "bad.json"
+    path_.write_text(json.dumps(bad))
+    out = tmp_path / "p.html"
+    argv = ["report", prog, "--stats", path_, "--html", out]
+    assert_user_error(capsys, argv, "bad.json", "bad EIE stats file", fragment, output=out)
+    assert capsys.readouterr().out == ""
+
+
+def test_stats_of_no_vectors(eie, capsys, tmp_path):
+    d, prog, stats, _ = eie
+    path = tmp_path / "none.json"
+    path.write_text(json.dumps(dict(stats, total=dict(stats["total"], vectors=0))))
+    argv = ["report", prog, "--stats", path, "--html", tmp_path / "p.html"]
+    assert_user_error(
+        capsys, argv, "none.json", "not an EIE stats file", output=tmp_path / "p.html"
+    )
+    assert_user_error(capsys, argv[:4], "none.json", "not an EIE stats file")
+
+
 def test_stats_without_per_pe_counts_say_so(eie, capsys, tmp_path):
     d, prog, stats, _ = eie
     old = json.loads(json.dumps(stats))
