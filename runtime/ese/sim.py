@@ -531,7 +531,7 @@ class Simulator(Program):
         label = f"ese: {batch:,} sequence{'s' if batch != 1 else ''}"
         with progress.task(label, len(self.program), "instructions") as task:
             while pos < len(self.program):
-                task.update(pos)
+                task.update(pos, "")
                 self._execute(pos, machine, model)
                 if pos in self.loops:
                     body = range(pos + 1, pos + 1 + self.loops[pos])
@@ -541,6 +541,7 @@ class Simulator(Program):
                         machine.begin_step(s)
                         for p in body:
                             self._execute(p, machine, model)
+                    task.update(pos, f"{name}: cycles of {steps} steps")
                     model.end_seq(machine)
                     self._guard(pos, machine.end_seq)
                     pos = body.stop
