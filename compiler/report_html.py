@@ -95,6 +95,11 @@ def program_page(
     return page(f"dlhwc report: {source}", sections)
 
 
+def pareto_page(points: Sequence[dict], title: str = "dlhwc explore") -> str:
+    """A page with the Pareto section alone (see `pareto_section`)."""
+    return page(title, [pareto_section(points)])
+
+
 def page(title: str, sections: Sequence[Section]) -> str:
     """A complete HTML document: the title, a table of contents, the sections."""
     nav = " · ".join(f'<a href="#{s.id}">{_e(s.title)}</a>' for s in sections)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from compiler.cli import main
-from compiler.report_html import page, pareto_front, pareto_section
+from compiler.report_html import page, pareto_front, pareto_page, pareto_section
 from tests.test_cli import assert_user_error, dlhwc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,7 +228,8 @@ POINTS = [
 def test_pareto_front_and_section():
     assert pareto_front([_point(p) for p in POINTS]) == {0, 1, 3}  # "worse": p90 beats it
     section = pareto_section(POINTS)
-    p = Page(page("explore", [section]))
+    p = Page(pareto_page(POINTS, "explore"))
+    assert pareto_page(POINTS, "explore") == page("explore", [section])  # byte-identical
     assert p.sections == ["pareto"]
     assert [plot for _, plot in p.plots] == ["Pareto front"] and p.svgs == {"pareto": 1}
     rows = _rows(p.tables["pareto-table"])
