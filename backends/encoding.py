@@ -331,3 +331,19 @@ def stream_stats(
         index_counts=index_counts,
         run_counts=run_counts,
     )
+
+
+def column_entries(mask_rows: np.ndarray, pes: int = 1, run_bits: int = 4) -> np.ndarray:
+    """Entries (kept weights and fillers) of every column on every PE, int64 [pes, cols].
+
+    The same counts as ``np.diff(encode_sparse(...).pointers, axis=1)``, computed from
+    the mask alone without writing the streams: what a PE works through for each
+    column, the figure a cycle estimate needs.
+    """
+    mask, _ = _check_matrix(mask_rows, None, pes)
+    rmax = _check_run_bits(run_bits)
+    counts = np.zeros((pes, mask.shape[1]), dtype=np.int64)
+    for k, col, loc, _ in _pe_entries(mask, None, pes):
+        span = _gaps(col, loc) // (rmax + 1) + 1  # the fillers before a kept weight, and it
+        counts[k] = np.bincount(col, weights=span, minlength=mask.shape[1]).astype(np.int64)
+    return counts

@@ -1,12 +1,14 @@
 """The `dlhwc` command line.
 
     dlhwc compile model.onnx [--target eie|ese] [--emit STAGE] [-p PIPELINE] [-o OUT]
-                  [--print-ir-after-all] [--hw CONFIG.toml] [--calibration DATA.npz]
-    dlhwc opt in.mlir -p PIPELINE [-o OUT] [--print-ir-after-all] [--calibration DATA.npz]
+                  [--print-ir-after-all] [--ledger-after-all] [--time-passes]
+                  [--hw CONFIG.toml] [--calibration DATA.npz]
+    dlhwc opt in.mlir -p PIPELINE [-o OUT] [--print-ir-after-all] [--ledger-after-all]
+              [--time-passes] [--calibration DATA.npz]
     dlhwc run model.onnx|in.mlir --input x.npy|inputs.npz [--output out.npz]
     dlhwc run prog.dlhw --input x.npy|inputs.npz [--output out.npz] [--stats stats.json]
               [--report]
-    dlhwc report prog.dlhw [--input data.npz | --stats stats.json]
+    dlhwc report prog.dlhw [--input data.npz | --stats stats.json] [--html page.html]
     dlhwc export in.mlir|model.onnx -o model.onnx [--quantize-as qdq|float]
     dlhwc eval MODEL --data data.npz [--labels KEY] (-p PIPELINE | --compressed COMP.mlir)
                [--json FILE]
@@ -22,7 +24,9 @@
 `--report` on compile and opt prints the compression ledger (compiler/compression/
 ledger.py) to stdout: after the IR when there is no -o, alone when the IR goes to -o;
 with --target, the ledger of the comp stage, before anything the later stages print.
-`--report-json FILE` writes the ledger as JSON.
+`--report-json FILE` writes the ledger as JSON. `--ledger-after-all` prints the ledger in
+short after the import and every pass, and `--time-passes` the wall time of every stage,
+both to stderr (compiler/instrument.py).
 
 Heavy modules (xDSL, onnx, onnxruntime) are imported only by the command that needs
 them, so `dlhwc --help` starts fast. Errors in the user's input print one line and exit
@@ -80,6 +84,22 @@ def _add_pass_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_instrument_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ledger-after-all",
+        action="store_true",
+        help="print the compression ledger (bytes, non-zeros, bits per weight; with "
+        "--target a static estimate of cycles and energy) after the import and after "
+        "every pass to stderr, with what the pass changed",
+    )
+    p.add_argument(
+        "--time-passes",
+        action="store_true",
+        help="print the wall time of the import, every pass, the encoding and the output "
+        "to stderr at the end",
+    )
+
+
 def _add_report_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--report",
@@ -131,12 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
     _add_pass_options(p)
+    _add_instrument_options(p)
 
     p = sub.add_parser("opt", help="run passes over a .mlir file")
     p.add_argument("input", help="the .mlir file")
     _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
     _add_pass_options(p)
+    _add_instrument_options(p)
 
     p = sub.add_parser(
         "run", help="run a model in the reference interpreter, or a .dlhw in its simulator"
@@ -161,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--input", help="simulate these inputs (.npz or .npy) and report")
     group.add_argument("--stats", metavar="FILE.json", help="report a stats file of `run`")
+    p.add_argument(
+        "--html",
+        metavar="PAGE.html",
+        help="also write a self-contained HTML page: weight histograms and codebooks, and "
+        "with --input or --stats per-PE load and cycle and energy breakdowns against dense",
+    )
 
     p = sub.add_parser("export", help="write a .mlir (or an imported ONNX model) as ONNX")
     p.add_argument("input", help="a .mlir file at the onnx or comp level, or an ONNX model")
@@ -295,7 +323,7 @@ def _drop_stdout() -> None:
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-OUTPUT_ARGS = ("output", "stats", "report_json", "json")
+OUTPUT_ARGS = ("output", "stats", "report_json", "json", "html")
 """The arguments that name files a command writes (`report --stats` reads its file)."""
 INPUT_ARGS = ("model", "input", "program", "data", "compressed", "hw", "calibration",
               "load_pass_plugin")  # fmt: skip
@@ -307,7 +335,7 @@ def _arg_paths(args) -> tuple[list[str], list[str]]:
     paths: dict[str, list[str]] = {"in": [], "out": []}
     for name in INPUT_ARGS + OUTPUT_ARGS:
         value = getattr(args, name, None)
-        side = "in" if name in INPUT_ARGS or args.command == "report" else "out"
+        side = "in" if name in INPUT_ARGS or (args.command, name) == ("report", "stats") else "out"
         paths[side].extend(value if isinstance(value, list) else [value] if value else [])
     return paths["in"], paths["out"]
 
@@ -316,20 +344,71 @@ def _threshold(args) -> int | None:
     return None if args.elide_threshold < 0 else args.elide_threshold
 
 
-def _emit_module(module, args, report: bool = True) -> None:
+def _emit_module(module, args, report: bool = True, timer=None) -> None:
     from compiler.fileio import write_atomic
+    from compiler.instrument import timed
     from compiler.irio import module_to_string
 
-    if args.output:
-        write_atomic(args.output, module_to_string(module))
-    else:
-        sys.stdout.write(module_to_string(module, _threshold(args)))
+    with timed(timer, "output"):
+        if args.output:
+            write_atomic(args.output, module_to_string(module))
+        else:
+            sys.stdout.write(module_to_string(module, _threshold(args)))
     if report:
         _report(module, args)
 
 
+def _after_pass(args, target: str | None = None, config=None):
+    """The after-pass hook of --print-ir-after-all and --ledger-after-all (None: neither);
+    a ``target`` and its hardware ``config`` add the ledger's cycle and energy estimate."""
+    from compiler.instrument import LedgerAfterAll, after_each
+    from compiler.pipeline import IRDumper
+
+    dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
+    ledger = None
+    if getattr(args, "ledger_after_all", False):
+        ledger = LedgerAfterAll(target=target, config=config)
+    return after_each(dump, ledger)
+
+
+def _timer(args):
+    """The PassTimer of --time-passes, or None."""
+    if not getattr(args, "time_passes", False):
+        return None
+    from compiler.instrument import PassTimer
+
+    return PassTimer()
+
+
+def _load_modules(timer, target: str | None = None) -> None:
+    """With --time-passes: load the libraries the pipeline uses (onnx, xdsl, every pass,
+    the target's back end) first, so that loading them is a row of its own rather than
+    part of the first stage that needs them."""
+    if timer is None:
+        return
+    import importlib
+
+    from backends import TARGETS
+    from compiler.instrument import timed
+
+    with timed(timer, "load modules"):
+        import compiler.frontend.onnx_importer  # noqa: F401
+        from compiler.passes import BUILTIN_PASSES
+
+        for get in BUILTIN_PASSES.values():
+            get()
+        if target in TARGETS:
+            importlib.import_module(f"backends.{target}.program")
+
+
+def _print_timing(timer) -> None:
+    if timer is not None:
+        sys.stdout.flush()
+        sys.stderr.write(timer.format())
+
+
 def _passes_and_dumper(args):
-    from compiler.pipeline import IRDumper, parse_pipeline
+    from compiler.pipeline import parse_pipeline
     from compiler.plugins import available_passes
 
     available = available_passes(args.load_pass_plugin)
@@ -340,28 +419,35 @@ def _passes_and_dumper(args):
         passes, used = with_calibration(passes, args.calibration)
         if not used:
             print("dlhwc: note: --calibration unused: no quantize pass takes it", file=sys.stderr)
-    dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
-    return passes, dump
+    return passes, _after_pass(args)
 
 
 def cmd_compile(args) -> int:
+    timer = _timer(args)
+    _load_modules(timer, args.target)
     if args.target:
-        return _compile_for_target(args)
-    from compiler.pipeline import compile_model
+        status = _compile_for_target(args, timer)
+    else:
+        from compiler.pipeline import compile_model
 
-    passes, dump = _passes_and_dumper(args)
-    module = compile_model(args.model, passes, emit=args.emit or "onnx", dump=dump)
-    _emit_module(module, args)
-    return 0
+        passes, dump = _passes_and_dumper(args)
+        module = compile_model(args.model, passes, args.emit or "onnx", dump, timer)
+        _emit_module(module, args, timer=timer)
+        status = 0
+    _print_timing(timer)
+    return status
 
 
-def _compile_for_target(args) -> int:
-    from compiler.pipeline import IRDumper, compile_for_target
+def _compile_for_target(args, timer=None) -> int:
+    from backends import target as get_target
+    from compiler.instrument import timed
+    from compiler.pipeline import compile_for_target
     from compiler.plugins import available_passes
     from runtime.container import Container
 
     available = available_passes(args.load_pass_plugin)
-    dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
+    config = get_target(args.target).load_config(args.hw) if args.ledger_after_all else None
+    dump = _after_pass(args, args.target, config)
 
     from compiler.passes.quantize import calibrating
 
@@ -384,27 +470,30 @@ def _compile_for_target(args) -> int:
 
     result = compile_for_target(
         args.model, args.target, args.pipeline, available, emit, args.hw, dump, configure,
-        after_compression=after_compression,
+        after_compression=after_compression, timer=timer,
     )  # fmt: skip
     for line in warnings:
         print(f"dlhwc: {line}", file=sys.stderr)
     if not isinstance(result, Container):
-        _emit_module(result, args, report=False)  # the ledger was printed at the comp stage
+        # The ledger was printed at the comp stage.
+        _emit_module(result, args, report=False, timer=timer)
         return 0
     _print_placement(result)
     if emit == "asm":
         from backends.asm import disassemble
 
-        text = disassemble(result)
-        if args.output:
-            from compiler.fileio import write_atomic
+        with timed(timer, "output"):
+            text = disassemble(result)
+            if args.output:
+                from compiler.fileio import write_atomic
 
-            write_atomic(args.output, text)
-        else:
-            sys.stdout.write(text)
+                write_atomic(args.output, text)
+            else:
+                sys.stdout.write(text)
         return 0
     output = args.output or f"{Path(args.model).stem}.dlhw"
-    result.write(output)
+    with timed(timer, "output"):
+        result.write(output)
     print(f"dlhwc: wrote {output}", file=sys.stderr)
     return 0
 
@@ -421,15 +510,19 @@ def _print_placement(container) -> None:
 
 
 def cmd_opt(args) -> int:
+    from compiler.instrument import timed
     from compiler.irio import read_module
-    from compiler.pipeline import apply_passes
+    from compiler.pipeline import after, apply_passes
 
+    timer = _timer(args)
+    _load_modules(timer)
     passes, dump = _passes_and_dumper(args)
-    module = read_module(args.input)
-    if dump is not None:
-        dump("parse", module)
-    apply_passes(module, passes, dump)
-    _emit_module(module, args)
+    with timed(timer, "parse"):
+        module = read_module(args.input)
+    after(dump, "parse", module, timer)
+    apply_passes(module, passes, dump, timer)
+    _emit_module(module, args, timer=timer)
+    _print_timing(timer)
     return 0
 
 
@@ -521,6 +614,7 @@ def _print_outputs(outputs) -> None:
 
 def cmd_report(args) -> int:
     sim, module = _simulator(args.program)  # the program must be readable in any case
+    stats = origin = None
     if args.stats:
         import json
 
@@ -537,12 +631,22 @@ def cmd_report(args) -> int:
         if not isinstance(data, dict):
             target = sim.container.target.upper()
             raise DlhwcError(f"not an {target} stats file", file=args.stats)
-        sys.stdout.write(module.Stats.from_json(data, args.stats).format_table())
+        stats, origin = module.Stats.from_json(data, args.stats), f"stats file {args.stats}"
     elif args.input:
         _, stats = _simulate(sim, args.input)
-        sys.stdout.write(stats.format_table())
-    else:
-        sys.stdout.write(module.static_report(sim))
+        origin = f"simulated on {args.input}"
+    page = None
+    if args.html:  # made before anything is printed: a stats file it refuses prints nothing
+        from compiler.report_html import program_page
+
+        data = None if stats is None else stats.to_json()
+        page = program_page(sim, args.program, data, origin, args.stats)
+    sys.stdout.write(module.static_report(sim) if stats is None else stats.format_table())
+    if page is not None:
+        from compiler.fileio import write_atomic
+
+        write_atomic(args.html, page)
+        print(f"dlhwc: wrote {args.html}", file=sys.stderr)
     return 0
 
 

@@ -15,7 +15,10 @@ With `--target eie` (or `ese`):
     dlhw    the program container (the default)
 
 Every stage's IR is verified; `--emit STAGE` stops after it, and `--print-ir-after-all`
-prints the IR after the import and after every pass, headed by its name.
+prints the IR after the import and after every pass, headed by its name. The same hook
+(`dump`: any callable taking the stage's name and the module) prints the compression
+ledger for `--ledger-after-all` (compiler/instrument.py), and a `PassTimer` (`timer`)
+times the import, every pass and the program's encoding for `--time-passes`.
 """
 
 from __future__ import annotations
@@ -32,10 +35,14 @@ from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import ArgSpecParseError, VerifyException
 
 from compiler.errors import DlhwcError
+from compiler.instrument import AFTER_PASS, PassTimer, timed
 from compiler.irio import DEFAULT_ELIDE_THRESHOLD, context, module_to_string
 from compiler.plugins import plugin_error
 
 STAGES = ("onnx", "comp")
+
+AfterPass = Callable[[str, ModuleOp], None]
+"""What runs after the import and each pass: `IRDumper`, `LedgerAfterAll`, or both."""
 
 
 def parse_pipeline(
@@ -113,43 +120,59 @@ class IRDumper:
 
 
 def apply_passes(
-    module: ModuleOp, passes: Iterable[ModulePass], dump: IRDumper | None = None
+    module: ModuleOp,
+    passes: Iterable[ModulePass],
+    dump: AfterPass | None = None,
+    timer: PassTimer | None = None,
 ) -> ModuleOp:
-    """Run ``passes`` in order on ``module``, verifying the IR after each one."""
+    """Run ``passes`` in order on ``module``, verifying the IR after each one (the
+    verification is part of the pass's time)."""
     ctx = context()
     for p in passes:
-        try:
-            p.apply(ctx, module)
-        except DlhwcError:
-            raise
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin's error is the user's
-            if (error := plugin_error(p, e)) is None:
-                raise
-            raise error from None
-        try:
-            module.verify()
-        except VerifyException as e:
-            raise DlhwcError(f"pass '{p.name}' produced invalid IR: {_one_line(e)}") from None
-        if dump is not None:
-            dump(p.name, module)
+        with timed(timer, p.name):
+            _apply(p, ctx, module)
+        after(dump, p.name, module, timer)
     return module
+
+
+def after(dump: AfterPass | None, name: str, module: ModuleOp, timer: PassTimer | None) -> None:
+    """Run the after-pass hook, if any (its time is one grouped row of the timer)."""
+    if dump is not None:
+        with timed(timer, AFTER_PASS, group=True):
+            dump(name, module)
+
+
+def _apply(p: ModulePass, ctx, module: ModuleOp) -> None:
+    try:
+        p.apply(ctx, module)
+    except DlhwcError:
+        raise
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin's error is the user's
+        if (error := plugin_error(p, e)) is None:
+            raise
+        raise error from None
+    try:
+        module.verify()
+    except VerifyException as e:
+        raise DlhwcError(f"pass '{p.name}' produced invalid IR: {_one_line(e)}") from None
 
 
 def compile_model(
     model_path: str,
     passes: list[ModulePass],
     emit: str = "onnx",
-    dump: IRDumper | None = None,
+    dump: AfterPass | None = None,
+    timer: PassTimer | None = None,
 ):
     """Import ``model_path`` and run the ``-p`` passes (no target: stages onnx, comp)."""
     from compiler.frontend.onnx_importer import import_file
 
     if emit not in STAGES:
         raise DlhwcError(f"unknown stage '{emit}' for --emit (stages: {', '.join(STAGES)})")
-    module = import_file(model_path)
-    if dump is not None:
-        dump("import", module)
-    return apply_passes(module, passes, dump)
+    with timed(timer, "import"):
+        module = import_file(model_path)
+    after(dump, "import", module, timer)
+    return apply_passes(module, passes, dump, timer)
 
 
 def target_stages(target_name: str) -> tuple[str, ...]:
@@ -164,14 +187,16 @@ def compile_for_target(
     available: dict[str, Callable[[], type[ModulePass]]],
     emit: str = "dlhw",
     hw: str | None = None,
-    dump: IRDumper | None = None,
+    dump: AfterPass | None = None,
     configure: Callable[[list[ModulePass]], list[ModulePass]] = lambda passes: passes,
     after_compression: Callable[[ModuleOp], None] | None = None,
+    timer: PassTimer | None = None,
 ):
     """Compile ``model_path`` for a target, stopping after stage ``emit``.
 
     Returns the IR module for the onnx, comp and eie stages, and the program container
     for asm and dlhw. ``configure`` may adjust the compression passes (e.g. calibration).
+    ``timer`` times the import, each pass, and the encoding of the program.
     """
     from backends import target as get_target
     from compiler.frontend.onnx_importer import import_file
@@ -182,10 +207,10 @@ def compile_for_target(
         raise DlhwcError(f"unknown stage '{emit}' for --emit (stages: {', '.join(stages)})")
     config = target.load_config(hw)
 
-    module = import_file(model_path)
-    if dump is not None:
-        dump("import", module)
-    apply_passes(module, parse_pipeline("fold-constants", available), dump)
+    with timed(timer, "import"):
+        module = import_file(model_path)
+    after(dump, "import", module, timer)
+    apply_passes(module, parse_pipeline("fold-constants", available), dump, timer)
     if emit == "onnx":
         return module
     from compiler.passes.weights import check_finite, find_weights
@@ -199,13 +224,14 @@ def compile_for_target(
         extra = parse_pipeline(spec, available)[0]
         if extra.name not in present:
             compression.append(extra)
-    apply_passes(module, configure(compression), dump)
+    apply_passes(module, configure(compression), dump, timer)
     if after_compression is not None:
         after_compression(module)
     if emit == "comp":
         return module
 
-    apply_passes(module, parse_pipeline(target.lowering_passes(hw), available), dump)
+    apply_passes(module, parse_pipeline(target.lowering_passes(hw), available), dump, timer)
     if emit == target_name:
         return module
-    return target.build(module, config)
+    with timed(timer, f"encode the {target_name} program"):
+        return target.build(module, config)

@@ -589,7 +589,14 @@ class RunStats:
             )
             stats.format_table()
             return stats
-        except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+        except (
+            KeyError,
+            TypeError,
+            AttributeError,
+            ValueError,
+            IndexError,
+            ZeroDivisionError,
+        ) as e:
             raise DlhwcError(
                 f"not an {cls.TARGET.upper()} stats file: {one_line(e)}", file=source
             ) from None

@@ -537,11 +537,11 @@ def container_case(rng: random.Random, s: Seeds) -> Case:
     command = rng.choice([
         ["run", "@p.dlhw", "--input", "@x.npz", "--output", "@out.npz", "--stats", "@s.json"],
         ["report", "@p.dlhw"],
-        ["report", "@p.dlhw", "--input", "@x.npz"],
+        ["report", "@p.dlhw", "--input", "@x.npz", "--html", "@out.html"],
         ["disasm", "@p.dlhw", "-o", "@out.s"],
     ])  # fmt: skip
     return Case("container", command, {"p.dlhw": data, "x.npz": s.input}, invalid,
-                outputs=["out.npz", "s.json", "out.s"])  # fmt: skip
+                outputs=["out.npz", "s.json", "out.s", "out.html"])  # fmt: skip
 
 
 _STATS: bytes | None = None
@@ -568,7 +568,8 @@ def _stats_case(rng: random.Random, s: Seeds) -> Case:
         parent[path[-1]] = rng.choice([None, "x", -1, 1e308, [], {}, True])
         text = json.dumps(stats)
     files = {"p.dlhw": s.program, "s.json": text.encode()}
-    return Case("container", ["report", "@p.dlhw", "--stats", "@s.json"], files, None)
+    argv = ["report", "@p.dlhw", "--stats", "@s.json", "--html", "@out.html"]
+    return Case("container", argv, files, None, outputs=["out.html"])
 
 
 def _mutate_header(rng: random.Random, program: bytes) -> tuple[bytes, bool | None]:
@@ -767,6 +768,7 @@ def fs_case(rng: random.Random, s: Seeds) -> Case:
         (["run", "@p.dlhw", "--input", "@x.npz", "--stats", "{out}"], "p.dlhw"),
         (["asm", "@p.s", "-o", "{out}"], "p.s"),
         (["disasm", "@p.dlhw", "-o", "{out}"], "p.dlhw"),
+        (["report", "@p.dlhw", "--html", "{out}"], "p.dlhw"),
         (["export", "@m.mlir", "-o", "{out}"], "m.mlir"),
         (["eval", "@m.onnx", "--data", "@x.npz", "-p", "prune{sparsity=0.5}", "--json", "{out}"],
          "x.npz"),

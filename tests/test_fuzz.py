@@ -62,6 +62,7 @@ def test_seeds_are_valid(seeds, tmp_path_factory):
         ["run", "@m.mlir", "--input", "@x.npz", "--output", "@o.npz"],
         ["run", "@p.dlhw", "--input", "@x.npz", "--stats", "@s.json"],
         ["report", "@p.dlhw"],
+        ["report", "@p.dlhw", "--input", "@x.npz", "--html", "@r.html"],
         ["export", "@c.mlir", "-o", "@o.onnx"],
         ["eval", "@m.onnx", "--data", "@x.npz", "--compressed", "@c.mlir"],
         ["asm", "@p.s", "-o", "@o2.dlhw"],

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler import progress
+
 INIT_METHODS = ("linear", "density", "random")
 """The initializations `init_centroids` knows (Deep Compression section 3.2)."""
 
@@ -140,7 +142,7 @@ def kmeans_1d_sorted(
 
     bounds = _assign(xs, centroids)
     n_iter = max_iter
-    for i in range(max_iter):
+    for i in progress.track(range(max_iter), f"k-means of {xs.size:,} weights", unit="iterations"):
         counts = np.diff(bounds)
         sums = prefix.upto(bounds[1:]) - prefix.upto(bounds[:-1])
         # Empty clusters keep their centroid (np.divide only writes where count > 0).

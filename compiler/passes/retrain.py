@@ -14,6 +14,7 @@ from xdsl.dialects.builtin import AnyFloat, ArrayAttr, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
+from compiler import progress
 from compiler.errors import DlhwcError
 from compiler.passes.retrain_rnn import (
     RecurrentSpec,
@@ -484,7 +485,7 @@ class _Graph:
         rows = labels.shape[0]
         t = 0
         checked = False
-        for _ in range(options.epochs):
+        for _ in progress.track(range(options.epochs), "retrain", unit="epochs"):
             order = rng.permutation(rows)
             for start in range(0, rows, options.batch):
                 idx = order[start : start + options.batch]

@@ -11,6 +11,7 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
+from compiler import progress
 from compiler.compression.kmeans import (
     INIT_METHODS,
     assign_labels,
@@ -96,7 +97,9 @@ class ShareWeightsPass(ModulePass):
         # A source feeding several consumers is clustered once (with the first slot's
         # settings) and the same comp.weight feeds them all.
         shared: dict[Operation, comp.WeightOp] = {}
-        for slot in find_weights(op, role="matrix"):
+        for slot in progress.track(
+            find_weights(op, role="matrix"), "share-weights", unit="matrices"
+        ):
             source = slot.source
             if source in shared:
                 new = shared[source]

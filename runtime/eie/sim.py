@@ -36,6 +36,7 @@ import numpy as np
 
 from backends.eie.config import EIEConfig
 from backends.eie.isa import EIE_ISA
+from compiler import progress
 from compiler.errors import DlhwcError
 from runtime.common import (
     NumericsTally,
@@ -406,23 +407,29 @@ class Simulator(Program):
         parts: list[dict[str, np.ndarray]] = []
         layer_outputs: dict[str, list[np.ndarray]] = {}
         layer_inputs: dict[str, list[np.ndarray]] = {}
-        for piece, rows in self._chunks(inputs, batch, chunk):
-            machine = _Machine(self, rows)
-            model.batch = rows
-            machine.memory.update(self.host_memory(piece))
-            for i, (index, mnemonic, ops) in enumerate(self.program):
-                try:
-                    model.charge(i, mnemonic, ops, machine)
-                    machine.dispatch[mnemonic](ops)
-                except DlhwcError as e:
-                    raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
-            parts.append(self.outputs(machine.memory))
-            for total, part in zip(numerics, machine.numerics, strict=True):
-                total.add(part)
-            for name, value in machine.layer_outputs.items():
-                layer_outputs.setdefault(name, []).append(value)
-            for name, value in machine.layer_inputs.items():
-                layer_inputs.setdefault(name, []).append(value)
+        chunks = list(self._chunks(inputs, batch, chunk))
+        steps = len(self.program)
+        label = f"eie: {batch:,} vector{'s' if batch != 1 else ''}"
+        with progress.task(label, len(chunks) * steps, "instructions") as task:
+            for c, (piece, rows) in enumerate(chunks):
+                machine = _Machine(self, rows)
+                model.batch = rows
+                machine.memory.update(self.host_memory(piece))
+                for i, (index, mnemonic, ops) in enumerate(self.program):
+                    owner = self.layer_of[i]
+                    task.update(c * steps + i, "" if owner is None else self.layers[owner].name)
+                    try:
+                        model.charge(i, mnemonic, ops, machine)
+                        machine.dispatch[mnemonic](ops)
+                    except DlhwcError as e:
+                        raise self._error(f"instruction {index} ({mnemonic}): {e.reason}") from None
+                parts.append(self.outputs(machine.memory))
+                for total, part in zip(numerics, machine.numerics, strict=True):
+                    total.add(part)
+                for name, value in machine.layer_outputs.items():
+                    layer_outputs.setdefault(name, []).append(value)
+                for name, value in machine.layer_inputs.items():
+                    layer_inputs.setdefault(name, []).append(value)
         model.batch = batch
         self.last_host_memory = dict(machine.memory) if len(parts) == 1 else {}
         self.last_layer_outputs = {k: np.concatenate(v) for k, v in layer_outputs.items()}
@@ -658,6 +665,7 @@ class _Tally:
     cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0))
     busy: int = 0  # PE-cycles of work, sum of w_k(t)
+    pe_busy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per PE
     broadcasts: int = 0  # non-zero activations broadcast
     activations: int = 0  # activations scanned (the layer's columns, per vector)
     entries: int = 0  # entries processed (kept weights and fillers)
@@ -665,11 +673,20 @@ class _Tally:
     load_words: int = 0
     host_words: int = 0
 
+    def add_pe_busy(self, cycles: np.ndarray) -> None:
+        """Add busy cycles per PE ([pes]; nothing when empty)."""
+        if cycles.size == 0:
+            return
+        if self.pe_busy.size == 0:
+            self.pe_busy = np.zeros(cycles.size, dtype=np.int64)
+        self.pe_busy += cycles
+
     def add(self, other: _Tally) -> None:
         for k in CYCLE_KINDS:
             self.cycles[k] += other.cycles[k]
         for k in ENERGY_EVENTS:
             self.events[k] += other.events[k]
+        self.add_pe_busy(other.pe_busy)
         for k in ("busy", "broadcasts", "activations", "entries", "fillers"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.load_words += other.load_words
@@ -808,6 +825,7 @@ class _CostModel:
         entries = int((nzi @ blk.entries_col).sum())
         tally.cycles["compute"] += int(cycles.sum())
         tally.busy += int((nzi @ blk.work_col).sum())
+        tally.add_pe_busy(nzi.sum(axis=0) @ blk.work_t)
         tally.broadcasts += broadcasts
         tally.activations += blk.ncols * vectors
         tally.entries += entries
@@ -873,6 +891,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:
         "time_us": cycles * cfg.cycle_ns / 1000.0,
         "time_us_per_vector": cycles * cfg.cycle_ns / 1000.0 / n,
         "busy_pe_cycles": tally.busy,
+        "pe_busy_cycles": _pe_busy(tally, cfg),
         "load_efficiency": tally.busy / (cfg.num_pes * compute) if compute else 0.0,
         "mac_utilization": nonzero_macs / (cfg.num_pes * compute) if compute else 0.0,
         "filler_cycle_fraction": tally.fillers / tally.busy if tally.busy else 0.0,
@@ -957,6 +976,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: EIEConfig, n: int) -> dict:
         "time_us": cycles * cfg.cycle_ns / 1000.0,
         "time_us_per_vector": cycles * cfg.cycle_ns / 1000.0 / n,
         "busy_pe_cycles": tally.busy,
+        "pe_busy_cycles": _pe_busy(tally, cfg),
         "load_efficiency": tally.busy / (cfg.num_pes * compute) if compute else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * compute)
         if compute
@@ -1106,3 +1126,10 @@ def summary_line(stats: Stats) -> str:
         f"load efficiency {_pct(t['load_efficiency'])}; vs dense: speedup {t['speedup']:.2f}×, "
         f"energy saving {t['energy_saving']:.2f}×"
     ) + saturation_text(t)
+
+
+def _pe_busy(tally: _Tally, cfg) -> list[int]:
+    """Busy cycles of each PE (sum over PEs: busy_pe_cycles), totals over the batch."""
+    if tally.pe_busy.size == 0:
+        return [0] * cfg.num_pes
+    return [int(c) for c in tally.pe_busy]

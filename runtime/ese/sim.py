@@ -38,6 +38,7 @@ import numpy as np
 
 from backends.ese.config import ESEConfig
 from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
+from compiler import progress
 from compiler.errors import DlhwcError
 from runtime.common import (
     NumericsTally,
@@ -527,19 +528,25 @@ class Simulator(Program):
         model = _CostModel(self, batch)
         machine.memory = self.host_memory(inputs)
         pos = 0
-        while pos < len(self.program):
-            self._execute(pos, machine, model)
-            if pos in self.loops:
-                body = range(pos + 1, pos + 1 + self.loops[pos])
-                for s in range(machine.loop.steps):
-                    machine.begin_step(s)
-                    for p in body:
-                        self._execute(p, machine, model)
-                model.end_seq(machine)
-                self._guard(pos, machine.end_seq)
-                pos = body.stop
-            else:
-                pos += 1
+        label = f"ese: {batch:,} sequence{'s' if batch != 1 else ''}"
+        with progress.task(label, len(self.program), "instructions") as task:
+            while pos < len(self.program):
+                task.update(pos, "")
+                self._execute(pos, machine, model)
+                if pos in self.loops:
+                    body = range(pos + 1, pos + 1 + self.loops[pos])
+                    name, steps = machine.loop.layer.name, machine.loop.steps
+                    for s in range(steps):
+                        task.update(pos, f"{name} step {s + 1}/{steps}")
+                        machine.begin_step(s)
+                        for p in body:
+                            self._execute(p, machine, model)
+                    task.update(pos, f"{name}: cycles of {steps} steps")
+                    model.end_seq(machine)
+                    self._guard(pos, machine.end_seq)
+                    pos = body.stop
+                else:
+                    pos += 1
         self.last_host_memory = dict(machine.memory)
         return self.outputs(machine.memory), model.stats(machine.numerics)
 
@@ -902,6 +909,7 @@ class _Tally:
     cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0))
     busy: int = 0  # PE-cycles of work, sum of w_k(t)
+    pe_busy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per PE
     spmv_cycles: int = 0  # PE-array cycles of products (with fill, drain and reloads)
     cell_cycles: int = 0  # element-wise/table cycles (gates and cell phases)
     serial_cycles: int = 0  # the time steps' cycles without overlap
@@ -916,11 +924,20 @@ class _Tally:
     step_cycles: list[int] = field(default_factory=list)  # by step index: summed cycles
     step_count: list[int] = field(default_factory=list)  # by step index: rows x dirs
 
+    def add_pe_busy(self, cycles: np.ndarray) -> None:
+        """Add busy cycles per PE ([pes]; nothing when empty)."""
+        if cycles.size == 0:
+            return
+        if self.pe_busy.size == 0:
+            self.pe_busy = np.zeros(cycles.size, dtype=np.int64)
+        self.pe_busy += cycles
+
     def add(self, other: _Tally) -> None:
         for k in CYCLE_KINDS:
             self.cycles[k] += other.cycles[k]
         for k in ENERGY_EVENTS:
             self.events[k] += other.events[k]
+        self.add_pe_busy(other.pe_busy)
         for k in ("busy", "spmv_cycles", "cell_cycles", "serial_cycles", "steps", "runs",
                   "broadcasts", "activations", "entries", "fillers", "load_words",
                   "host_words"):  # fmt: skip
@@ -1124,6 +1141,7 @@ class _CostModel:
             phases[rec.phase[j]] += cycles
             nzi = flat.astype(np.int64)
             tally.busy += int((nzi @ blk.work_col).sum())
+            tally.add_pe_busy(nzi.sum(axis=0) @ blk.work_t)
             tally.broadcasts += int(items.sum())
             tally.activations += blk.ncols * int(act.sum())
             entries = int((nzi @ blk.entries_col).sum())
@@ -1272,6 +1290,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
             c / k if k else 0.0 for c, k in zip(tally.step_cycles, tally.step_count, strict=True)
         ],
         "busy_pe_cycles": tally.busy,
+        "pe_busy_cycles": _pe_busy(tally, cfg),
         "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
         "filler_cycle_fraction": tally.fillers / tally.busy if tally.busy else 0.0,
@@ -1367,6 +1386,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
         "vectors": n,
         **_cycle_fields(tally, cfg, n),
         "busy_pe_cycles": tally.busy,
+        "pe_busy_cycles": _pe_busy(tally, cfg),
         "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
         **_energy_fields(tally, cfg, n),
@@ -1524,3 +1544,10 @@ def summary_line(stats: Stats) -> str:
         f"{pct(t['overlap_saving'])}; vs dense: speedup {t['speedup']:.2f}×, energy saving "
         f"{t['energy_saving']:.2f}×"
     ) + saturation_text(t)
+
+
+def _pe_busy(tally: _Tally, cfg) -> list[int]:
+    """Busy cycles of each PE (sum over PEs: busy_pe_cycles), totals over the batch."""
+    if tally.pe_busy.size == 0:
+        return [0] * cfg.num_pes
+    return [int(c) for c in tally.pe_busy]

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.encoding import decode_sparse, encode_sparse, stream_stats
+from backends.encoding import column_entries, decode_sparse, encode_sparse, stream_stats
 
 
 def reference_encode(mask, index, pes, run_bits):
@@ -163,6 +163,7 @@ def test_round_trip_and_reference(rows, cols, pes, run_bits, density, seed):
                 mask[k::pes, j].sum()
             )
     assert enc.nonzeros == mask.sum()
+    assert np.array_equal(column_entries(mask, pes, run_bits), np.diff(enc.pointers, axis=1))
     assert enc.z.max(initial=0) <= (1 << run_bits) - 1
     assert np.all(enc.v[enc.filler] == 0) and np.all(enc.z[enc.filler] == (1 << run_bits) - 1)
 

@@ -722,3 +722,21 @@ def test_simulator_reads_only_the_container(tmp_path, mlp, digits):
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_per_pe_busy_cycles_are_each_pes_work():
+    """PE k's busy cycles: max(1, its entries of column j) for every non-zero input j."""
+    rng = np.random.default_rng(11)
+    cfg = EIEConfig(num_pes=4)
+    mask, index = _random_layer(rng, 16, 20, 0.4)
+    container = _hand_container(mask, index, list(range(16)), cfg)
+    x = _sparse_inputs(rng, 6, 20, 0.5)
+    _, stats = Simulator(container).run({"x": x})
+    layer = stats.layers[0]
+    entries = np.zeros((4, 20), np.int64)  # [pe, column], fillers included
+    enc = encode_sparse(mask, index, 4, cfg.run_bits)
+    entries[:] = np.diff(enc.pointers, axis=1)
+    expected = (np.maximum(entries, 1) @ (x != 0).sum(axis=0)).tolist()
+    assert layer["pe_busy_cycles"] == expected
+    assert sum(layer["pe_busy_cycles"]) == layer["busy_pe_cycles"]
+    assert stats.total["pe_busy_cycles"] == expected

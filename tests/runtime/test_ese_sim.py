@@ -471,6 +471,8 @@ def test_stats_totals_schema_and_table(digits_lstm, digits):
         assert layer["kind"] == "lstm"
         assert layer["energy_pj"] == pytest.approx(sum(layer["energy_breakdown_pj"].values()))
         assert layer["cycles"] == sum(layer["cycles_breakdown"].values())
+        assert len(layer["pe_busy_cycles"]) == sim.config.num_pes
+        assert sum(layer["pe_busy_cycles"]) == layer["busy_pe_cycles"] > 0
     total = data["total"]
     assert total["cycles"] == sum(e["cycles"] for e in data["layers"])
     assert set(total) >= {"cycles", "time_us", "energy_pj", "vectors", "steps", "speedup"}
