@@ -15,6 +15,9 @@
     dlhwc verify MODEL --target eie|ese --input data.npz [-p PIPELINE]
                [--calibration DATA.npz] [--hw CONFIG.toml] [--tolerance-db DB]
                [--lossy-tolerance-db DB] [--json FILE]
+    dlhwc explore MODEL --target eie|ese --train TRAIN.npz --data DATA.npz
+               [--max-drop POINTS] [--trials N] [--jobs J] [--seed S] [--out DIR]
+               [--ray ADDRESS] [--search-hw] [--hw CONFIG.toml]  (compiler/explore.py)
     dlhwc passes
     dlhwc asm prog.s -o prog.dlhw
     dlhwc disasm prog.dlhw [--show-encoding] [-o prog.s]
