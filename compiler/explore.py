@@ -242,6 +242,8 @@ def prepare(opts: Options) -> Setup:
 
     check_options(opts)
     check_inputs([opts.model, opts.train, opts.data, opts.hw])
+    if opts.ray:
+        check_ray(opts.ray)
     if not Path(opts.model).is_file():
         raise DlhwcError("no such model file", file=opts.model)
     hw = _load_hw(opts)
@@ -393,15 +395,33 @@ class LocalRunner:
         self.pool.join()
 
 
+def check_ray(address: str, timeout: float = 5.0) -> None:
+    """Refuse --ray early, before any output: without the ray package, or with a
+    HOST:PORT nobody listens on (ray.init would retry for minutes)."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise DlhwcError("--ray needs the ray package (pip install 'dlhwc[ray]')") from None
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return  # "auto", "local", "ray://...": ray.init resolves these itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise DlhwcError(
+            f"--ray {address}: no Ray cluster answers there ({e.strerror or e})"
+        ) from None
+
+
 class RayRunner:
     """Trials as Ray tasks on the cluster at ``address`` (one CPU each)."""
 
     def __init__(self, address: str, problem: Problem):
-        try:
-            import ray
-        except ImportError:
-            raise DlhwcError("--ray needs the ray package (pip install 'dlhwc[ray]')") from None
         import logging
+
+        import ray
 
         self.ray = ray
         self.owned = not ray.is_initialized()

@@ -312,6 +312,19 @@ def test_model_retrain_cannot_train(tmp_path, capsys):
                  "--epochs 0")  # fmt: skip
 
 
+def test_ray_address_nobody_listens_on(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as sock:  # a loopback port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "out"
+    address = f"127.0.0.1:{port}"
+    assert_error(capsys, explore_argv(out, "--ray", address), out, f"--ray {address}",
+                 "no Ray cluster")  # fmt: skip
+
+
 def test_rerun_with_other_settings(reference, capsys):
     before = (reference / "pareto.json").read_bytes()
     argv = explore_argv(reference, *TINY, "--seed", "1")
