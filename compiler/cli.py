@@ -17,6 +17,9 @@
     dlhwc verify MODEL --target eie|ese --input data.npz [-p PIPELINE]
                [--calibration DATA.npz] [--hw CONFIG.toml] [--tolerance-db DB]
                [--lossy-tolerance-db DB] [--json FILE]
+    dlhwc explore MODEL --target eie|ese --train TRAIN.npz --data DATA.npz
+               [--max-drop POINTS] [--trials N] [--jobs J] [--seed S] [--out DIR]
+               [--ray ADDRESS] [--search-hw] [--hw CONFIG.toml]  (compiler/explore.py)
     dlhwc passes
     dlhwc asm prog.s -o prog.dlhw
     dlhwc disasm prog.dlhw [--show-encoding] [-o prog.s]
@@ -258,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="append each instruction's 64-bit word as a '# 0x...' comment",
     )
     p.add_argument("-o", "--output", help="write the text here (default: print it)")
+
+    _add_explore_parser(sub)
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
     p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
@@ -890,6 +895,98 @@ def cmd_disasm(args) -> int:
     return 0
 
 
+# -- explore ------------------------------------------------------------------------------
+
+
+def _add_explore_parser(sub) -> None:
+    p = sub.add_parser(
+        "explore",
+        help="search per-layer sparsity and bits (and the machine) for the Pareto front of "
+        "accuracy, size, cycles and energy (compiler/explore.py)",
+    )
+    p.add_argument("model", help="the float ONNX model")
+    p.add_argument("--target", required=True, help="the accelerator: eie, ese")
+    p.add_argument("--train", required=True, metavar="TRAIN.npz",
+                   help="training inputs and labels: retraining and calibration")  # fmt: skip
+    p.add_argument("--data", required=True, metavar="DATA.npz",
+                   help="evaluation inputs and labels: accuracy, cycles and energy")  # fmt: skip
+    p.add_argument("--labels", default="labels", metavar="KEY",
+                   help="the labels' key in both files (default labels)")  # fmt: skip
+    p.add_argument("--max-drop", type=float, default=1.0, metavar="POINTS",
+                   help="accuracy a point may lose against float, in points (default 1.0)")  # fmt: skip
+    p.add_argument("--trials", type=int, default=40, metavar="N",
+                   help="trials in the study (default 40); a rerun continues up to N")  # fmt: skip
+    p.add_argument("--jobs", type=int, default=None, metavar="J",
+                   help="trials at once in local worker processes (default: the cores)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the search's seed")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="the study and its Pareto front (default <model>-explore)")  # fmt: skip
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="run the trials on this Ray cluster (ray.init's address)")  # fmt: skip
+    p.add_argument("--search-hw", action="store_true",
+                   help="also search the number of PEs, the FIFO depth and load-balanced "
+                   "pruning")  # fmt: skip
+    p.add_argument("--hw", metavar="CONFIG.toml", help="the target's machine (the default "
+                   "one, or the base of --search-hw)")  # fmt: skip
+    p.add_argument("--epochs", type=int, default=20, metavar="E",
+                   help="epochs of every retrain (default 20; 0: no retraining)")  # fmt: skip
+    p.add_argument("--prune-steps", type=int, default=3, metavar="K",
+                   help="prune in K steps, retraining after each (default 3)")  # fmt: skip
+    p.add_argument("--lr", type=float, default=1e-3, help="retrain's learning rate (1e-3)")
+    p.add_argument("--sampler", default="tpe", help="Optuna sampler: tpe (default), nsga2")
+    p.add_argument("--html", metavar="PAGE.html", help="also write the Pareto front as a page")
+    p.add_argument("--population", type=int, default=8, metavar="P",
+                   help="trials proposed at once: NSGA-II's population, TPE's random start "
+                   "(default 8)")  # fmt: skip
+
+
+def _trial_text(outcome, feasible) -> str:
+    """One trial's outcome in a few words, for the progress line."""
+    if outcome.error is not None:
+        return f"trial failed: {outcome.error}"
+    return (
+        f"{100 * outcome.accuracy:.2f}%, {outcome.rate:.1f}x, "
+        f"{outcome.cycles:,.0f} cycles, {outcome.energy_pj / 1000:,.1f} nJ per vector"
+        + ("" if feasible else " (over --max-drop)")
+    )
+
+
+def cmd_explore(args) -> int:
+    from compiler import progress
+    from compiler.explore import Options, explore, format_front
+
+    opts = Options(
+        model=args.model, target=args.target, train=args.train, data=args.data,
+        out=args.out or f"{Path(args.model).stem}-explore", labels=args.labels,
+        max_drop=args.max_drop, trials=args.trials, jobs=args.jobs, seed=args.seed,
+        ray=args.ray, search_hw=args.search_hw, hw=args.hw, epochs=args.epochs,
+        prune_steps=args.prune_steps, lr=args.lr, sampler=args.sampler,
+        population=args.population,
+    )  # fmt: skip
+    with progress.task("explore", opts.trials, "trials") as task:
+
+        def show(done, total, number, outcome, feasible) -> None:
+            task.update(done, f"trial {number}: {_trial_text(outcome, feasible)}")
+
+        report = explore(opts, show)
+    sys.stdout.write(format_front(report))
+    print(f"dlhwc: wrote {Path(opts.out) / 'pareto.json'}", file=sys.stderr)
+    if args.html:
+        from compiler.report_html import pareto_page
+
+        points = [
+            {"accuracy": p["accuracy"], "compression": p["rate"], "cycles": p["cycles"],
+             "energy": p["energy_pj"], "recipe": p["recipe"]}
+            for p in report["points"]
+        ]  # fmt: skip
+        title = f"dlhwc explore: {report['model']} on {report['target']}"
+        from compiler.fileio import write_atomic
+
+        write_atomic(args.html, pareto_page(points, title))
+        print(f"dlhwc: wrote {args.html}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "opt": cmd_opt,
@@ -901,6 +998,7 @@ COMMANDS = {
     "passes": cmd_passes,
     "asm": cmd_asm,
     "disasm": cmd_disasm,
+    "explore": cmd_explore,
 }
 
 if __name__ == "__main__":
