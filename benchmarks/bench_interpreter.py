@@ -185,7 +185,7 @@ def main() -> int:
 
         program = work / "mlp.dlhw"
         code = dlhwc(["compile", str(EX / "models/digits_mlp.onnx"), "--target", "eie",
-                      "-p", "share-weights{bits=4},quantize", "--calibration",
+                      "-p", "share-weights{bits=4 zero-code=true},quantize", "--calibration",
                       str(EX / "data/digits_calib.npz"), "-o", str(program)])  # fmt: skip
         if code:
             sys.exit("bench_interpreter: compiling the digits MLP failed")

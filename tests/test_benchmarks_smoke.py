@@ -155,3 +155,18 @@ def test_fuzz_malformed_runs_at_tiny_size(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "27 cases, oracle: PASS" in proc.stdout
+
+
+@pytest.mark.slow
+def test_bench_interpreter_runs_at_tiny_size():
+    proc = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_interpreter.py"), "--repeat", "1",
+         "--rows", "20000"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for row in ("ResNet-50 (light)", "DenseNet-121 (light)", "digits MLP", "digits LSTM"):
+        assert re.search(rf"^{re.escape(row)}.*(PASS|MISS)$", proc.stdout, re.M), row
+    assert proc.stdout.count("overhead growth") == 2

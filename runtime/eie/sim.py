@@ -430,6 +430,9 @@ class Simulator(Program):
                     layer_outputs.setdefault(name, []).append(value)
                 for name, value in machine.layer_inputs.items():
                     layer_inputs.setdefault(name, []).append(value)
+                # The dispatch table's bound methods make a cycle: break it, so that
+                # the chunk's buffers are freed now, not at some later collection.
+                machine.dispatch.clear()
         model.batch = batch
         self.last_host_memory = dict(machine.memory) if len(parts) == 1 else {}
         self.last_layer_outputs = {k: np.concatenate(v) for k, v in layer_outputs.items()}
