@@ -460,6 +460,26 @@ formats on data like the calibration data do not trigger it, while a format that
 not fit the data does."""
 
 
+class PeBusy:
+    """Per-PE busy cycles of a simulator's tally (its `pe_busy` [pes] int64 field)."""
+
+    pe_busy: np.ndarray
+
+    def add_pe_busy(self, cycles: np.ndarray) -> None:
+        """Add busy cycles per PE ([pes]; nothing when empty)."""
+        if cycles.size == 0:
+            return
+        if self.pe_busy.size == 0:
+            self.pe_busy = np.zeros(cycles.size, dtype=np.int64)
+        self.pe_busy += cycles
+
+    def pe_busy_cycles(self, num_pes: int) -> list[int]:
+        """Busy cycles of each PE (sum over PEs: busy_pe_cycles), totals over the batch."""
+        if self.pe_busy.size == 0:
+            return [0] * num_pes
+        return [int(c) for c in self.pe_busy]
+
+
 @dataclass
 class NumericsTally:
     """What a layer's fixed-point results looked like over a run, totals over the batch.

@@ -40,6 +40,7 @@ from compiler import progress
 from compiler.errors import DlhwcError
 from runtime.common import (
     NumericsTally,
+    PeBusy,
     Program,
     RunStats,
     assemble_stats,
@@ -662,7 +663,7 @@ def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
 
 
 @dataclass
-class _Tally:
+class _Tally(PeBusy):
     """Counts of one layer (or of the whole run), totals over the batch."""
 
     cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
@@ -675,14 +676,6 @@ class _Tally:
     fillers: int = 0  # fillers processed
     load_words: int = 0
     host_words: int = 0
-
-    def add_pe_busy(self, cycles: np.ndarray) -> None:
-        """Add busy cycles per PE ([pes]; nothing when empty)."""
-        if cycles.size == 0:
-            return
-        if self.pe_busy.size == 0:
-            self.pe_busy = np.zeros(cycles.size, dtype=np.int64)
-        self.pe_busy += cycles
 
     def add(self, other: _Tally) -> None:
         for k in CYCLE_KINDS:
@@ -894,7 +887,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: EIEConfig, n: int) -> dict:
         "time_us": cycles * cfg.cycle_ns / 1000.0,
         "time_us_per_vector": cycles * cfg.cycle_ns / 1000.0 / n,
         "busy_pe_cycles": tally.busy,
-        "pe_busy_cycles": _pe_busy(tally, cfg),
+        "pe_busy_cycles": tally.pe_busy_cycles(cfg.num_pes),
         "load_efficiency": tally.busy / (cfg.num_pes * compute) if compute else 0.0,
         "mac_utilization": nonzero_macs / (cfg.num_pes * compute) if compute else 0.0,
         "filler_cycle_fraction": tally.fillers / tally.busy if tally.busy else 0.0,
@@ -979,7 +972,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: EIEConfig, n: int) -> dict:
         "time_us": cycles * cfg.cycle_ns / 1000.0,
         "time_us_per_vector": cycles * cfg.cycle_ns / 1000.0 / n,
         "busy_pe_cycles": tally.busy,
-        "pe_busy_cycles": _pe_busy(tally, cfg),
+        "pe_busy_cycles": tally.pe_busy_cycles(cfg.num_pes),
         "load_efficiency": tally.busy / (cfg.num_pes * compute) if compute else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * compute)
         if compute
@@ -1129,10 +1122,3 @@ def summary_line(stats: Stats) -> str:
         f"load efficiency {_pct(t['load_efficiency'])}; vs dense: speedup {t['speedup']:.2f}×, "
         f"energy saving {t['energy_saving']:.2f}×"
     ) + saturation_text(t)
-
-
-def _pe_busy(tally: _Tally, cfg) -> list[int]:
-    """Busy cycles of each PE (sum over PEs: busy_pe_cycles), totals over the batch."""
-    if tally.pe_busy.size == 0:
-        return [0] * cfg.num_pes
-    return [int(c) for c in tally.pe_busy]

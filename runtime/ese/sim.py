@@ -42,6 +42,7 @@ from compiler import progress
 from compiler.errors import DlhwcError
 from runtime.common import (
     NumericsTally,
+    PeBusy,
     Program,
     RunStats,
     align,
@@ -903,7 +904,7 @@ def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
 
 
 @dataclass
-class _Tally:
+class _Tally(PeBusy):
     """Counts of one layer (or of the whole run), totals over the batch."""
 
     cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
@@ -923,14 +924,6 @@ class _Tally:
     host_words: int = 0
     step_cycles: list[int] = field(default_factory=list)  # by step index: summed cycles
     step_count: list[int] = field(default_factory=list)  # by step index: rows x dirs
-
-    def add_pe_busy(self, cycles: np.ndarray) -> None:
-        """Add busy cycles per PE ([pes]; nothing when empty)."""
-        if cycles.size == 0:
-            return
-        if self.pe_busy.size == 0:
-            self.pe_busy = np.zeros(cycles.size, dtype=np.int64)
-        self.pe_busy += cycles
 
     def add(self, other: _Tally) -> None:
         for k in CYCLE_KINDS:
@@ -1290,7 +1283,7 @@ def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
             c / k if k else 0.0 for c, k in zip(tally.step_cycles, tally.step_count, strict=True)
         ],
         "busy_pe_cycles": tally.busy,
-        "pe_busy_cycles": _pe_busy(tally, cfg),
+        "pe_busy_cycles": tally.pe_busy_cycles(cfg.num_pes),
         "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
         "filler_cycle_fraction": tally.fillers / tally.busy if tally.busy else 0.0,
@@ -1386,7 +1379,7 @@ def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
         "vectors": n,
         **_cycle_fields(tally, cfg, n),
         "busy_pe_cycles": tally.busy,
-        "pe_busy_cycles": _pe_busy(tally, cfg),
+        "pe_busy_cycles": tally.pe_busy_cycles(cfg.num_pes),
         "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
         "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
         **_energy_fields(tally, cfg, n),
@@ -1544,10 +1537,3 @@ def summary_line(stats: Stats) -> str:
         f"{pct(t['overlap_saving'])}; vs dense: speedup {t['speedup']:.2f}×, energy saving "
         f"{t['energy_saving']:.2f}×"
     ) + saturation_text(t)
-
-
-def _pe_busy(tally: _Tally, cfg) -> list[int]:
-    """Busy cycles of each PE (sum over PEs: busy_pe_cycles), totals over the batch."""
-    if tally.pe_busy.size == 0:
-        return [0] * cfg.num_pes
-    return [int(c) for c in tally.pe_busy]

@@ -16,6 +16,7 @@ from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from compiler.errors import DlhwcError
+from runtime.interpreters.segments import DATA_OPS, Segment, partition, segment_module
 
 Impl = Callable[[Any, list], tuple]
 IMPLS: dict[type[Operation], Impl] = {}
@@ -232,8 +233,6 @@ class Interpreter:
         watch: Callable[[SSAValue], bool] | None = None,
         per_op: bool = False,
     ):
-        from runtime.interpreters.segments import partition
-
         _load_dialect_impls()
         self.fn = fn
         self.watch = watch
@@ -251,8 +250,6 @@ class Interpreter:
     def _last_uses(self) -> dict[SSAValue, int]:
         """The index of the last step that reads each value (values read by
         `func.return` are kept to the end)."""
-        from runtime.interpreters.segments import Segment
-
         last: dict[SSAValue, int] = {}
         for index, step in enumerate(self.steps):
             ops = step.ops if isinstance(step, Segment) else [step]
@@ -269,8 +266,6 @@ class Interpreter:
             return self._run(args, observe)
 
     def _run(self, args: list, observe: Callable[[SSAValue, Any], None] | None) -> list:
-        from runtime.interpreters.segments import Segment
-
         block = self.fn.body.block
         env: dict[SSAValue, Any] = dict(zip(block.args, args, strict=True))
         seen: dict[SSAValue, Any] = {}
@@ -294,8 +289,7 @@ class Interpreter:
                 if shown(value):
                     seen[value] = result
             for value in [v for v in env if self._last_use.get(v, -1) <= index]:
-                if value not in block.args or not keep:
-                    del env[value]
+                del env[value]  # read by no later step (observed values are in `seen`)
         outputs = [self._value(env, v) for v in self._returned]
         if observe is not None:
             for value in block.args:
@@ -305,7 +299,7 @@ class Interpreter:
                 for value in op.results:
                     if value in seen:
                         observe(value, seen[value])
-                    elif shown(value) and isinstance(op, _data_ops()):
+                    elif shown(value) and isinstance(op, DATA_OPS):
                         observe(value, self._value(env, value))
         return outputs
 
@@ -314,7 +308,7 @@ class Interpreter:
         if value in env:
             return env[value]
         owner = value.owner
-        if isinstance(owner, _data_ops()):
+        if isinstance(owner, DATA_OPS):
             if value not in self._data:
                 self._data[value] = _apply(owner, [])[0]
             return self._data[value]
@@ -324,12 +318,6 @@ class Interpreter:
         if index not in self._regions:
             self._regions[index] = _Region(self.fn, segment, self.watch)
         return self._regions[index]
-
-
-def _data_ops() -> tuple:
-    from runtime.interpreters.segments import DATA_OPS
-
-    return DATA_OPS
 
 
 def _apply(op: Operation, operands: list) -> tuple:
@@ -354,7 +342,7 @@ def runs_in_onnxruntime(op: Operation) -> bool:
     opaque types), which the numpy kernels run."""
     from dialects import onnx as onnx_d
 
-    if not isinstance(op, onnx_d.OnnxOp) or isinstance(op, _data_ops()):
+    if not isinstance(op, onnx_d.OnnxOp) or isinstance(op, DATA_OPS):
         return False
     if isinstance(op, onnx_d.NodeOp):
         return True
@@ -411,7 +399,6 @@ class _Region:
 
         from compiler.frontend.onnx_exporter import export_module
         from dialects import onnx as onnx_d
-        from runtime.interpreters.segments import segment_module
 
         module, _ = segment_module(
             self.ops,
