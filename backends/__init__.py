@@ -6,10 +6,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from backends.isa import IsaTable
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.isa import IsaTable
 
-TARGETS = {"eie": "backends.eie.target", "ese": "backends.ese.target"}
+TARGETS = {"eie": "dlhwc.backends.eie.target", "ese": "dlhwc.backends.ese.target"}
 
 
 def target(name: str) -> ModuleType:
@@ -20,7 +20,7 @@ def target(name: str) -> ModuleType:
         raise DlhwcError(f"unknown target '{name}' (targets: {', '.join(TARGETS)})") from None
 
 
-ISA_TABLES = {"eie": ("backends.eie.isa", "EIE_ISA"), "ese": ("backends.ese.isa", "ESE_ISA")}
+ISA_TABLES = {"eie": ("dlhwc.spec.eie.isa", "EIE_ISA"), "ese": ("dlhwc.spec.ese.isa", "ESE_ISA")}
 
 
 def isa_table(name: str) -> IsaTable:

@@ -68,10 +68,10 @@ import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 
-from backends import isa_table
-from backends.isa import Instruction, IsaError, IsaTable, range_text
-from compiler.errors import DlhwcError
-from runtime.container import Container
+from dlhwc.backends import isa_table
+from dlhwc.spec.container import Container
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.isa import Instruction, IsaError, IsaTable, range_text
 
 TEXT = "text"
 """The section holding the instruction words (uint64)."""
@@ -237,7 +237,7 @@ _INSTRUCTION_ERROR = re.compile(r"instruction (\d+) ")
 def _check_loadable(container: Container, asm: _Assembler) -> None:
     """Load a complete program in its target's simulator, as `run` would (see the module
     docstring); its errors get the line of the instruction or of `.header`."""
-    from runtime import SIMULATORS
+    from dlhwc.runtime import SIMULATORS
 
     if container.target not in SIMULATORS or asm.header_token is None:
         return
@@ -613,7 +613,7 @@ def disassemble_file(
     """The assembly text of the container file ``path``, also written to ``output``."""
     text = disassemble(Container.read(path), show_encoding=show_encoding, source=str(path))
     if output is not None:
-        from compiler.fileio import write_atomic
+        from dlhwc.spec.fileio import write_atomic
 
         write_atomic(output, text)
     return text

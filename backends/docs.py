@@ -1,8 +1,8 @@
 """Regenerate the ISA reference in each target's README from its ISA table.
 
-    python -m backends.docs             # rewrite the sections between the markers
-    python -m backends.docs --check     # exit 1 if any README is stale
-    python -m backends.docs eie         # one target
+    python -m dlhwc.backends.docs             # rewrite the sections between the markers
+    python -m dlhwc.backends.docs --check     # exit 1 if any README is stale
+    python -m dlhwc.backends.docs eie         # one target
 
 The reference is the table's `markdown()`, between the lines `<!-- isa:begin -->` and
 `<!-- isa:end -->` of backends/<target>/README.md; a README without the markers gets the
@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from backends import ISA_TABLES, isa_table
+from dlhwc.backends import ISA_TABLES, isa_table
 
 BEGIN = "<!-- isa:begin -->"
 END = "<!-- isa:end -->"
@@ -28,7 +28,7 @@ def readme_path(target: str) -> Path:
 def section(target: str) -> str:
     """The generated text between the markers (the markers included)."""
     note = (
-        f"<!-- Generated from backends/{target}/isa.py by `python -m backends.docs`; "
+        f"<!-- Generated from spec/{target}/isa.py by `python -m dlhwc.backends.docs`; "
         "do not edit by hand. -->"
     )
     return f"{BEGIN}\n{note}\n\n{isa_table(target).markdown().rstrip()}\n{END}"
@@ -45,7 +45,7 @@ def updated(target: str, text: str | None) -> str:
 
 
 def main(argv: list[str] | None = None, readmes: dict[str, Path] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m backends.docs", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dlhwc.backends.docs", description=__doc__)
     parser.add_argument("targets", nargs="*", help="targets (default: all)")
     parser.add_argument("--check", action="store_true", help="exit 1 if a README is stale")
     args = parser.parse_args(argv)
@@ -58,11 +58,12 @@ def main(argv: list[str] | None = None, readmes: dict[str, Path] | None = None) 
             continue
         if args.check:
             print(
-                f"{readme}: the ISA section is stale: run python -m backends.docs", file=sys.stderr
+                f"{readme}: the ISA section is stale: run python -m dlhwc.backends.docs",
+                file=sys.stderr,
             )
             status = 1
             continue
-        from compiler.fileio import write_atomic
+        from dlhwc.spec.fileio import write_atomic
 
         write_atomic(readme, new)
         print(f"updated {readme}")

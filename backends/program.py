@@ -12,10 +12,10 @@ and its part of the header. Everything else is here:
 - the symbol table: the tensors that cross between host and accelerator, with their
   per-vector shapes (the batch axis removed) and fixed-point formats;
 - column blocks and the per-PE images of one matrix in the relative-index format
-  (backends/encoding.py), with the entry packing a parameter (EIE: codebook index and z
+  (spec/encoding.py), with the entry packing a parameter (EIE: codebook index and z
   in 8 bits; ESE: 12-bit weight and z in 16 bits);
 - the header fields every container has: producer, hw, symbols, host_segments,
-  placement (runtime/container.py).
+  placement (spec/container.py).
 
 The symbol table entry is {name, kind, shape, format}, plus `batch_axis` when the
 batch is not the first axis of the host tensor (an ONNX LSTM's X [seq, batch, input])
@@ -38,17 +38,17 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
-import compiler
-from backends.encoding import SparseEncoding
-from backends.isa import IsaError, IsaTable
-from compiler.errors import DlhwcError
-from dialects import comp
-from dialects import onnx as onnx_d
-from dialects.onnx import HOST_REASON
-from runtime.container import Container
-from runtime.fixedpoint import FixedFormat
-from runtime.interpreters.interpreter import input_names, main_function, output_names
-from runtime.interpreters.segments import DATA_OPS, Segment, partition, segment_module
+from dlhwc import compiler
+from dlhwc.compiler.interpreters.interpreter import input_names, main_function, output_names
+from dlhwc.compiler.interpreters.segments import DATA_OPS, Segment, partition, segment_module
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.dialects.onnx import HOST_REASON
+from dlhwc.spec.container import Container
+from dlhwc.spec.encoding import SparseEncoding
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat
+from dlhwc.spec.isa import IsaError, IsaTable
 
 MAX_SYMBOLS = 256
 """The ISAs' 8-bit `sym` fields."""
@@ -357,7 +357,7 @@ class ProgramBuilder:
 
     def host_segment(self, segment: Segment) -> None:
         """Export the segment as an ONNX model and emit its `host` instruction."""
-        from compiler.frontend.onnx_exporter import export_module
+        from dlhwc.compiler.frontend.onnx_exporter import export_module
 
         ops = segment.ops
         inputs, outputs = segment.boundary()
@@ -503,7 +503,7 @@ def placement_summary(fn: func.FuncOp, accel_ops: tuple[type[Operation], ...]) -
     input row uses it (a token-wise layer's tokens, a convolution's output pixels, a
     recurrent layer's time steps; per step when the sequence length is dynamic). Host
     ops that are no layer (pooling, Softmax, the patch extraction) count no MACs."""
-    from compiler.passes.weights import find_weights, is_conv
+    from dlhwc.compiler.passes.weights import find_weights, is_conv
 
     totals = {"weights_accel": 0, "weights_host": 0, "macs_accel": 0, "macs_host": 0}
     for op in fn.body.block.ops:

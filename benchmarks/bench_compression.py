@@ -89,7 +89,7 @@ def build_module(rows: int, cols: int, trans_b: int):
     """The imported FC6 Gemm module (the ONNX model is dropped once imported)."""
     from onnx import TensorProto, helper
 
-    from compiler.frontend.onnx_importer import import_model
+    from dlhwc.compiler.frontend.onnx_importer import import_model
 
     w = make_weights(rows, cols, trans_b)
     weight = helper.make_tensor("fc6.weight", TensorProto.FLOAT, w.shape, w.tobytes(), raw=True)
@@ -176,8 +176,8 @@ def run_pipeline(args: argparse.Namespace, per_pass_reset: bool):
     Returns (module, import seconds, [(pass, seconds, peak RSS MiB)], RSS before the
     passes, peak RSS during them, RSS after them).
     """
-    from compiler.pipeline import apply_passes, parse_pipeline
-    from compiler.plugins import available_passes
+    from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+    from dlhwc.compiler.plugins import available_passes
 
     spec = f"prune{{sparsity={args.sparsity}}},share-weights{{bits={args.bits}}},huffman"
     passes = parse_pipeline(spec, available_passes())
@@ -211,7 +211,7 @@ def kmeans_rows(
     args: argparse.Namespace, weight, checks: list[tuple[str, bool]], full: bool
 ) -> list[tuple[str, str, str]]:
     """Compare kmeans_1d with scikit-learn on the layer's surviving weights."""
-    from compiler.compression.kmeans import init_centroids, kmeans_1d
+    from dlhwc.compiler.compression.kmeans import init_centroids, kmeans_1d
 
     w = make_weights(args.rows, args.cols, args.trans_b)
     survivors = w[weight.mask_array()]  # the order share-weights clusters them in
@@ -245,7 +245,7 @@ def _compare_with_sklearn(
 ) -> list[tuple[str, str, str]]:
     from bench_kmeans import TARGET_REL_DIFF, sklearn_fit, time_dlhwc
 
-    from compiler.compression.kmeans import init_centroids
+    from dlhwc.compiler.compression.kmeans import init_centroids
 
     rows = [(f"{init} init", "", "")]
     start = init_centroids(survivors, k, init)
@@ -323,7 +323,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.compression.ledger import ledger
+    from dlhwc.compiler.compression.ledger import ledger
 
     full = (args.rows, args.cols) == (FULL_ROWS, FULL_COLS)
     weights = args.rows * args.cols
@@ -384,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
         print("(the peak RSS cannot be reset here: peaks are cumulative, building included)")
 
     # The result: what the passes made of the layer, and its ledger.
-    from compiler.passes.weights import find_weights
+    from dlhwc.compiler.passes.weights import find_weights
 
     (slot,) = find_weights(module, "matrix")
     weight = slot.source

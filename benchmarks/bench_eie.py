@@ -93,22 +93,22 @@ def save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 def compile_layer(model: Path, calib: Path):
     """The layer's IR at the eie stage (compression and lowering done)."""
-    from compiler.pipeline import compile_for_target
-    from compiler.plugins import available_passes
+    from dlhwc.compiler.pipeline import compile_for_target
+    from dlhwc.compiler.plugins import available_passes
 
     pipeline = f"share-weights{{bits=4 zero-code=true}},quantize{{calibration={calib}}}"
     return compile_for_target(str(model), "eie", pipeline, available_passes(), emit="eie")
 
 
 def program(module, **hw):
-    from backends.eie.config import EIEConfig
-    from backends.eie.program import build_program
+    from dlhwc.backends.eie.program import build_program
+    from dlhwc.spec.eie.config import EIEConfig
 
     return build_program(module, EIEConfig(**hw))
 
 
 def simulate(container, x: np.ndarray):
-    from runtime.eie.sim import Simulator
+    from dlhwc.runtime.eie.sim import Simulator
 
     sim = Simulator(container)
     sim.run({"x": x[:1]})  # decodes the SRAM images once, as a load does
@@ -124,7 +124,7 @@ def scipy_time(module, x: np.ndarray, repeat: int = 5) -> float:
     """Best-of-``repeat`` seconds per vector of a float CSR matrix x vector."""
     import scipy.sparse as sp
 
-    from dialects import comp
+    from dlhwc.dialects import comp
 
     weight = next(op for op in module.walk() if isinstance(op, comp.WeightOp)).dense()
     csr = sp.csr_matrix(weight)
@@ -224,7 +224,7 @@ def _sweep(module, container, x: np.ndarray) -> dict:
         variant.header["hw"]["fifo_depth"] = depth  # a timing parameter: same images
         layer, _, _ = simulate(variant, x)
         fifo.append((depth, layer["load_efficiency"], _compute_us(layer)))
-    from compiler.errors import DlhwcError
+    from dlhwc.spec.errors import DlhwcError
 
     pes = []
     for count in PE_COUNTS:

@@ -61,11 +61,11 @@ def build_model(path: Path, inputs: int, hidden: int, seed: int) -> None:
 
 def compile_layer(model: Path, pipeline: str, calib: Path, pes: int):
     """(ese-level module, container, compile seconds) of the layer."""
-    from backends.ese.config import ESEConfig
-    from backends.ese.program import build_program
-    from compiler.passes.quantize import with_calibration
-    from compiler.pipeline import compile_for_target
-    from compiler.plugins import available_passes
+    from dlhwc.backends.ese.program import build_program
+    from dlhwc.compiler.passes.quantize import with_calibration
+    from dlhwc.compiler.pipeline import compile_for_target
+    from dlhwc.compiler.plugins import available_passes
+    from dlhwc.spec.ese.config import ESEConfig
 
     hw = model.with_suffix(".hw.toml")
     hw.write_text(f"num_pes = {pes}\n")
@@ -80,7 +80,7 @@ def compile_layer(model: Path, pipeline: str, calib: Path, pes: int):
 
 def simulate(container, x: np.ndarray):
     """(outputs, stats JSON, wall seconds of one run after a warm-up that decodes)."""
-    from runtime.ese.sim import Simulator
+    from dlhwc.runtime.ese.sim import Simulator
 
     sim = Simulator(container)
     sim.run({"X": x[:, :1]})  # decodes the SRAM images once, as the first load does
@@ -91,7 +91,7 @@ def simulate(container, x: np.ndarray):
 
 def golden_equal(module, x: np.ndarray, outputs: dict) -> bool:
     """Whether the simulator's outputs equal the golden model's, bit for bit."""
-    from runtime.interpreters.interpreter import run_module
+    from dlhwc.compiler.interpreters.interpreter import run_module
 
     golden = run_module(module, {"X": x})
     return all(np.array_equal(outputs[k], golden[k]) for k in golden)
@@ -103,7 +103,7 @@ def scipy_step_time(module, x: np.ndarray, repeat: int = 3) -> float:
     h' = o tanh(c'), on the same pruned and quantized weights, batch-vectorized."""
     import scipy.sparse as sp
 
-    from dialects import comp, ese
+    from dlhwc.dialects import comp, ese
 
     op = next(o for o in module.walk() if isinstance(o, ese.RNNOp))
     w = sp.csr_matrix(op.operand(1).owner.dense()[0])

@@ -136,11 +136,11 @@ def best_wall_time(cmd: list[str], runs: int = 5) -> float:
 
 
 def dlhwc_command() -> list[str]:
-    """The installed `dlhwc` console script next to this interpreter, else `-m compiler.cli`."""
+    """The installed `dlhwc` console script next to this interpreter, else `-m dlhwc.compiler.cli`."""
     script = Path(sys.executable).parent / "dlhwc"
     if script.is_file():
         return [str(script)]
-    return [sys.executable, "-m", "compiler.cli"]
+    return [sys.executable, "-m", "dlhwc.compiler.cli"]
 
 
 def _mib(n: float) -> str:
@@ -153,9 +153,9 @@ def _mib(n: float) -> str:
 def run(args: argparse.Namespace, workdir: Path) -> int:
     import onnx
 
-    from compiler.fileio import write_atomic
-    from compiler.frontend.onnx_importer import import_file
-    from compiler.irio import DEFAULT_ELIDE_THRESHOLD, module_to_string, parse_module
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.irio import DEFAULT_ELIDE_THRESHOLD, module_to_string, parse_module
+    from dlhwc.spec.fileio import write_atomic
 
     full_size = (args.rows, args.cols) == (FULL_ROWS, FULL_COLS)
     per_phase = _reset_peak()

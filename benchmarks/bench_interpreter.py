@@ -57,9 +57,9 @@ if engine == "ort":
 else:
     sys.path.insert(0, sys.argv[5])
     import onnxruntime as ort
-    from compiler.frontend.onnx_importer import import_file
-    import compiler.frontend.onnx_exporter
-    from runtime.interpreters.interpreter import (
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    import dlhwc.compiler.frontend.onnx_exporter
+    from dlhwc.compiler.interpreters.interpreter import (
         Interpreter, _load_dialect_impls, check_inputs, main_function)
     _load_dialect_impls()
 arrays = dict(np.load(data))
@@ -99,11 +99,11 @@ def rss(field):
 
 x = np.random.default_rng(0).standard_normal((rows, 64), dtype=np.float32)
 if what == "interpreter":
-    from compiler.frontend.onnx_importer import import_file
-    from runtime.interpreters.interpreter import run_module
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.interpreters.interpreter import run_module
     module = import_file(program)
 else:
-    from runtime.eie.sim import Simulator
+    from dlhwc.runtime.eie.sim import Simulator
     sim = Simulator.from_file(program)
 base = rss("VmRSS")
 start = time.perf_counter()
@@ -181,7 +181,7 @@ def main() -> int:
               f"{'PASS' if ok else 'MISS'}")  # fmt: skip
 
     if not args.skip_stream:
-        from compiler.cli import main as dlhwc
+        from dlhwc.compiler.cli import main as dlhwc
 
         program = work / "mlp.dlhw"
         code = dlhwc(["compile", str(EX / "models/digits_mlp.onnx"), "--target", "eie",

@@ -50,7 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from compiler.compression.kmeans import DEFAULT_TOL, init_centroids, kmeans_1d  # noqa: E402
+from dlhwc.compiler.compression.kmeans import DEFAULT_TOL, init_centroids, kmeans_1d  # noqa: E402
 
 FULL_N = round(25088 * 4096 * 0.04)  # 4,110,418 surviving FC6 weights at 4% density
 DENSITY = 0.04

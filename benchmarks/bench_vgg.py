@@ -148,7 +148,7 @@ def main() -> int:
     base_s, base_rss, _ = child([__file__, "--load-only", str(model)])
     comp_s, comp_rss, comp_err = child(
         [
-            "compiler.cli",
+            "dlhwc.compiler.cli",
             "compile",
             str(model),
             "--target",
@@ -161,7 +161,7 @@ def main() -> int:
     )
     sim_s, sim_rss, _ = child(
         [
-            "compiler.cli",
+            "dlhwc.compiler.cli",
             "run",
             str(work / "vgg16.dlhw"),
             "--input",

@@ -132,7 +132,7 @@ def main() -> int:
 
     import onnxruntime.backend
 
-    from runtime.onnx_backend import DlhwcBackend
+    from dlhwc.runtime.onnx_backend import DlhwcBackend
 
     ort, ort_time = run_suite(onnxruntime.backend, args.include)
     dlhwc, dlhwc_time = run_suite(DlhwcBackend, args.include)

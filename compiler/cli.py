@@ -124,8 +124,8 @@ def _report(module, args) -> None:
         return
     import json
 
-    from compiler.compression.ledger import ledger
-    from compiler.fileio import write_atomic
+    from dlhwc.compiler.compression.ledger import ledger
+    from dlhwc.spec.fileio import write_atomic
 
     table = ledger(module)
     if args.report_json:
@@ -272,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from compiler.errors import DlhwcError, Terminated, on_sigterm_raise
-    from compiler.fileio import check_inputs, check_outputs
+    from dlhwc.spec.errors import DlhwcError, Terminated, on_sigterm_raise
+    from dlhwc.spec.fileio import check_inputs, check_outputs
 
     on_sigterm_raise()
     try:
@@ -350,9 +350,9 @@ def _threshold(args) -> int | None:
 
 
 def _emit_module(module, args, report: bool = True, timer=None) -> None:
-    from compiler.fileio import write_atomic
-    from compiler.instrument import timed
-    from compiler.irio import module_to_string
+    from dlhwc.compiler.instrument import timed
+    from dlhwc.compiler.irio import module_to_string
+    from dlhwc.spec.fileio import write_atomic
 
     with timed(timer, "output"):
         if args.output:
@@ -366,8 +366,8 @@ def _emit_module(module, args, report: bool = True, timer=None) -> None:
 def _after_pass(args, target: str | None = None, config=None):
     """The after-pass hook of --print-ir-after-all and --ledger-after-all (None: neither);
     a ``target`` and its hardware ``config`` add the ledger's cycle and energy estimate."""
-    from compiler.instrument import LedgerAfterAll, after_each
-    from compiler.pipeline import IRDumper
+    from dlhwc.compiler.instrument import LedgerAfterAll, after_each
+    from dlhwc.compiler.pipeline import IRDumper
 
     dump = IRDumper(elide_threshold=_threshold(args)) if args.print_ir_after_all else None
     ledger = None
@@ -380,7 +380,7 @@ def _timer(args):
     """The PassTimer of --time-passes, or None."""
     if not getattr(args, "time_passes", False):
         return None
-    from compiler.instrument import PassTimer
+    from dlhwc.compiler.instrument import PassTimer
 
     return PassTimer()
 
@@ -393,12 +393,12 @@ def _load_modules(timer, target: str | None = None) -> None:
         return
     import importlib
 
-    from backends import TARGETS
-    from compiler.instrument import timed
+    from dlhwc.backends import TARGETS
+    from dlhwc.compiler.instrument import timed
 
     with timed(timer, "load modules"):
-        import compiler.frontend.onnx_importer  # noqa: F401
-        from compiler.passes import BUILTIN_PASSES
+        import dlhwc.compiler.frontend.onnx_importer  # noqa: F401
+        from dlhwc.compiler.passes import BUILTIN_PASSES
 
         for get in BUILTIN_PASSES.values():
             get()
@@ -413,13 +413,13 @@ def _print_timing(timer) -> None:
 
 
 def _passes_and_dumper(args):
-    from compiler.pipeline import parse_pipeline
-    from compiler.plugins import available_passes
+    from dlhwc.compiler.pipeline import parse_pipeline
+    from dlhwc.compiler.plugins import available_passes
 
     available = available_passes(args.load_pass_plugin)
     passes = parse_pipeline(args.pipeline, available) if args.pipeline else []
     if args.calibration:
-        from compiler.passes.quantize import with_calibration
+        from dlhwc.compiler.passes.quantize import with_calibration
 
         passes, used = with_calibration(passes, args.calibration)
         if not used:
@@ -433,7 +433,7 @@ def cmd_compile(args) -> int:
     if args.target:
         status = _compile_for_target(args, timer)
     else:
-        from compiler.pipeline import compile_model
+        from dlhwc.compiler.pipeline import compile_model
 
         passes, dump = _passes_and_dumper(args)
         module = compile_model(args.model, passes, args.emit or "onnx", dump, timer)
@@ -444,30 +444,30 @@ def cmd_compile(args) -> int:
 
 
 def _compile_for_target(args, timer=None) -> int:
-    from backends import target as get_target
-    from compiler.instrument import timed
-    from compiler.pipeline import compile_for_target
-    from compiler.plugins import available_passes
-    from runtime.container import Container
+    from dlhwc.backends import target as get_target
+    from dlhwc.compiler.instrument import timed
+    from dlhwc.compiler.pipeline import compile_for_target
+    from dlhwc.compiler.plugins import available_passes
+    from dlhwc.spec.container import Container
 
     available = available_passes(args.load_pass_plugin)
     config = get_target(args.target).load_config(args.hw) if args.ledger_after_all else None
     dump = _after_pass(args, args.target, config)
 
-    from compiler.passes.quantize import calibrating
+    from dlhwc.compiler.passes.quantize import calibrating
 
     configure = calibrating(args.calibration)
 
     emit = args.emit or "dlhw"
     if emit == "dlhw" and not args.output:  # the default output: checked like -o
-        from compiler.fileio import check_outputs
+        from dlhwc.spec.fileio import check_outputs
 
         check_outputs([f"{Path(args.model).stem}.dlhw"], [args.model])
     report = getattr(args, "report", False) or getattr(args, "report_json", None)
     warnings: list[str] = []
 
     def after_compression(module) -> None:
-        from compiler.numerics import uncalibrated_warning
+        from dlhwc.compiler.numerics import uncalibrated_warning
 
         if report:
             _report(module, args)
@@ -485,12 +485,12 @@ def _compile_for_target(args, timer=None) -> int:
         return 0
     _print_placement(result)
     if emit == "asm":
-        from backends.asm import disassemble
+        from dlhwc.backends.asm import disassemble
 
         with timed(timer, "output"):
             text = disassemble(result)
             if args.output:
-                from compiler.fileio import write_atomic
+                from dlhwc.spec.fileio import write_atomic
 
                 write_atomic(args.output, text)
             else:
@@ -505,7 +505,7 @@ def _compile_for_target(args, timer=None) -> int:
 
 def _print_placement(container) -> None:
     """Which op runs where (to stderr, so that stdout stays the program's)."""
-    from runtime.common import placement_lines, summary_lines
+    from dlhwc.runtime.common import placement_lines, summary_lines
 
     header = {**container.header, "target": container.target}
     for line in placement_lines(header):
@@ -515,9 +515,9 @@ def _print_placement(container) -> None:
 
 
 def cmd_opt(args) -> int:
-    from compiler.instrument import timed
-    from compiler.irio import read_module
-    from compiler.pipeline import after, apply_passes
+    from dlhwc.compiler.instrument import timed
+    from dlhwc.compiler.irio import read_module
+    from dlhwc.compiler.pipeline import after, apply_passes
 
     timer = _timer(args)
     _load_modules(timer)
@@ -534,10 +534,10 @@ def cmd_opt(args) -> int:
 def load_program(path: str):
     """An ONNX model or a .mlir file, as an IR module."""
     if Path(path).suffix == ".mlir":
-        from compiler.irio import read_module
+        from dlhwc.compiler.irio import read_module
 
         return read_module(path)
-    from compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.frontend.onnx_importer import import_file
 
     return import_file(path)
 
@@ -553,15 +553,15 @@ def _is_container(path: str) -> bool:
         return False
 
 
-from runtime import SIMULATORS  # noqa: E402 - a light module: the targets' simulators
+from dlhwc.runtime import SIMULATORS  # noqa: E402 - a light module: the targets' simulators
 
 
 def _simulator(program: str):
     """(the container at ``program`` loaded in its target's simulator, that module)."""
     import importlib
 
-    from compiler.errors import DlhwcError
-    from runtime.container import Container
+    from dlhwc.spec.container import Container
+    from dlhwc.spec.errors import DlhwcError
 
     container = Container.read(program)
     if container.target not in SIMULATORS:
@@ -572,7 +572,7 @@ def _simulator(program: str):
 
 def _simulate(sim, input_path: str):
     """Run a loaded container on an input file; returns (outputs, stats)."""
-    from compiler.fileio import load_arrays
+    from dlhwc.spec.fileio import load_arrays
 
     names = [s.name for s in sim.symbols if s.kind == "input"]
     inputs = load_arrays(input_path, names[0] if len(names) == 1 else None)
@@ -583,7 +583,7 @@ def _simulate(sim, input_path: str):
             f"dlhwc: note: ignoring arrays not among the program's inputs: {', '.join(extra)}",
             file=sys.stderr,
         )
-    from runtime.common import numerics_warnings
+    from dlhwc.runtime.common import numerics_warnings
 
     for line in numerics_warnings(stats):
         print(f"dlhwc: {line}", file=sys.stderr)
@@ -591,7 +591,7 @@ def _simulate(sim, input_path: str):
 
 
 def _run_container(args) -> int:
-    from compiler.fileio import save_arrays, write_atomic
+    from dlhwc.spec.fileio import save_arrays, write_atomic
 
     sim, module = _simulator(args.model)
     outputs, stats = _simulate(sim, args.input)
@@ -623,7 +623,7 @@ def cmd_report(args) -> int:
     if args.stats:
         import json
 
-        from compiler.errors import DlhwcError
+        from dlhwc.spec.errors import DlhwcError
 
         try:
             data = json.loads(Path(args.stats).read_text())
@@ -642,13 +642,13 @@ def cmd_report(args) -> int:
         origin = f"simulated on {args.input}"
     page = None
     if args.html:  # made before anything is printed: a stats file it refuses prints nothing
-        from compiler.report_html import program_page
+        from dlhwc.compiler.report_html import program_page
 
         data = None if stats is None else stats.to_json()
         page = program_page(sim, args.program, data, origin, args.stats)
     sys.stdout.write(module.static_report(sim) if stats is None else stats.format_table())
     if page is not None:
-        from compiler.fileio import write_atomic
+        from dlhwc.spec.fileio import write_atomic
 
         write_atomic(args.html, page)
         print(f"dlhwc: wrote {args.html}", file=sys.stderr)
@@ -656,13 +656,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from compiler.fileio import load_arrays, save_arrays
-    from runtime.interpreters.interpreter import input_names, main_function, run_module
+    from dlhwc.compiler.interpreters.interpreter import input_names, main_function, run_module
+    from dlhwc.spec.fileio import load_arrays, save_arrays
 
     if _is_container(args.model):
         return _run_container(args)
     if args.stats or args.report:
-        from compiler.errors import DlhwcError
+        from dlhwc.spec.errors import DlhwcError
 
         raise DlhwcError("--stats and --report need a program container (.dlhw)")
     module = load_program(args.model)
@@ -690,12 +690,12 @@ def cmd_run(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from compiler.errors import DlhwcError
+    from dlhwc.spec.errors import DlhwcError
 
     if not args.output:
         raise DlhwcError("export needs -o FILE.onnx: where to write the model")
-    from compiler.fileio import write_atomic
-    from compiler.frontend.onnx_exporter import export_module
+    from dlhwc.compiler.frontend.onnx_exporter import export_module
+    from dlhwc.spec.fileio import write_atomic
 
     model = export_module(load_program(args.input), quantize_as=args.quantize_as)
     write_atomic(args.output, model.SerializeToString())
@@ -710,7 +710,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from compiler.errors import DlhwcError
+    from dlhwc.spec.errors import DlhwcError
 
     if args.target:
         if args.compressed:
@@ -725,10 +725,10 @@ def cmd_eval(args) -> int:
         )
     elif args.hw:
         raise DlhwcError("--hw needs --target")
-    from compiler.evaluate import compare, compare_program, format_report, split_data, to_json
-    from compiler.fileio import load_arrays, write_atomic
-    from compiler.pipeline import apply_passes
-    from runtime.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.evaluate import compare, compare_program, format_report, split_data, to_json
+    from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.pipeline import apply_passes
+    from dlhwc.spec.fileio import load_arrays, write_atomic
 
     float_module = load_program(args.model)
     names = input_names(main_function(float_module))
@@ -753,7 +753,7 @@ def cmd_eval(args) -> int:
     result = compare(float_module, comp_module, inputs, labels, source=args.data)
     header = [("float model", args.model), ("compressed model", described)]
     if program is not None:
-        from runtime.common import numerics_warnings
+        from dlhwc.runtime.common import numerics_warnings
 
         sim, _ = program
         outputs, stats = sim.run(inputs)
@@ -778,10 +778,10 @@ def _compile_for_eval(args):
     """(the comp-stage IR, (simulator, its module)) of MODEL compiled for --target."""
     import importlib
 
-    from compiler.numerics import uncalibrated_warning
-    from compiler.pipeline import compile_for_target
-    from compiler.plugins import available_passes
-    from runtime.container import Container
+    from dlhwc.compiler.numerics import uncalibrated_warning
+    from dlhwc.compiler.pipeline import compile_for_target
+    from dlhwc.compiler.plugins import available_passes
+    from dlhwc.spec.container import Container
 
     compressed = []
     warnings: list[str] = []
@@ -790,7 +790,7 @@ def _compile_for_eval(args):
         compressed.append(module.clone())
         warnings.extend(uncalibrated_warning(module))
 
-    from compiler.passes.quantize import calibrating
+    from dlhwc.compiler.passes.quantize import calibrating
 
     configure = calibrating(args.calibration)
 
@@ -806,19 +806,19 @@ def _compile_for_eval(args):
 
 
 def cmd_verify(args) -> int:
-    from compiler.errors import DlhwcError
+    from dlhwc.spec.errors import DlhwcError
 
     for option in ("tolerance_db", "lossy_tolerance_db"):
         value = getattr(args, option)
         if value is not None and not (value >= 0 and value != float("inf")):
             flag = "--" + option.replace("_", "-")
             raise DlhwcError(f"{flag} must be a finite number >= 0, not {value}")
-    from compiler.evaluate import to_json
-    from compiler.fileio import load_arrays, write_atomic
-    from compiler.numerics import uncalibrated_warning
-    from compiler.plugins import available_passes
-    from compiler.verify import format_report, verify
-    from runtime.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.evaluate import to_json
+    from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.numerics import uncalibrated_warning
+    from dlhwc.compiler.plugins import available_passes
+    from dlhwc.compiler.verify import format_report, verify
+    from dlhwc.spec.fileio import load_arrays, write_atomic
 
     names = input_names(main_function(load_program(args.model)))
     arrays = load_arrays(args.input, names[0] if len(names) == 1 else None)
@@ -865,7 +865,7 @@ def cmd_passes(args) -> int:
 
     from xdsl.passes import get_pass_option_infos
 
-    from compiler.plugins import available_passes
+    from dlhwc.compiler.plugins import available_passes
 
     for name, get in sorted(available_passes(args.load_pass_plugin).items()):
         cls = get()
@@ -880,14 +880,14 @@ def cmd_passes(args) -> int:
 
 
 def cmd_asm(args) -> int:
-    from backends.asm import assemble_file
+    from dlhwc.backends.asm import assemble_file
 
     assemble_file(args.input, args.output)
     return 0
 
 
 def cmd_disasm(args) -> int:
-    from backends.asm import disassemble_file
+    from dlhwc.backends.asm import disassemble_file
 
     text = disassemble_file(args.input, show_encoding=args.show_encoding, output=args.output)
     if not args.output:
@@ -952,8 +952,8 @@ def _trial_text(outcome, feasible) -> str:
 
 
 def cmd_explore(args) -> int:
-    from compiler import progress
-    from compiler.explore import Options, explore, format_front
+    from dlhwc.compiler.explore import Options, explore, format_front
+    from dlhwc.spec import progress
 
     opts = Options(
         model=args.model, target=args.target, train=args.train, data=args.data,
@@ -972,7 +972,7 @@ def cmd_explore(args) -> int:
     sys.stdout.write(format_front(report))
     print(f"dlhwc: wrote {Path(opts.out) / 'pareto.json'}", file=sys.stderr)
     if args.html:
-        from compiler.report_html import pareto_page
+        from dlhwc.compiler.report_html import pareto_page
 
         points = [
             {"accuracy": p["accuracy"], "compression": p["rate"], "cycles": p["cycles"],
@@ -980,7 +980,7 @@ def cmd_explore(args) -> int:
             for p in report["points"]
         ]  # fmt: skip
         title = f"dlhwc explore: {report['model']} on {report['target']}"
-        from compiler.fileio import write_atomic
+        from dlhwc.spec.fileio import write_atomic
 
         write_atomic(args.html, pareto_page(points, title))
         print(f"dlhwc: wrote {args.html}", file=sys.stderr)

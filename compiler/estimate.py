@@ -9,7 +9,7 @@ the weights' non-zeros alone, without activations, so it can be printed after an
   stack such as an LSTM's directions is one matrix per direction) is laid out as the
   back end lays it out: rows interleaved over the config's `num_pes` PEs, each PE's rows
   column by column in the relative-index format with `run_bits`-bit zero runs
-  (backends/encoding.py). e[k, j] is the number of entries PE k holds for column j,
+  (spec/encoding.py). e[k, j] is the number of entries PE k holds for column j,
   fillers included. A weight not yet pruned counts all its non-zeros.
 - Every input activation is assumed non-zero (activation density 100%), and the
   activation FIFOs deep enough that no PE waits for another:
@@ -44,10 +44,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from backends.encoding import column_entries
-from compiler.passes.weights import WeightSlot, find_weights
-from dialects import comp
-from dialects import onnx as onnx_d
+from dlhwc.compiler.passes.weights import WeightSlot, find_weights
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.encoding import column_entries
 
 EVENTS = ("spmat_read", "ptr_read", "codebook_lookup", "mac", "lnzd")
 """The events the estimate counts (those the target's energy table has)."""

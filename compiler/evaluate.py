@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 METRICS = (
     "max_abs_error",
@@ -83,7 +83,7 @@ def compare(
     Returns ``{"samples": N, "outputs": {name: {"shape", "dtype", *METRICS}}}``, where N
     is the first dimension of the first input (None for a scalar input or no input).
     """
-    from runtime.interpreters.interpreter import run_module
+    from dlhwc.compiler.interpreters.interpreter import run_module
 
     if labels is not None:
         labels = np.asarray(labels)
@@ -115,7 +115,7 @@ def compare_program(
     source: str | None = None,
 ) -> dict:
     """The program's outputs (from its simulator) against the float model's, by name."""
-    from runtime.interpreters.interpreter import run_module
+    from dlhwc.compiler.interpreters.interpreter import run_module
 
     reference = run_module(float_module, inputs, source)
     return _compare_outputs(reference, program_outputs, labels, "program")

@@ -65,8 +65,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from compiler.errors import DlhwcError
-from compiler.explore_trial import (
+from dlhwc.compiler.explore_trial import (
     HW_KNOBS,
     SHIPPED,
     Choice,
@@ -77,6 +76,7 @@ from compiler.explore_trial import (
     run_indexed,
     run_shipped,
 )
+from dlhwc.spec.errors import DlhwcError
 
 OBJECTIVES = (
     ("accuracy", "maximize"),
@@ -165,7 +165,7 @@ class Space:
 
 
 def make_space(problem: Problem, search_hw: bool) -> Space:
-    from compiler.explore_trial import machine_config
+    from dlhwc.compiler.explore_trial import machine_config
 
     config = machine_config(problem, Choice((), ()))
     if problem.target == "eie":
@@ -234,11 +234,11 @@ def _check_out_dir(out: Path) -> None:
 
 def prepare(opts: Options) -> Setup:
     """Check every input and run one quick compile (the probe), before any output."""
-    from compiler.evaluate import compare, split_data
-    from compiler.fileio import check_inputs, load_arrays
-    from compiler.frontend.onnx_importer import import_file
-    from compiler.passes.weights import find_weights
-    from runtime.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.evaluate import compare, split_data
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.passes.weights import find_weights
+    from dlhwc.spec.fileio import check_inputs, load_arrays
 
     check_options(opts)
     check_inputs([opts.model, opts.train, opts.data, opts.hw])
@@ -296,7 +296,7 @@ def _load_hw(opts: Options) -> tuple:
         return ()
     import tomllib
 
-    from backends import target as get_target
+    from dlhwc.backends import target as get_target
 
     get_target(opts.target).load_config(opts.hw)  # the target's checks and messages
     data = tomllib.loads(Path(opts.hw).read_text())
@@ -334,7 +334,7 @@ def _probe(problem: Problem, space: Space) -> None:
     """Compile the model once with the search's pipeline (one pruning step at the lowest
     sparsity, one epoch of retraining) so that a model or data the passes refuse fails
     here, with the pass's message, and not in every trial."""
-    from compiler.explore_trial import measure
+    from dlhwc.compiler.explore_trial import measure
 
     quick = dataclasses.replace(problem, epochs=min(problem.epochs, 1), prune_steps=1)
     params = {f"density:{k}": DENSITY_PERCENT[1] for k in space.layers}
@@ -574,7 +574,7 @@ def explore(opts: Options, progress: Progress | None = None) -> dict:
                 runner.close(interrupted)
         report = front_json(study, setup, opts)
         _write_points(out, report, study, setup)
-        from compiler.fileio import write_atomic
+        from dlhwc.spec.fileio import write_atomic
 
         write_atomic(out / "pareto.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
         return report
@@ -683,7 +683,7 @@ def _point(trial, setup: Setup, opts: Options) -> dict:
 
 def _write_points(out: Path, report: dict, study, setup: Setup) -> None:
     """Each point's files under DIR/points; folders of points no longer on the front go."""
-    from compiler.fileio import write_atomic
+    from dlhwc.spec.fileio import write_atomic
 
     keep = {f"trial-{p['trial']:04d}" for p in report["points"]}
     root = out / "points"

@@ -33,7 +33,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 HW_KNOBS = ("num_pes", "fifo_depth")
 """The machine parameters `--search-hw` searches (fields of the target's config)."""
@@ -156,7 +156,7 @@ def hw_text(problem: Problem, choice: Choice) -> str | None:
 
 def machine_config(problem: Problem, choice: Choice):
     """The trial's machine as the target's config object."""
-    from backends import target as get_target
+    from dlhwc.backends import target as get_target
 
     cls = type(get_target(problem.target).load_config(None))
     return cls.from_dict(problem.hw_overrides | choice.machine_dict, "<explore machine>")
@@ -238,10 +238,10 @@ def _reference(problem: Problem):
     """(float module, inputs, labels) of the problem, loaded once per process."""
     key = (problem.model, problem.data, problem.labels)
     if key not in _CACHE:
-        from compiler.evaluate import split_data
-        from compiler.fileio import load_arrays
-        from compiler.frontend.onnx_importer import import_file
-        from runtime.interpreters.interpreter import input_names, main_function
+        from dlhwc.compiler.evaluate import split_data
+        from dlhwc.compiler.frontend.onnx_importer import import_file
+        from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+        from dlhwc.spec.fileio import load_arrays
 
         module = import_file(problem.model)
         names = input_names(main_function(module))
@@ -273,12 +273,12 @@ def measure(problem: Problem, pipeline: str, hw: Path | None, simulate: bool = T
     (without ``simulate``: compile only, and return an empty Outcome)."""
     import importlib
 
-    from compiler.compression.ledger import ledger
-    from compiler.evaluate import compare_program
-    from compiler.pipeline import compile_for_target
-    from compiler.plugins import available_passes
-    from runtime import SIMULATORS
-    from runtime.container import Container
+    from dlhwc.compiler.compression.ledger import ledger
+    from dlhwc.compiler.evaluate import compare_program
+    from dlhwc.compiler.pipeline import compile_for_target
+    from dlhwc.compiler.plugins import available_passes
+    from dlhwc.runtime import SIMULATORS
+    from dlhwc.spec.container import Container
 
     float_module, inputs, labels = _reference(problem)
     books = []

@@ -67,12 +67,12 @@ class Row:
 def snapshot(module: ModuleOp, target: str | None = None, config=None) -> tuple[list[Row], Row]:
     """The ledger's rows and total as `Row`s, with the estimate of ``target`` (its name
     and hardware config) when given."""
-    from compiler.compression.ledger import ledger
+    from dlhwc.compiler.compression.ledger import ledger
 
     table = ledger(module)
     estimates = {}
     if target is not None:
-        from compiler.estimate import estimate
+        from dlhwc.compiler.estimate import estimate
 
         estimates = estimate(module, target, config)
     rows = []

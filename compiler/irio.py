@@ -27,7 +27,7 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
 from xdsl.utils.mlir_lexer import MLIRLexer
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 HEX_THRESHOLD = 16
 DEFAULT_ELIDE_THRESHOLD = 16
@@ -74,7 +74,7 @@ def module_to_string(module: ModuleOp, elide_threshold: int | None = None) -> st
 
 def context() -> Context:
     """A context with every dialect dlhwc's IR may contain."""
-    from dialects import ALL_DIALECTS
+    from dlhwc.dialects import ALL_DIALECTS
 
     ctx = Context()
     ctx.load_dialect(builtin.Builtin)
@@ -117,7 +117,7 @@ def parse_module(text: str, filename: str = "<stdin>") -> ModuleOp:
     the lifted text not parse, the text is parsed again as it is, so errors keep their
     positions.
     """
-    from dialects.onnx import HEX_BLOBS
+    from dlhwc.dialects.onnx import HEX_BLOBS
 
     lifted, blobs = _lift_blobs(text) if len(text) > LIFT_HEX_CHARS else (text, [])
     if blobs:

@@ -22,10 +22,10 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import SSAValue
 
-from compiler.passes.weights import find_weights
-from dialects import comp
-from dialects import onnx as onnx_d
-from runtime.fixedpoint import FixedFormat
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.fixedpoint import FixedFormat
 
 PEAK_TO_RMS = 4.0
 """How far above its RMS a layer's largest output is taken to reach."""
@@ -72,7 +72,7 @@ def uncalibrated_risks(module: ModuleOp) -> list[tuple[str, str]]:
 
 def _output_format(value: SSAValue) -> FixedFormat | None:
     """The format the layer's result is quantized to, after its bias Add and activation."""
-    from compiler.passes.quantize import layer_output
+    from dlhwc.compiler.passes.quantize import layer_output
 
     for use in layer_output(value).uses:
         if isinstance(use.operation, comp.QuantizeOp):

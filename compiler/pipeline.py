@@ -34,10 +34,10 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.utils.exceptions import ArgSpecParseError, VerifyException
 
-from compiler.errors import DlhwcError
-from compiler.instrument import AFTER_PASS, PassTimer, timed
-from compiler.irio import DEFAULT_ELIDE_THRESHOLD, context, module_to_string
-from compiler.plugins import plugin_error
+from dlhwc.compiler.instrument import AFTER_PASS, PassTimer, timed
+from dlhwc.compiler.irio import DEFAULT_ELIDE_THRESHOLD, context, module_to_string
+from dlhwc.compiler.plugins import plugin_error
+from dlhwc.spec.errors import DlhwcError
 
 STAGES = ("onnx", "comp")
 
@@ -165,7 +165,7 @@ def compile_model(
     timer: PassTimer | None = None,
 ):
     """Import ``model_path`` and run the ``-p`` passes (no target: stages onnx, comp)."""
-    from compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.frontend.onnx_importer import import_file
 
     if emit not in STAGES:
         raise DlhwcError(f"unknown stage '{emit}' for --emit (stages: {', '.join(STAGES)})")
@@ -198,8 +198,8 @@ def compile_for_target(
     for asm and dlhw. ``configure`` may adjust the compression passes (e.g. calibration).
     ``timer`` times the import, each pass, and the encoding of the program.
     """
-    from backends import target as get_target
-    from compiler.frontend.onnx_importer import import_file
+    from dlhwc.backends import target as get_target
+    from dlhwc.compiler.frontend.onnx_importer import import_file
 
     target = get_target(target_name)
     stages = target_stages(target_name)
@@ -213,7 +213,7 @@ def compile_for_target(
     apply_passes(module, parse_pipeline("fold-constants", available), dump, timer)
     if emit == "onnx":
         return module
-    from compiler.passes.weights import check_finite, find_weights
+    from dlhwc.compiler.passes.weights import check_finite, find_weights
 
     for slot in find_weights(module):
         check_finite(slot)

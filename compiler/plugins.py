@@ -21,8 +21,8 @@ from pathlib import Path
 
 from xdsl.passes import ModulePass
 
-from compiler.errors import DlhwcError
-from compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.spec.errors import DlhwcError
 
 ENTRY_POINT_GROUP = "dlhwc.passes"
 

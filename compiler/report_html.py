@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 PARETO_KEYS = ("accuracy", "compression", "cycles", "energy", "recipe")
 """The keys of a Pareto point: accuracy (a fraction, 0..1), compression (a rate, e.g. 27.5
@@ -323,7 +323,7 @@ def _ese_weights(sim) -> list[Weights]:
     """Per layer, direction and matrix: the 12-bit weight codes of the sparse-matrix
     images (low weight_bits of an entry, two's complement; fillers are code 0), at the
     matrix's fraction (fw for W, fr for R and Rh)."""
-    from backends.ese.isa import MATRICES
+    from dlhwc.spec.ese.isa import MATRICES
 
     cfg = sim.config
     wb = cfg.weight_bits

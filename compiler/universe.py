@@ -2,29 +2,29 @@
 
 from xdsl.universe import Universe
 
-from compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes import BUILTIN_PASSES
 
 
 def _onnx():
-    from dialects.onnx import ONNX
+    from dlhwc.dialects.onnx import ONNX
 
     return ONNX
 
 
 def _comp():
-    from dialects.comp import COMP
+    from dlhwc.dialects.comp import COMP
 
     return COMP
 
 
 def _eie():
-    from dialects.eie import EIE
+    from dlhwc.dialects.eie import EIE
 
     return EIE
 
 
 def _ese():
-    from dialects.ese import ESE
+    from dlhwc.dialects.ese import ESE
 
     return ESE
 

@@ -52,9 +52,9 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import SSAValue
 from xdsl.passes import ModulePass
 
-from compiler.errors import DlhwcError
-from compiler.evaluate import _metrics
-from dialects import onnx as onnx_d
+from dlhwc.compiler.evaluate import _metrics
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.errors import DlhwcError
 
 FLOAT_CAP_DB = 80.0
 """SQNR above which a float stage counts as equal to the reference."""
@@ -120,10 +120,10 @@ class Report:
 
 def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
     """The layer outputs and model outputs of the imported ``module``, in program order."""
-    from compiler.frontend.onnx_importer import _name_hint
-    from compiler.passes.quantize import layer_output
-    from compiler.passes.weights import is_conv
-    from runtime.interpreters.interpreter import main_function, output_names
+    from dlhwc.compiler.frontend.onnx_importer import _name_hint
+    from dlhwc.compiler.interpreters.interpreter import main_function, output_names
+    from dlhwc.compiler.passes.quantize import layer_output
+    from dlhwc.compiler.passes.weights import is_conv
 
     by_hint: dict[str, str] = {}
     for node in model.graph.node:
@@ -198,7 +198,7 @@ def run_ir(
 ) -> dict[str, np.ndarray]:
     """Every boundary tensor the IR computes in the reference interpreter: by name hint,
     the quantized value (`<hint>_q`) where there is one; outputs by output name."""
-    from runtime.interpreters.interpreter import (
+    from dlhwc.compiler.interpreters.interpreter import (
         Interpreter,
         check_inputs,
         main_function,
@@ -257,8 +257,8 @@ def run_simulator(
     """
     import importlib
 
-    from compiler.cli import SIMULATORS
-    from runtime.container import Container
+    from dlhwc.compiler.cli import SIMULATORS
+    from dlhwc.spec.container import Container
 
     container = Container.from_bytes(container.to_bytes(), "<program>")
     sim = importlib.import_module(SIMULATORS[container.target]).Simulator(container)
@@ -325,8 +325,8 @@ def _replay(layer_ops: dict, sim, constants: dict) -> dict[str, np.ndarray]:
     """Each recorded layer's golden output on the inputs the simulator fed it. A layer's
     other operands (its weight and bias) are constants of the golden module: the layer
     op alone is evaluated, not the model; ``constants`` keeps their values across chunks."""
-    from backends.program import DATA_OPS
-    from runtime.interpreters.interpreter import evaluate_op
+    from dlhwc.backends.program import DATA_OPS
+    from dlhwc.compiler.interpreters.interpreter import evaluate_op
 
     replayed = {}
     for name, x in getattr(sim, "last_layer_inputs", {}).items():
@@ -447,10 +447,10 @@ def verify(
 ) -> Report:
     """Compile ``model_path`` for ``target_name``, run ``inputs`` through every stage and
     compare (see the module docstring)."""
-    from compiler.frontend.onnx_importer import load_model
-    from compiler.passes.quantize import calibrating
-    from compiler.pipeline import compile_for_target
-    from runtime.interpreters.interpreter import main_function, static_batches
+    from dlhwc.compiler.frontend.onnx_importer import load_model
+    from dlhwc.compiler.interpreters.interpreter import main_function, static_batches
+    from dlhwc.compiler.passes.quantize import calibrating
+    from dlhwc.compiler.pipeline import compile_for_target
 
     model = load_model(model_path)
     boundaries: list[Boundary] = []
@@ -497,7 +497,7 @@ def verify(
 
 def format_report(report: Report) -> str:
     """One table, stage x boundary, then the verdict."""
-    from compiler.evaluate import _cell
+    from dlhwc.compiler.evaluate import _cell
 
     head = ["stage", "layer", "max abs error", "SQNR (dB)", "top-1"]
     rows = [head]

@@ -16,7 +16,7 @@ with zeros where the mask is false. Weights that are exactly zero are pruned: th
 is false there from the first compression pass on.
 
 `comp.quantize` rounds and saturates an activation tensor to a fixed-point format (see
-runtime/fixedpoint.py for the rules); it is the IR's record of activation formats.
+spec/fixedpoint.py for the rules); it is the IR's record of activation formats.
 
 Printed form (payloads are ordinary dense attributes: hex when saved, elided in dumps;
 the trailing comment is a summary for readers, ignored by the parser):
@@ -65,9 +65,9 @@ from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from dialects import onnx as onnx_d
-from dialects.onnx import array_from_dense, dense_from_array, tensor_type
-from runtime.fixedpoint import FixedFormat
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.dialects.onnx import array_from_dense, dense_from_array, tensor_type
+from dlhwc.spec.fixedpoint import FixedFormat
 
 
 @irdl_attr_definition

@@ -33,9 +33,9 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.comp import FixedAttr, WeightOp
-from dialects.onnx import print_name_loc
-from runtime.fixedpoint import FixedFormat
+from dlhwc.dialects.comp import FixedAttr, WeightOp
+from dlhwc.dialects.onnx import print_name_loc
+from dlhwc.spec.fixedpoint import FixedFormat
 
 
 @irdl_op_definition

@@ -14,7 +14,7 @@ initial_h, initial_c, P; `onnx.NoValue` for an omitted one), with W and R quanti
     lut_segments         pieces of each sigmoid/tanh table
 
 Semantics: runtime/ese/arith.py (one step of each cell on codes) iterated over time as
-ONNX defines (runtime/interpreters/ese.py): the fixed-point golden model the simulator
+ONNX defines (backends/ese/golden.py): the fixed-point golden model the simulator
 must match bit for bit.
 """
 
@@ -43,10 +43,10 @@ from xdsl.parser import Parser
 from xdsl.printer import Printer
 from xdsl.utils.exceptions import VerifyException
 
-from dialects.comp import FixedAttr, WeightOp
-from dialects.onnx import NoneType, print_name_loc
-from runtime.ese.arith import HARDWARE_ACTIVATIONS
-from runtime.fixedpoint import FixedFormat
+from dlhwc.dialects.comp import FixedAttr, WeightOp
+from dlhwc.dialects.onnx import NoneType, print_name_loc
+from dlhwc.runtime.ese.arith import HARDWARE_ACTIVATIONS
+from dlhwc.spec.fixedpoint import FixedFormat
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 

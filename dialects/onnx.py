@@ -444,7 +444,7 @@ class OnnxOp(IRDLOperation):
 
 
 # Dedicated ops, in the newest opset's form. The numpy kernels in
-# runtime/interpreters/onnx_ops.py and onnx_rnn.py are their living definition.
+# compiler/interpreters/onnx_ops.py and onnx_rnn.py are their living definition.
 
 
 @irdl_op_definition

@@ -55,7 +55,7 @@ def dlhwc(*args: object) -> None:
     """Run one dlhwc command, echoing it first."""
     shown = " ".join(shlex.quote(str(a)) for a in args)
     print(f"\n$ dlhwc {shown}", flush=True)
-    subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, args)], check=True)
+    subprocess.run([sys.executable, "-m", "dlhwc.compiler.cli", *map(str, args)], check=True)
 
 
 def accuracy(outputs: Path, data: Path = DATA) -> float:

@@ -35,7 +35,7 @@ def main() -> int:
         *(["--search-hw"] if args.search_hw else []),
     ]  # fmt: skip
     print("$ dlhwc " + " ".join(shlex.quote(str(a)) for a in command), flush=True)
-    subprocess.run([sys.executable, "-m", "compiler.cli", *map(str, command)], check=True)
+    subprocess.run([sys.executable, "-m", "dlhwc.compiler.cli", *map(str, command)], check=True)
 
     report = json.loads((Path(args.out) / "pareto.json").read_text())
     if not report["points"]:

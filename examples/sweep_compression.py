@@ -55,11 +55,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run from a checkout even without the editable install
 
-from compiler.compression.ledger import ledger  # noqa: E402
-from compiler.frontend.onnx_importer import import_file  # noqa: E402
-from compiler.pipeline import apply_passes, parse_pipeline  # noqa: E402
-from compiler.plugins import available_passes  # noqa: E402
-from runtime.interpreters.interpreter import run_module  # noqa: E402
+from dlhwc.compiler.compression.ledger import ledger  # noqa: E402
+from dlhwc.compiler.frontend.onnx_importer import import_file  # noqa: E402
+from dlhwc.compiler.interpreters.interpreter import run_module  # noqa: E402
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline  # noqa: E402
+from dlhwc.compiler.plugins import available_passes  # noqa: E402
 
 MODEL = ROOT / "examples" / "models" / "digits_mlp.onnx"
 TEST = ROOT / "examples" / "data" / "digits_test.npz"
@@ -150,7 +150,7 @@ class Sweep:
 
 
 def _layer_names(module) -> list[str]:
-    from compiler.passes.weights import find_weights
+    from dlhwc.compiler.passes.weights import find_weights
 
     return [slot.layer for slot in find_weights(module, "matrix")]
 

@@ -2,7 +2,7 @@
 host segments, the PE-channel model of a sparse product, and formatting stats.
 
 A target's simulator (runtime/<target>/sim.py) subclasses `Program`, which checks and
-decodes the target-neutral parts of a container once (runtime/container.py; the back
+decodes the target-neutral parts of a container once (spec/container.py; the back
 ends write them with backends/program.py):
 
 - the target name, the header keys, the hardware config (the target's config class);
@@ -33,10 +33,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from backends.isa import IsaError, IsaTable
-from compiler.errors import DlhwcError
-from runtime.container import Container
-from runtime.fixedpoint import FixedFormat
+from dlhwc.spec.container import Container
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat
+from dlhwc.spec.isa import IsaError, IsaTable
 
 # -- the symbol table ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ standard ONNX ops in onnxruntime, one session per region, and dlhwc's own ops on
 own implementation functions.
 
 `KernelBackend` runs every op by itself instead, a dedicated op on its numpy kernel
-(runtime/interpreters/onnx_ops.py, onnx_rnn.py): the kernels' conformance tests use it.
+(compiler/interpreters/onnx_ops.py, onnx_rnn.py): the kernels' conformance tests use it.
 
     from onnx.backend.test import BackendTest
     globals().update(BackendTest(DlhwcBackend, __name__).include("^test_gemm_").test_cases)
@@ -30,15 +30,15 @@ import onnx
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 from xdsl.dialects.builtin import ModuleOp
 
-from compiler.frontend.onnx_importer import import_model
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import (
+from dlhwc.compiler.frontend.onnx_importer import import_model
+from dlhwc.compiler.interpreters.interpreter import (
     Interpreter,
     check_inputs,
     input_names,
     main_function,
     output_names,
 )
+from dlhwc.dialects import onnx as onnx_d
 
 
 class DlhwcBackendRep(BackendRep):

@@ -126,7 +126,7 @@ def seeds(workdir: Path) -> Seeds:
     global _SEEDS
     if _SEEDS is not None:
         return _SEEDS
-    from compiler.cli import main
+    from dlhwc.compiler.cli import main
 
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "m.onnx").write_bytes(tiny_mlp())
@@ -174,7 +174,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     """Write the case's files in ``workdir`` (empty), run it there, return what happened."""
     import time
 
-    from compiler.cli import main
+    from dlhwc.compiler.cli import main
 
     for name in case.directories:
         (workdir / name).mkdir()
@@ -655,7 +655,7 @@ HW_FIELDS = ["num_pes", "clock_mhz", "fifo_depth", "pipeline_stages", "spmat_sra
              "run_bits", "weight_bits", "act_bits", "acc_bits", "regfile_entries",
              "act_sram_bytes", "dma_words_per_cycle", "host_words_per_cycle", "energy.mac",
              "energy.dram_word", "lut_segments", "ew_lanes", "no_such_field"]  # fmt: skip
-# (acc_bits up to 62 needs runtime/fixedpoint's wide formats; 63 is out of range.)
+# (acc_bits up to 62 needs spec/fixedpoint's wide formats; 63 is out of range.)
 HW_VALUES = ["0", "-1", "-4", "1", "3", "63", "100000000", "2.5", "nan", "inf", "-inf",
              "true", '"four"', "[1, 2]", "{a = 1}", "1e400"]  # fmt: skip
 
@@ -686,8 +686,8 @@ def hw_case(rng: random.Random, s: Seeds) -> Case:
 
 
 def _hw_in_range(rng: random.Random, s: Seeds) -> Case:
-    from backends.eie.config import EIEConfig
-    from backends.ese.config import ESEConfig
+    from dlhwc.spec.eie.config import EIEConfig
+    from dlhwc.spec.ese.config import ESEConfig
 
     target = rng.choice(["eie", "ese"])
     limits = (EIEConfig if target == "eie" else ESEConfig).LIMITS
@@ -713,9 +713,9 @@ def _hw_in_range(rng: random.Random, s: Seeds) -> Case:
 
 
 def _widest_fixed() -> int:
-    """The widest fixed-point format runtime/fixedpoint.py makes (acc_bits goes up to 62
+    """The widest fixed-point format spec/fixedpoint.py makes (acc_bits goes up to 62
     where it allows 62 bits)."""
-    from runtime.fixedpoint import FixedFormat
+    from dlhwc.spec.fixedpoint import FixedFormat
 
     for bits in (62, 32):
         try:

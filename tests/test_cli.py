@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from compiler.cli import main
+from dlhwc.compiler.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTED = ROOT / "tests" / "models" / "exported"
@@ -384,7 +384,7 @@ def test_run_output_file_is_byte_identical_across_runs(capsys, tmp_path, model):
 
 
 def test_passes_lists_fold_constants_with_its_option_and_doc(capsys):
-    from compiler.passes.fold_constants import FoldConstantsPass
+    from dlhwc.compiler.passes.fold_constants import FoldConstantsPass
 
     code, out, _ = dlhwc(capsys, "passes")
     assert code == 0

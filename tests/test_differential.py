@@ -22,11 +22,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from xdsl.dialects.builtin import ModuleOp
 
-from compiler.frontend.onnx_importer import import_model, load_model
-from compiler.irio import context, module_to_string, parse_module
-from compiler.passes.fold_constants import FoldConstantsPass
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.frontend.onnx_importer import import_model, load_model
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.irio import context, module_to_string, parse_module
+from dlhwc.compiler.passes.fold_constants import FoldConstantsPass
+from dlhwc.dialects import onnx as onnx_d
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTED = sorted((ROOT / "tests/models/exported").glob("*.onnx"))

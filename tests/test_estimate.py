@@ -5,13 +5,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends.eie.config import EIEConfig
-from backends.ese.config import ESEConfig
-from compiler.estimate import estimate, matrix_estimate
-from compiler.pipeline import compile_for_target
-from compiler.plugins import available_passes
-from runtime.container import Container
-from runtime.eie.sim import Simulator
+from dlhwc.compiler.estimate import estimate, matrix_estimate
+from dlhwc.compiler.pipeline import compile_for_target
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.runtime.eie.sim import Simulator
+from dlhwc.spec.container import Container
+from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.ese.config import ESEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 MLP = ROOT / "examples" / "models" / "digits_mlp.onnx"

@@ -17,12 +17,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from backends.eie.config import EIEConfig
-from compiler.cli import main
-from compiler.explore import Options, explore
-from compiler.frontend.onnx_importer import import_file
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.explore import Options, explore
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.spec.eie.config import EIEConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -131,7 +131,7 @@ def test_same_options_same_bytes_with_any_jobs(reference, tmp_path):
 def test_progress_line_on_a_terminal_and_the_page(tmp_path, capsys, monkeypatch):
     from html.parser import HTMLParser
 
-    from compiler import progress
+    from dlhwc.spec import progress
 
     monkeypatch.setattr(progress, "DELAY", 0.0)
     monkeypatch.setattr(progress, "INTERVAL", 0.0)
@@ -213,7 +213,12 @@ def test_ray_cluster(reference, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         address = ray.get_runtime_context().gcs_address
-        cmd = [sys.executable, "-m", "compiler.cli", *explore_argv("out", *TINY, "--ray", address)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dlhwc.compiler.cli",
+            *explore_argv("out", *TINY, "--ray", address),
+        ]
         done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     finally:
         ray.shutdown()

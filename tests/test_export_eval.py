@@ -2,7 +2,7 @@
 
 The exactness of the comp.quantize formulations is proved on adversarial values (ties at
 every half step, both saturation bounds, huge, infinite and tiny values) against
-runtime/fixedpoint.py, the definition the interpreter uses.
+spec/fixedpoint.py, the definition the interpreter uses.
 
 onnxruntime runs Q/DQ models with the session config entry `session.disable_quant_qdq`:
 by default its QDQ optimizers quantize float weights next to Q/DQ activations to int8,
@@ -22,17 +22,17 @@ import pytest
 from onnx import helper
 from xdsl.ir import Operation
 
-from compiler.cli import main
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_exporter import export_module
-from compiler.frontend.onnx_importer import import_file, import_model
-from compiler.irio import module_to_string, parse_module
-from compiler.passes import BUILTIN_PASSES
-from compiler.passes.weights import find_weights, replace_source
-from compiler.pipeline import apply_passes, parse_pipeline
-from dialects import comp
-from runtime.fixedpoint import FixedFormat, frac_bits_for, quantize
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.frontend.onnx_exporter import export_module
+from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes.weights import find_weights, replace_source
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.dialects import comp
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, quantize
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

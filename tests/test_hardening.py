@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.fileio import write_atomic
+from dlhwc.spec.fileio import write_atomic
 from tests.test_cli import MLP, assert_user_error, dlhwc, run_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +30,9 @@ def _no_tracebacks(monkeypatch):
 def saved_ir(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("ir") / "mlp.mlir"
     assert (
-        subprocess.run([sys.executable, "-m", "compiler.cli", "compile", MLP, "-o", out]).returncode
+        subprocess.run(
+            [sys.executable, "-m", "dlhwc.compiler.cli", "compile", MLP, "-o", out]
+        ).returncode
         == 0
     )
     return out.read_text()
@@ -77,12 +79,12 @@ def test_two_outputs_naming_one_file_are_refused(capsys, tmp_path):
 
 
 def test_output_directory_is_checked_before_the_compile(capsys, tmp_path, monkeypatch):
-    import compiler.pipeline
+    from dlhwc.compiler import pipeline
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("compiled before checking the output")
 
-    monkeypatch.setattr(compiler.pipeline, "compile_for_target", must_not_run)
+    monkeypatch.setattr(pipeline, "compile_for_target", must_not_run)
     out = tmp_path / "missing" / "x.dlhw"
     argv = ["compile", DIGITS_MLP, "--target", "eie", "-o", out]
     assert_user_error(capsys, argv, "does not exist", output=out)
@@ -126,7 +128,7 @@ def test_full_device_is_an_error(capsys):
 def test_stdout_on_a_full_device_is_an_error():
     with open("/dev/full", "w") as full:
         result = subprocess.run(
-            [sys.executable, "-m", "compiler.cli", "passes"], stdout=full, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "dlhwc.compiler.cli", "passes"], stdout=full, stderr=subprocess.PIPE,
             text=True,
         )  # fmt: skip
     assert result.returncode == 1
@@ -135,7 +137,7 @@ def test_stdout_on_a_full_device_is_an_error():
 
 
 def test_broken_pipe_ends_quietly():
-    script = f"'{sys.executable}' -m compiler.cli passes | head -c 10 > /dev/null"
+    script = f"'{sys.executable}' -m dlhwc.compiler.cli passes | head -c 10 > /dev/null"
     result = subprocess.run(["bash", "-o", "pipefail", "-c", script], capture_output=True,
                             text=True, cwd=ROOT)  # fmt: skip
     assert result.stderr == ""
@@ -146,7 +148,7 @@ def test_sigterm_during_the_write_leaves_no_file(tmp_path):
     out = tmp_path / "x.mlir"
     code = (
         "import os, signal, sys\n"
-        "from compiler import cli, fileio\n"
+        "from dlhwc.compiler import cli\nfrom dlhwc.spec import fileio\n"
         "def interrupted(f, payload):\n"
         "    f.write(payload[:10])\n"
         "    os.kill(os.getpid(), signal.SIGTERM)\n"
@@ -162,7 +164,7 @@ def test_sigkill_leaves_no_temporary_file(tmp_path):
     """The data is written to an unnamed file: a process killed mid-write leaves nothing."""
     code = (
         "import os, sys\n"
-        "from compiler import fileio\n"
+        "from dlhwc.spec import fileio\n"
         "def killed(f, payload):\n"
         "    f.write(payload[:10])\n"
         "    os.kill(os.getpid(), 9)\n"
@@ -190,14 +192,14 @@ def test_console_script_output_onto_the_input(tmp_path):
 def mlp_program(tmp_path_factory) -> Path:
     """The digits MLP for EIE: three layers on the accelerator, Softmax on the host."""
     out = tmp_path_factory.mktemp("prog") / "mlp.dlhw"
-    argv = [sys.executable, "-m", "compiler.cli", "compile", DIGITS_MLP, "--target", "eie"]
+    argv = [sys.executable, "-m", "dlhwc.compiler.cli", "compile", DIGITS_MLP, "--target", "eie"]
     assert subprocess.run([*argv, "-o", out], cwd=ROOT, capture_output=True).returncode == 0
     return out
 
 
 def _rewritten(program: Path, path: Path, edit) -> Path:
     """``program`` with ``edit(container)`` applied and its checksum made valid again."""
-    from runtime.container import Container
+    from dlhwc.spec.container import Container
 
     container = Container.read(program)
     edit(container)
@@ -471,7 +473,7 @@ def test_plugin_errors(capsys, tmp_path, source, fragments):
 @pytest.fixture(scope="module")
 def mlp_assembly(mlp_program, tmp_path_factory) -> list[str]:
     out = tmp_path_factory.mktemp("asm") / "mlp.s"
-    argv = [sys.executable, "-m", "compiler.cli", "disasm", mlp_program, "-o", out]
+    argv = [sys.executable, "-m", "dlhwc.compiler.cli", "disasm", mlp_program, "-o", out]
     assert subprocess.run(argv, cwd=ROOT).returncode == 0
     return out.read_text().splitlines()
 

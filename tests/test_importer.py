@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.frontend.onnx_importer import import_model
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.frontend.onnx_importer import import_model
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.dialects import onnx as onnx_d
 
 
 def _gemm_model(rows: int, cols: int) -> onnx.ModelProto:
@@ -44,7 +44,7 @@ def test_symbolic_batch_is_kept():
 
 
 def test_large_constants_round_trip_through_the_lifted_parse(tmp_path):
-    from compiler.irio import _lift_blobs, module_to_string, parse_module
+    from dlhwc.compiler.irio import _lift_blobs, module_to_string, parse_module
 
     text = module_to_string(import_model(_gemm_model(300, 300)))
     lifted, blobs = _lift_blobs(text)
@@ -53,8 +53,8 @@ def test_large_constants_round_trip_through_the_lifted_parse(tmp_path):
 
 
 def test_errors_after_a_large_constant_keep_their_position():
-    from compiler.errors import DlhwcError
-    from compiler.irio import module_to_string, parse_module
+    from dlhwc.compiler.irio import module_to_string, parse_module
+    from dlhwc.spec.errors import DlhwcError
 
     text = module_to_string(import_model(_gemm_model(300, 300)))
     lines = text.splitlines()

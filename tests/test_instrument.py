@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from backends.eie.config import EIEConfig
-from compiler.compression.ledger import ledger
-from compiler.estimate import estimate
-from compiler.pipeline import compile_for_target
-from compiler.plugins import available_passes
+from dlhwc.compiler.compression.ledger import ledger
+from dlhwc.compiler.estimate import estimate
+from dlhwc.compiler.pipeline import compile_for_target
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.spec.eie.config import EIEConfig
 from tests.test_cli import assert_user_error, dlhwc
 
 ROOT = Path(__file__).resolve().parent.parent

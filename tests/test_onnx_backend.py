@@ -21,9 +21,9 @@ import onnx.backend.test
 import pytest
 from onnx.backend.test.loader import load_model_tests
 
-from compiler.frontend.onnx_importer import import_model
-from dialects import onnx as onnx_d
-from runtime.onnx_backend import KernelBackend
+from dlhwc.compiler.frontend.onnx_importer import import_model
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.runtime.onnx_backend import KernelBackend
 
 # The node test names of each dedicated op: what follows "test_" and precedes "_cpu".
 # Each is written so that similarly named tests of other operators stay out.

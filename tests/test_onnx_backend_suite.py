@@ -14,7 +14,7 @@ import warnings
 
 import onnx.backend.test
 
-from runtime.onnx_backend import DlhwcBackend
+from dlhwc.runtime.onnx_backend import DlhwcBackend
 from tests.onnx_backend_exclusions import EXCLUDED
 
 with warnings.catch_warnings():

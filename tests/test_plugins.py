@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.cli import main
+from dlhwc.compiler.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_PLUGIN = ROOT / "examples" / "plugins" / "count_ops.py"
@@ -163,7 +163,7 @@ def fake_distribution(tmp_path) -> Path:
 
 def test_entry_point_passes_are_listed(fake_distribution):
     result = subprocess.run(
-        [sys.executable, "-m", "compiler.cli", "passes"],
+        [sys.executable, "-m", "dlhwc.compiler.cli", "passes"],
         capture_output=True,
         text=True,
         env=subprocess_env(PYTHONPATH=str(fake_distribution)),

@@ -1,4 +1,4 @@
-"""compiler/progress.py: one updating line on a terminal, nothing anywhere else."""
+"""spec/progress.py: one updating line on a terminal, nothing anywhere else."""
 
 import io
 import os
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler import progress
+from dlhwc.spec import progress
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,7 +95,7 @@ def test_erased_on_error(no_delay):
 def test_a_real_terminal_gets_the_line():
     """stderr on a pty: the line is drawn; the same program with stderr on a pipe: nothing."""
     code = (
-        "from compiler import progress\n"
+        "from dlhwc.spec import progress\n"
         "progress.DELAY = progress.INTERVAL = 0.0\n"
         "for _ in progress.track(range(4), 'work', unit='steps'):\n"
         "    pass\n"

@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from compiler.cli import main
+from dlhwc.compiler.cli import main
 from tests.test_cli import assert_user_error
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -104,10 +104,10 @@ def _constant_subgraph_mlp(path):
 
 def test_weights_fold_whatever_their_size(tmp_path):
     """Above max-elements, a constant that feeds a weight folds; one that does not stays."""
-    from compiler.frontend.onnx_importer import import_file
-    from compiler.passes import BUILTIN_PASSES
-    from compiler.pipeline import apply_passes, parse_pipeline
-    from dialects import onnx as onnx_d
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.passes import BUILTIN_PASSES
+    from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+    from dlhwc.dialects import onnx as onnx_d
 
     module = import_file(_constant_subgraph_mlp(tmp_path / "m.onnx"))
     apply_passes(module, parse_pipeline("fold-constants{max-elements=16}", BUILTIN_PASSES))
@@ -117,10 +117,10 @@ def test_weights_fold_whatever_their_size(tmp_path):
 
 
 def test_ledger_counts_the_same_weights_with_and_without_fold_constants(tmp_path):
-    from compiler.compression.ledger import ledger
-    from compiler.frontend.onnx_importer import import_file
-    from compiler.passes import BUILTIN_PASSES
-    from compiler.pipeline import apply_passes, parse_pipeline
+    from dlhwc.compiler.compression.ledger import ledger
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.passes import BUILTIN_PASSES
+    from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
 
     path = _constant_subgraph_mlp(tmp_path / "m.onnx")
     imported = import_file(path)
@@ -215,11 +215,11 @@ def _ort_plain(model: onnx.ModelProto, feeds: dict) -> dict:
 
 
 def test_qdq_model_imports_quantized_weights_and_activation_formats():
-    from compiler.frontend.onnx_importer import import_model
-    from dialects import comp
-    from dialects import onnx as onnx_d
-    from runtime.fixedpoint import FixedFormat
-    from runtime.interpreters.interpreter import run_module
+    from dlhwc.compiler.frontend.onnx_importer import import_model
+    from dlhwc.compiler.interpreters.interpreter import run_module
+    from dlhwc.dialects import comp
+    from dlhwc.dialects import onnx as onnx_d
+    from dlhwc.spec.fixedpoint import FixedFormat
 
     model = _qdq_model()
     module = import_model(model)
@@ -279,7 +279,7 @@ def _weights_as_inputs_model(path):
 
 
 def test_inputs_without_the_batch_pass_as_they_are(tmp_path):
-    from runtime.container import Container
+    from dlhwc.spec.container import Container
 
     model = _weights_as_inputs_model(tmp_path / "m.onnx")
     rng = np.random.default_rng(1)
@@ -354,8 +354,8 @@ def test_onnxruntime_quantize_static_model_runs_on_eie(tmp_path, capsys):
     not powers of two): its weights import as 8-bit codebooks, its layers run on EIE."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
 
-    from compiler.frontend.onnx_importer import import_file
-    from dialects import comp
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.dialects import comp
 
     root = Path(__file__).resolve().parent.parent
     samples = np.load(root / "examples/data/digits_calib.npz")["input"][:16]

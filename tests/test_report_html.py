@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.cli import main
-from compiler.report_html import page, pareto_front, pareto_page, pareto_section
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.report_html import page, pareto_front, pareto_page, pareto_section
 from tests.test_cli import assert_user_error, dlhwc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,8 +160,8 @@ def test_tables_hold_the_stats_numbers(eie, capsys):
 
 def test_codebooks_are_decoded_from_the_container(eie, capsys):
     _, prog, stats, path = eie
-    from runtime.container import Container
-    from runtime.fixedpoint import FixedFormat
+    from dlhwc.spec.container import Container
+    from dlhwc.spec.fixedpoint import FixedFormat
 
     container = Container.read(prog)
     p = Page(path.read_text())
@@ -246,8 +246,8 @@ def _point(p: dict) -> dict:
 
 
 def test_pareto_section_on_the_report_page(eie):
-    from compiler.cli import _simulator
-    from compiler.report_html import program_page
+    from dlhwc.compiler.cli import _simulator
+    from dlhwc.compiler.report_html import program_page
 
     _, prog, stats, _ = eie
     sim, _ = _simulator(str(prog))

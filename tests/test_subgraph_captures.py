@@ -5,12 +5,12 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from compiler.frontend.onnx_exporter import export_module
-from compiler.frontend.onnx_importer import import_model
-from compiler.irio import context, module_to_string, parse_module
-from compiler.passes.fold_constants import FoldConstantsPass
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.frontend.onnx_exporter import export_module
+from dlhwc.compiler.frontend.onnx_importer import import_model
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.irio import context, module_to_string, parse_module
+from dlhwc.compiler.passes.fold_constants import FoldConstantsPass
+from dlhwc.dialects import onnx as onnx_d
 
 
 def _if_model() -> onnx.ModelProto:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.frontend.onnx_importer import import_file
-from compiler.passes.recipe import load_recipe
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.passes.recipe import load_recipe
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODEL = EXAMPLES / "models" / "digits_mlp.onnx"

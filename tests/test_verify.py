@@ -9,9 +9,9 @@ import numpy as np
 import onnx
 import pytest
 
-import compiler.passes.convert_onnx_to_eie as lowering
-import runtime.eie.sim as eie_sim
-from compiler.cli import EXIT_VERIFY_FAILED, main
+import dlhwc.backends.eie.lowering as lowering
+import dlhwc.runtime.eie.sim as eie_sim
+from dlhwc.compiler.cli import EXIT_VERIFY_FAILED, main
 from tests.models.shapes import SHAPES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ from typing import ClassVar
 import numpy as np
 from xdsl.passes import ModulePass
 
-from dialects.onnx import ConstantOp, dense_from_array
+from dlhwc.dialects.onnx import ConstantOp, dense_from_array
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ maximal runs of consecutive host ops in program order, each exported as an ONNX 
 Placement, host segments, symbols, column blocks and the common header fields are
 shared with the other targets (backends/program.py); this file lowers `eie.fc`.
 
-Encoding (one column block at a time, see backends/encoding.py for the v/z format):
+Encoding (one column block at a time, see spec/encoding.py for the v/z format):
 rows are interleaved over the PEs, and a layer whose PE share does not fit the
 sparse-matrix SRAM (or whose columns need more pointers than the pointer SRAM holds) is
 split into column blocks; each block is a separate weight load, and `spmv` accumulates
@@ -15,7 +15,7 @@ across blocks (`first` clears, `last` finishes). When all blocks of all layers f
 SRAMs together, the weights are loaded once and stay resident across input vectors
 (header `resident`); otherwise every vector reloads them, and the cost is counted.
 
-The container header (runtime/container.py) holds:
+The container header (spec/container.py) holds:
 
     hw            the EIEConfig
     symbols       [{name, kind: input|output|transfer, shape (per vector), format}]
@@ -37,14 +37,14 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, SSAValue
 
-from backends.eie.config import EIEConfig
-from backends.eie.isa import EIE_ISA
-from backends.encoding import encode_sparse
-from backends.program import ProgramBuilder, block_images, column_blocks, constant_value
-from compiler.errors import DlhwcError
-from dialects import eie
-from runtime.container import Container
-from runtime.fixedpoint import FixedFormat, to_codes
+from dlhwc.backends.program import ProgramBuilder, block_images, column_blocks, constant_value
+from dlhwc.dialects import eie
+from dlhwc.spec.container import Container
+from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.isa import EIE_ISA
+from dlhwc.spec.encoding import encode_sparse
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat, to_codes
 
 NUM_BUFFERS = 4
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.eie.config import EIEConfig
+from dlhwc.spec.eie.config import EIEConfig
 
 
 def load_config(hw: str | None) -> EIEConfig:
@@ -30,6 +30,6 @@ def lowering_passes(hw: str | None) -> str:
 
 def build(module, config: EIEConfig):
     """The program container of an `eie`-level module."""
-    from backends.eie.program import build_program
+    from dlhwc.backends.eie.program import build_program
 
     return build_program(module, config)

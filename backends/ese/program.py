@@ -4,7 +4,7 @@ Placement, host segments, symbols, column blocks and the common header fields ar
 with the other targets (backends/program.py): every `ese.rnn` runs on the accelerator,
 the rest of `@main` on the host. This file lowers `ese.rnn`.
 
-One `ese.rnn` (layer i) becomes, with ISA backends/ese/isa.py:
+One `ese.rnn` (layer i) becomes, with ISA spec/ese/isa.py:
 
     dma.in  x [, lens] [, h0] [, c0]            # the row's whole sequence and states
     for each direction d:
@@ -22,7 +22,7 @@ The bracketed loads are in the body when the weights are not resident: every ste
 reloads them (and the simulator counts it).
 
 Weights: W and R of each direction hold the codes of `layer_constants` (the golden
-model's, runtime/interpreters/ese.py), encoded with backends/encoding.encode_sparse over
+model's, backends/ese/golden.py), encoded with spec/encoding.encode_sparse over
 the PEs (row i on PE i mod N); a GRU with linear_before_reset = 0 has R split into its z
 and r rows (matrix R) and its h rows (matrix Rh), because the h rows multiply r * h,
 which exists only after the reset gate. An entry is a uint16: the weight's 12-bit two's
@@ -61,16 +61,22 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, SSAValue
 
-from backends.encoding import encode_sparse
-from backends.ese.config import ESEConfig
-from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
-from backends.program import DATA_OPS, ProgramBuilder, block_images, column_blocks, stream_order
-from compiler.errors import DlhwcError
-from dialects import ese
-from runtime.container import Container
-from runtime.ese.arith import HARDWARE_ACTIVATIONS
-from runtime.fixedpoint import FixedFormat
-from runtime.interpreters.ese import layer_constants
+from dlhwc.backends.ese.golden import layer_constants
+from dlhwc.backends.program import (
+    DATA_OPS,
+    ProgramBuilder,
+    block_images,
+    column_blocks,
+    stream_order,
+)
+from dlhwc.dialects import ese
+from dlhwc.runtime.ese.arith import HARDWARE_ACTIVATIONS
+from dlhwc.spec.container import Container
+from dlhwc.spec.encoding import encode_sparse
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
+from dlhwc.spec.fixedpoint import FixedFormat
 
 LENGTH_FORMAT = FixedFormat(32, 0)
 """Sequence lengths on chip: integers."""
@@ -116,7 +122,7 @@ class _ProgramBuilder(ProgramBuilder):
 
     def prepare(self, steps: list) -> None:
         """Where each tensor crossing to or from an ese.rnn keeps its batch axis."""
-        from runtime.interpreters.interpreter import output_names
+        from dlhwc.compiler.interpreters.interpreter import output_names
 
         for value, name in zip(self.returned, output_names(self.fn), strict=True):
             self.out_names.setdefault(value, name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backends.ese.config import ESEConfig
+from dlhwc.spec.ese.config import ESEConfig
 
 
 def load_config(hw: str | None) -> ESEConfig:
@@ -28,6 +28,6 @@ def lowering_passes(hw: str | None) -> str:
 
 def build(module, config: ESEConfig):
     """The program container of an `ese`-level module."""
-    from backends.ese.program import build_program
+    from dlhwc.backends.ese.program import build_program
 
     return build_program(module, config)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compiler import progress
+from dlhwc.spec import progress
 
 INIT_METHODS = ("linear", "density", "random")
 """The initializations `init_centroids` knows (Deep Compression section 3.2)."""

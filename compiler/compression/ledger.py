@@ -11,7 +11,7 @@ computed from those sums. A weight that feeds several slots is counted once, in 
 first slot.
 
 How a matrix is stored, by how far it has been compressed (E = entries of the
-relative-index format of backends/encoding.py: kept weights plus fillers, with rows
+relative-index format of spec/encoding.py: kept weights plus fillers, with rows
 interleaved over `pes` PEs and `run_bits`-bit zero runs):
 
     raw      an onnx.Constant: dense, 32 bits a weight. Nothing is kept apart:
@@ -72,9 +72,9 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 
-from compiler.compression.huffman import code_lengths, huffman_bits
-from compiler.passes.weights import WeightSlot, find_weights
-from dialects import comp
+from dlhwc.compiler.compression.huffman import code_lengths, huffman_bits
+from dlhwc.compiler.passes.weights import WeightSlot, find_weights
+from dlhwc.dialects import comp
 
 DEFAULT_RUN_BITS = 4
 DEFAULT_POINTER_BITS = 16
@@ -353,7 +353,7 @@ def _folded(module: ModuleOp) -> ModuleOp:
     """
     from xdsl.context import Context
 
-    from compiler.passes.fold_constants import FoldConstantsPass
+    from dlhwc.compiler.passes.fold_constants import FoldConstantsPass
 
     copy = module.clone()
     FoldConstantsPass().apply(Context(), copy)
@@ -362,7 +362,7 @@ def _folded(module: ModuleOp) -> ModuleOp:
 
 def _quantization(module: ModuleOp) -> list[dict[str, object]]:
     try:
-        from compiler.passes.quantize import quantization_table
+        from dlhwc.compiler.passes.quantize import quantization_table
     except ImportError:  # the quantize pass is optional for the ledger
         return []
     return quantization_table(module)
@@ -381,7 +381,7 @@ def _bias_bits(slot: WeightSlot) -> tuple[int, int]:
 def _matrix_row(
     slot: WeightSlot, name: str, pes: int | None, run_bits: int | None, pointer_bits: int
 ) -> LedgerRow:
-    from compiler.passes.huffman import index_bits_of, stored_code, weight_streams
+    from dlhwc.compiler.passes.huffman import index_bits_of, stored_code, weight_streams
 
     src = slot.source
     row = LedgerRow(name=name, layer=slot.layer, weight=slot.name)

@@ -28,10 +28,10 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Operation, SSAValue
 
-from compiler.errors import DlhwcError
-from dialects import comp
-from dialects import onnx as onnx_d
-from runtime.fixedpoint import FixedFormat
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat
 
 
 def attribute_proto(name: str, attr: Attribute) -> AttributeProto:
@@ -107,7 +107,7 @@ def opset_imports(module) -> list[onnx.OperatorSetIdProto]:
 #   comp.quantize      -> Clip? -> QuantizeLinear -> DequantizeLinear, or the float chain
 #                         Mul -> Round -> Clip -> Mul (see `_quantize_style`)
 #
-# Both forms of comp.quantize compute exactly what runtime/fixedpoint.py computes: the
+# Both forms of comp.quantize compute exactly what spec/fixedpoint.py computes: the
 # scales are powers of two, so x / 2^-F and q * 2^-F are exact in float32; ONNX rounds
 # half to even (QuantizeLinear and Round alike) and QuantizeLinear saturates; a Clip to
 # [qmin, qmax] * 2^-F before quantizing (or to [qmin, qmax] after rounding) saturates to
@@ -290,7 +290,7 @@ class _ModuleExporter:
     """One export: names, nodes and initializers of the ONNX graph of a module's @main."""
 
     def __init__(self, module: ModuleOp, quantize_as: str = "qdq"):
-        from runtime.interpreters.interpreter import main_function
+        from dlhwc.compiler.interpreters.interpreter import main_function
 
         self.module = module
         self.quantize_as = quantize_as
@@ -369,7 +369,7 @@ class _ModuleExporter:
     # -- names ----------------------------------------------------------------------------
 
     def _name_values(self) -> None:
-        from runtime.interpreters.interpreter import input_names, output_names
+        from dlhwc.compiler.interpreters.interpreter import input_names, output_names
 
         for arg, name in zip(self.block.args, input_names(self.fn), strict=True):
             if not self.value_names.claim(name):
@@ -464,7 +464,7 @@ class _ModuleExporter:
         for value, name in self.output_identities:
             self._add_node("Identity", [self.values[value]], [name], "")
 
-        from runtime.interpreters.interpreter import input_names, output_names
+        from dlhwc.compiler.interpreters.interpreter import input_names, output_names
 
         graph_inputs = [
             _value_info(name, arg.type, _dim_params_of(self.fn.arg_attrs, i))

@@ -50,11 +50,11 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
-from compiler.errors import DlhwcError
-from dialects import comp
-from dialects import onnx as onnx_d
-from runtime.fixedpoint import MAX_BITS as MAX_FIXED_BITS
-from runtime.fixedpoint import FixedFormat
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import MAX_BITS as MAX_FIXED_BITS
+from dlhwc.spec.fixedpoint import FixedFormat
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -786,7 +786,7 @@ class _Importer:
         the same scale and zero point, when the pair is exactly a signed fixed-point
         rounding: float32 input, one power-of-two scale 2^-F, zero point 0 of a signed
         integer type. (QuantizeLinear rounds half to even and saturates to the integer
-        type, as comp.quantize does; runtime/fixedpoint.py.) Each reader becomes a
+        type, as comp.quantize does; spec/fixedpoint.py.) Each reader becomes a
         `comp.quantize` at fixed<N, F>."""
         out = node.output[0]
         readers = self.readers.get(out, [])

@@ -12,49 +12,49 @@ from xdsl.passes import ModulePass
 
 
 def _fold_constants() -> type[ModulePass]:
-    from compiler.passes.fold_constants import FoldConstantsPass
+    from dlhwc.compiler.passes.fold_constants import FoldConstantsPass
 
     return FoldConstantsPass
 
 
 def _prune() -> type[ModulePass]:
-    from compiler.passes.prune import PrunePass
+    from dlhwc.compiler.passes.prune import PrunePass
 
     return PrunePass
 
 
 def _share_weights() -> type[ModulePass]:
-    from compiler.passes.share_weights import ShareWeightsPass
+    from dlhwc.compiler.passes.share_weights import ShareWeightsPass
 
     return ShareWeightsPass
 
 
 def _quantize() -> type[ModulePass]:
-    from compiler.passes.quantize import QuantizePass
+    from dlhwc.compiler.passes.quantize import QuantizePass
 
     return QuantizePass
 
 
 def _huffman() -> type[ModulePass]:
-    from compiler.passes.huffman import HuffmanPass
+    from dlhwc.compiler.passes.huffman import HuffmanPass
 
     return HuffmanPass
 
 
 def _convert_onnx_to_eie() -> type[ModulePass]:
-    from compiler.passes.convert_onnx_to_eie import ConvertOnnxToEiePass
+    from dlhwc.backends.eie.lowering import ConvertOnnxToEiePass
 
     return ConvertOnnxToEiePass
 
 
 def _convert_onnx_to_ese() -> type[ModulePass]:
-    from compiler.passes.convert_onnx_to_ese import ConvertOnnxToEsePass
+    from dlhwc.backends.ese.lowering import ConvertOnnxToEsePass
 
     return ConvertOnnxToEsePass
 
 
 def _retrain() -> type[ModulePass]:
-    from compiler.passes.retrain import RetrainPass
+    from dlhwc.compiler.passes.retrain import RetrainPass
 
     return RetrainPass
 

@@ -12,7 +12,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from dialects import onnx as onnx_d
+from dlhwc.dialects import onnx as onnx_d
 
 # Ops whose results are never folded: recurrent layers are the model, not noise, and
 # generic nodes may be non-deterministic or have non-tensor results.
@@ -118,7 +118,7 @@ class _Folder:
         return True
 
     def _fold(self, op: onnx_d.OnnxOp, values: list) -> bool:
-        from runtime.interpreters.interpreter import evaluate_op as evaluate
+        from dlhwc.compiler.interpreters.interpreter import evaluate_op as evaluate
 
         for r in op.results:
             if isinstance(r.type, TensorType) and _num_elements(r.type) > self.max_elements:

@@ -10,11 +10,11 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import DenseArrayBase, IntegerAttr, ModuleOp, i64
 from xdsl.passes import ModulePass
 
-from backends.encoding import StreamStats, stream_stats
-from compiler.compression.huffman import code_lengths
-from compiler.errors import DlhwcError
-from compiler.passes.weights import WeightSlot, find_weights
-from dialects import comp
+from dlhwc.compiler.compression.huffman import code_lengths
+from dlhwc.compiler.passes.weights import WeightSlot, find_weights
+from dlhwc.dialects import comp
+from dlhwc.spec.encoding import StreamStats, stream_stats
+from dlhwc.spec.errors import DlhwcError
 
 
 def index_bits_of(weight: comp.WeightOp) -> int:
@@ -59,7 +59,7 @@ class HuffmanPass(ModulePass):
     """Huffman-code the two symbol streams of every shared weight (Deep Compression's H).
 
     Every matrix of a weight that share-weights turned into codebook indices is encoded
-    in the EIE relative-index format (backends/encoding.py): rows interleaved over `pes`
+    in the EIE relative-index format (spec/encoding.py): rows interleaved over `pes`
     PEs, each PE's rows stored column by column as entries (v, z) with v the codebook
     index and z the zeros before it (at most 2^run-bits - 1; longer gaps insert filler
     entries with v = 0). The pass counts the symbols of the index stream (v, fillers

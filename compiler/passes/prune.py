@@ -10,10 +10,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
-from compiler.errors import DlhwcError
-from compiler.passes.recipe import load_recipe
-from compiler.passes.weights import WeightSlot, find_weights, layer_names, replace_source
-from dialects import comp
+from dlhwc.compiler.passes.recipe import load_recipe
+from dlhwc.compiler.passes.weights import WeightSlot, find_weights, layer_names, replace_source
+from dlhwc.dialects import comp
+from dlhwc.spec.errors import DlhwcError
 
 DEFAULT_SPARSITY = 0.9
 

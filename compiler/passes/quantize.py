@@ -14,9 +14,8 @@ from xdsl.dialects.builtin import Float32Type, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from compiler.errors import DlhwcError
-from compiler.passes.recipe import Recipe, load_recipe
-from compiler.passes.weights import (
+from dlhwc.compiler.passes.recipe import Recipe, load_recipe
+from dlhwc.compiler.passes.weights import (
     WeightSlot,
     check_finite,
     erase_weight,
@@ -24,10 +23,11 @@ from compiler.passes.weights import (
     is_conv,
     layer_names,
 )
-from dialects import comp
-from dialects import onnx as onnx_d
-from dialects.onnx import dense_from_array
-from runtime.fixedpoint import FixedFormat, frac_bits_for, overflow_rate, quantize
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.dialects.onnx import dense_from_array
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, overflow_rate, quantize
 
 MODES = ("static", "dynamic")
 
@@ -57,7 +57,7 @@ class QuantizePass(ModulePass):
       act-bits      bits of the activation formats, 2..32; default 16.
       mode          how the fraction bits F of a fixed<N,F> are chosen; default static.
                     static:  the most F that represents the largest |value| without
-                             saturating (runtime/fixedpoint.py frac_bits_for).
+                             saturating (spec/fixedpoint.py frac_bits_for).
                     dynamic: dynamic fixed point (Courbariaux et al. 2015): per tensor,
                              the most F whose overflow rate -- the fraction of values
                              that saturate -- stays <= `overflow`. Trades rare
@@ -109,7 +109,7 @@ class QuantizePass(ModulePass):
     Only @main is calibrated; other functions get the default format.
 
     Rounding is half to even and out-of-range values saturate, as everywhere in dlhwc
-    (runtime/fixedpoint.py); comp.quantize simulates this in the interpreter.
+    (spec/fixedpoint.py); comp.quantize simulates this in the interpreter.
     `quantization_table(module)` lists what was chosen, for the `--report` ledger.
     """
 
@@ -195,13 +195,13 @@ class QuantizePass(ModulePass):
     def _calibration_inputs(self, module: ModuleOp) -> tuple[func.FuncOp, list[list[np.ndarray]]]:
         """@main and its calibration arguments, checked: one argument list per chunk
         (a model with a static batch runs the samples in chunks of that batch)."""
-        from compiler.fileio import load_arrays
-        from runtime.interpreters.interpreter import (
+        from dlhwc.compiler.interpreters.interpreter import (
             check_inputs,
             input_names,
             main_function,
             static_batches,
         )
+        from dlhwc.spec.fileio import load_arrays
 
         fn = main_function(module)
         names = input_names(fn)
@@ -221,7 +221,7 @@ def _observe(
 ) -> dict[SSAValue, np.ndarray]:
     """The values (flattened) the ``wanted`` tensors take when ``fn`` runs on each chunk
     of arguments."""
-    from runtime.interpreters.interpreter import Interpreter
+    from dlhwc.compiler.interpreters.interpreter import Interpreter
 
     observed: dict[SSAValue, list[np.ndarray]] = {}
 

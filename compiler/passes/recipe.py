@@ -25,8 +25,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.errors import DlhwcError
-from compiler.fileio import check_inputs
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fileio import check_inputs
 
 # Every key a recipe may set, with the pass that reads it.
 KNOWN_KEYS = {

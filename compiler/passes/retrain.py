@@ -14,17 +14,17 @@ from xdsl.dialects.builtin import AnyFloat, ArrayAttr, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from compiler import progress
-from compiler.errors import DlhwcError
-from compiler.passes.retrain_rnn import (
+from dlhwc.compiler.passes.retrain_rnn import (
     RecurrentSpec,
     prepare_recurrent,
     recurrent_backward,
     recurrent_forward,
 )
-from compiler.passes.weights import erase_weight, find_weights
-from dialects import comp
-from dialects import onnx as onnx_d
+from dlhwc.compiler.passes.weights import erase_weight, find_weights
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec import progress
+from dlhwc.spec.errors import DlhwcError
 
 _LEAVES = (onnx_d.ConstantOp, comp.WeightOp, onnx_d.NoValueOp)
 _RECURRENT = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)
@@ -148,8 +148,8 @@ class RetrainPass(ModulePass):
         graph.write_back()
 
     def _load(self, fn: func.FuncOp) -> tuple[list[np.ndarray], list, np.ndarray]:
-        from compiler.fileio import load_arrays
-        from runtime.interpreters.interpreter import check_inputs, input_names
+        from dlhwc.compiler.interpreters.interpreter import check_inputs, input_names
+        from dlhwc.spec.fileio import load_arrays
 
         def error(reason: str) -> DlhwcError:
             return DlhwcError(f"retrain: {reason}", file=self.data)
@@ -429,7 +429,7 @@ class _Graph:
         return toward
 
     def forward(self, args: list[np.ndarray]) -> _Env:
-        from runtime.interpreters.interpreter import evaluate_op
+        from dlhwc.compiler.interpreters.interpreter import evaluate_op
 
         env = _Env()
         env.update(self.constants)
@@ -730,7 +730,7 @@ def _moved_backward(s: _Step) -> _Grads:
     """Slice, Gather and Expand take (or repeat) elements of their data operand: each
     element's gradient is the sum of the gradients where the op put it, found by running
     the op on the elements' positions instead of their values."""
-    from runtime.interpreters.interpreter import evaluate_op
+    from dlhwc.compiler.interpreters.interpreter import evaluate_op
 
     data = s.x[0]
     positions = np.arange(data.size).reshape(data.shape)

@@ -1,6 +1,6 @@
 """Backpropagation through time for `retrain`: the ONNX LSTM, GRU and RNN ops.
 
-The forward pass restates the reference kernels (runtime/interpreters/onnx_rnn.py, whose
+The forward pass restates the reference kernels (compiler/interpreters/onnx_rnn.py, whose
 docstring defines the semantics: gate orders, directions, sequence lengths, layout,
 activations, clip, peepholes) and keeps what the backward pass needs: for every time step
 of every direction the state it started from and its gates, before and after their
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from xdsl.ir import Operation
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 # -- activations -------------------------------------------------------------------------
 

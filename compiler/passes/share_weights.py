@@ -11,24 +11,24 @@ from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from compiler import progress
-from compiler.compression.kmeans import (
+from dlhwc.compiler.compression.kmeans import (
     INIT_METHODS,
     assign_labels,
     init_centroids,
     kmeans_1d_sorted,
 )
-from compiler.errors import DlhwcError
-from compiler.passes.recipe import Recipe, load_recipe
-from compiler.passes.weights import (
+from dlhwc.compiler.passes.recipe import Recipe, load_recipe
+from dlhwc.compiler.passes.weights import (
     WeightSlot,
     erase_weight,
     find_weights,
     layer_names,
     replace_source,
 )
-from dialects import comp
-from dialects.onnx import dense_from_array
+from dlhwc.dialects import comp
+from dlhwc.dialects.onnx import dense_from_array
+from dlhwc.spec import progress
+from dlhwc.spec.errors import DlhwcError
 
 MIN_BITS, MAX_BITS = 1, 8  # indices are stored as ui8
 

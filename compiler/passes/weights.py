@@ -24,9 +24,9 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation
 
-from compiler.errors import DlhwcError
-from dialects import comp
-from dialects import onnx as onnx_d
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.errors import DlhwcError
 
 _RNN = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)
 

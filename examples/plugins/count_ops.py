@@ -28,7 +28,7 @@ from xdsl.dialects.builtin import ModuleOp, UnknownLoc
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
-from dialects.onnx import NodeOp
+from dlhwc.dialects.onnx import NodeOp
 
 
 def op_label(op: Operation) -> str:

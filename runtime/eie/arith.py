@@ -1,6 +1,6 @@
 """EIE's fixed-point arithmetic, as written in the ISA's `spmv` pseudo-code.
 
-Shared by the golden model (runtime/interpreters/eie.py) and the simulator
+Shared by the golden model (backends/eie/golden.py) and the simulator
 (runtime/eie/sim.py): each computes the accumulator its own way (a dense product of
 the IR's weight codes, or the decoded PE streams of the container), then finishes it here.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.fixedpoint import saturate, shift_round
+from dlhwc.spec.fixedpoint import saturate, shift_round
 
 
 def exact_matvec(weight_codes: np.ndarray, act_codes: np.ndarray) -> np.ndarray:

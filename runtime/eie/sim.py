@@ -1,6 +1,6 @@
 """The EIE simulator: executes a program container bit for bit and models its cycles and energy.
 
-The simulator reads only the container (runtime/container.py): the header's hardware
+The simulator reads only the container (spec/container.py): the header's hardware
 config, symbol table, layer table and host segments, and the sections the compiler laid
 out (backends/eie/program.py). It never sees the compiler's IR; every number it reports
 comes from the instructions it executed on the data it was given.
@@ -8,7 +8,7 @@ comes from the instructions it executed on the data it was given.
 Structure:
 
 - `Simulator(container)` checks and decodes the container once: the instruction words
-  (with the ISA table, backends/eie/isa.py), the symbol and layer tables, and the
+  (with the ISA table, spec/eie/isa.py), the symbol and layer tables, and the
   presence and shapes of every section an instruction refers to. Column blocks are
   decoded on their first `load` and cached, so later runs reuse them.
 - `Simulator.run(inputs)` runs the program once per input vector (row of the inputs).
@@ -34,11 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.eie.config import EIEConfig
-from backends.eie.isa import EIE_ISA
-from compiler import progress
-from compiler.errors import DlhwcError
-from runtime.common import (
+from dlhwc.runtime.common import (
     NumericsTally,
     PeBusy,
     Program,
@@ -54,17 +50,21 @@ from runtime.common import (
     saturation_text,
     segment_lines,
 )
-from runtime.common import align as _align
-from runtime.common import energy as energy_pj
-from runtime.common import fifo_recurrence as _fifo_recurrence
-from runtime.common import num as _num
-from runtime.common import one_line as _one_line
-from runtime.common import pct as _pct
-from runtime.common import py_name as _py_name
-from runtime.common import words as _words
-from runtime.container import Container
-from runtime.eie.arith import finish_counted
-from runtime.fixedpoint import FixedFormat, from_codes, to_codes
+from dlhwc.runtime.common import align as _align
+from dlhwc.runtime.common import energy as energy_pj
+from dlhwc.runtime.common import fifo_recurrence as _fifo_recurrence
+from dlhwc.runtime.common import num as _num
+from dlhwc.runtime.common import one_line as _one_line
+from dlhwc.runtime.common import pct as _pct
+from dlhwc.runtime.common import py_name as _py_name
+from dlhwc.runtime.common import words as _words
+from dlhwc.runtime.eie.arith import finish_counted
+from dlhwc.spec import progress
+from dlhwc.spec.container import Container
+from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.isa import EIE_ISA
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes
 
 NUM_BUFFERS = 4
 """On-chip activation buffers buf[0..3] (the ISA's 2-bit buffer fields)."""
@@ -499,7 +499,7 @@ class _Machine:
         for j in 0..n-1: buf[buf][j] = symbol[sym][j]          # element j to PE j mod N
 
         Host float values become codes in the symbol's format (round half to even,
-        saturate: runtime/fixedpoint.to_codes). The buffer holds the whole host tensor
+        saturate: spec/fixedpoint.to_codes). The buffer holds the whole host tensor
         as vectors of its last dimension (every leading index a vector: the batch rows,
         a Transformer's tokens, a convolution's patches), and remembers its leading
         shape for the dma.out of the result.

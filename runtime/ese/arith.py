@@ -1,10 +1,10 @@
 """ESE's fixed-point arithmetic: piecewise-linear activation tables and the gate math.
 
-Shared by the golden model (runtime/interpreters/ese.py) and the simulator: each
+Shared by the golden model (backends/ese/golden.py) and the simulator: each
 computes the sparse matrix x vector products its own way (dense products of the IR's
 weight codes, or the decoded PE streams of the container) and finishes a time step here.
 
-Formats (runtime/fixedpoint.py; every rounding is half to even, every result saturates):
+Formats (spec/fixedpoint.py; every rounding is half to even, every result saturates):
 
     x   input activations        fixed<16, fx>
     h   hidden state             fixed<16, fh>
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.fixedpoint import FixedFormat, saturate, shift_round, to_codes
+from dlhwc.spec.fixedpoint import FixedFormat, saturate, shift_round, to_codes
 
 ACT_FRAC = 15  # sigmoid/tanh outputs
 SLOPE_FRAC = 16

@@ -1,16 +1,16 @@
 """The ESE simulator: executes a program container bit for bit and models its cycles and energy.
 
-The simulator reads only the container (runtime/container.py): the header's hardware
+The simulator reads only the container (spec/container.py): the header's hardware
 config, symbol, layer and host segment tables, and the sections the compiler laid out
 (backends/ese/program.py). It never sees the compiler's IR. The arithmetic of a time
 step is runtime/ese/arith.py, the specification the golden model
-(runtime/interpreters/ese.py) shares; the products are the simulator's own, from the
+(backends/ese/golden.py) shares; the products are the simulator's own, from the
 decoded PE images.
 
 Structure (as runtime/eie/sim.py; the target-neutral parts are runtime/common.py):
 
 - `Simulator(container)` checks and decodes the container once: the instruction words
-  (ISA table backends/ese/isa.py), the loop structure (every `seq` and its body), the
+  (ISA table spec/ese/isa.py), the loop structure (every `seq` and its body), the
   layer table and every section an instruction refers to. Column blocks are decoded on
   first use and cached.
 - `Simulator.run(inputs)` runs the program on a batch of input sequences. The functional
@@ -36,11 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from backends.ese.config import ESEConfig
-from backends.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
-from compiler import progress
-from compiler.errors import DlhwcError
-from runtime.common import (
+from dlhwc.runtime.common import (
     NumericsTally,
     PeBusy,
     Program,
@@ -63,10 +59,14 @@ from runtime.common import (
     segment_lines,
     words,
 )
-from runtime.common import energy as energy_pj
-from runtime.container import Container
-from runtime.ese import arith
-from runtime.fixedpoint import from_codes, saturate, to_codes
+from dlhwc.runtime.common import energy as energy_pj
+from dlhwc.runtime.ese import arith
+from dlhwc.spec import progress
+from dlhwc.spec.container import Container
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
+from dlhwc.spec.fixedpoint import from_codes, saturate, to_codes
 
 DENSE_LIMIT = 1 << 24
 """A decoded block with at most this many rows x columns keeps a dense copy of its weight
@@ -622,7 +622,7 @@ class _Machine:
         """buf[buf] = symbol[sym]        # this row's whole tensor: a sequence [T, n], states
                                       # [dirs, n], a length [] or a vector [n], as codes
 
-        Host values become codes in the symbol's format (runtime/fixedpoint.to_codes:
+        Host values become codes in the symbol's format (spec/fixedpoint.to_codes:
         round half to even, saturate); the host tensor's batch axis moves first.
         """
         sym = self.sim.symbols[ops["sym"]]

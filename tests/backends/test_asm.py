@@ -10,14 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import backends.asm
-from backends import docs, isa_table
-from backends.asm import assemble, disassemble, grammar
-from backends.eie.isa import EIE_ISA
-from backends.isa import IsaError, IsaTable
-from compiler import cli
-from compiler.errors import DlhwcError
-from runtime.container import Container
+from dlhwc.backends import asm as asm_module
+from dlhwc.backends import docs, isa_table
+from dlhwc.backends.asm import assemble, disassemble, grammar
+from dlhwc.compiler import cli
+from dlhwc.spec.container import Container
+from dlhwc.spec.eie.isa import EIE_ISA
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.isa import IsaError, IsaTable
 
 INSTRUCTIONS = EIE_ISA.instructions
 FIELDS = [(i, f) for i in INSTRUCTIONS for f in i.fields]
@@ -299,7 +299,7 @@ def test_disasm_names_the_bad_word_of_a_valid_container(tmp_path):
     Container("eie", {}, {"text": words}).write(path)
     Container.read(path)  # the checksum is fine
     with pytest.raises(DlhwcError) as e:
-        backends.asm.disassemble_file(path)
+        asm_module.disassemble_file(path)
     assert e.value.message == (f"{path}: word 1: unknown opcode 0x7f in word 0x7f00000000000000")
 
 
@@ -465,7 +465,7 @@ def test_grammar_comes_from_the_table(monkeypatch):
     assert '"b.eq"' in toy and '"spmv"' not in toy
 
     monkeypatch.setattr(
-        backends.asm, "isa_table", lambda name: TOY_ISA if name == "toy" else isa_table(name)
+        asm_module, "isa_table", lambda name: TOY_ISA if name == "toy" else isa_table(name)
     )
     text = """\
 .target toy
@@ -532,7 +532,7 @@ def test_cli_errors_leave_no_output(tmp_path, capsys):
 
 
 def test_readme_isa_section_is_up_to_date(capsys):
-    assert docs.main(["--check"]) == 0, "stale: run python -m backends.docs"
+    assert docs.main(["--check"]) == 0, "stale: run python -m dlhwc.backends.docs"
 
 
 def test_docs_regenerates_only_the_marked_section(tmp_path, capsys):

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends.encoding import column_entries, decode_sparse, encode_sparse, stream_stats
+from dlhwc.spec.encoding import column_entries, decode_sparse, encode_sparse, stream_stats
 
 
 def reference_encode(mask, index, pes, run_bits):

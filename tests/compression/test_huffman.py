@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler.compression.huffman import (
+from dlhwc.compiler.compression.huffman import (
     canonical_codes,
     code_lengths,
     decode,

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.cluster import KMeans
 
-from compiler.compression.kmeans import DEFAULT_TOL, INIT_METHODS, init_centroids, kmeans_1d
+from dlhwc.compiler.compression.kmeans import DEFAULT_TOL, INIT_METHODS, init_centroids, kmeans_1d
 
 
 def sample(dist: str, n: int, seed: int) -> np.ndarray:

@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from backends.encoding import encode_sparse
-from compiler.cli import main
-from compiler.compression.huffman import code_lengths, huffman_bits
-from compiler.compression.ledger import LedgerRow, ledger
-from compiler.frontend.onnx_importer import import_file
-from compiler.passes.weights import find_weights
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.compression.huffman import code_lengths, huffman_bits
+from dlhwc.compiler.compression.ledger import LedgerRow, ledger
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.spec.encoding import encode_sparse
 
 MLP = "examples/models/digits_mlp.onnx"
 LSTM = "examples/models/digits_lstm.onnx"

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from onnx import TensorProto, helper, numpy_helper
 
-from runtime.interpreters.onnx_ops import Dropout
-from runtime.interpreters.registry import KERNELS
+from dlhwc.compiler.interpreters.onnx_ops import Dropout
+from dlhwc.compiler.interpreters.registry import KERNELS
 
 OPSET = 21
 RNG = np.random.default_rng(0)

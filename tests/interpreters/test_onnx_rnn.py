@@ -1,4 +1,4 @@
-"""Tests of the LSTM, GRU and RNN reference kernels (runtime/interpreters/onnx_rnn.py).
+"""Tests of the LSTM, GRU and RNN reference kernels (compiler/interpreters/onnx_rnn.py).
 
 1. Differential tests against onnxruntime on one-node models over a grid of op x direction x
    feature set (optional inputs, sequence_lens, peepholes, clip, input_forget,
@@ -26,8 +26,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from runtime.interpreters.onnx_rnn import GRU, LSTM, RNN
-from runtime.interpreters.registry import KERNELS
+from dlhwc.compiler.interpreters.onnx_rnn import GRU, LSTM, RNN
+from dlhwc.compiler.interpreters.registry import KERNELS
 
 RTOL, ATOL = 1e-5, 1e-6
 SEQ, BATCH, INPUT, HIDDEN = 5, 3, 4, 6

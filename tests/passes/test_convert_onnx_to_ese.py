@@ -13,21 +13,21 @@ import onnx
 import pytest
 from onnx import helper
 
-from backends import TARGETS
-from backends import target as get_target
-from backends.ese import target as ese_target
-from backends.ese.config import ESEConfig
-from compiler.cli import main as cli_main
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file, import_model
-from compiler.irio import module_to_string, parse_module
-from compiler.passes import BUILTIN_PASSES
-from compiler.passes.convert_onnx_to_ese import HOST_REASON, ConvertOnnxToEsePass
-from compiler.passes.quantize import QuantizePass
-from compiler.pipeline import apply_passes, compile_for_target, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp, ese
-from runtime.interpreters.interpreter import run_module
+from dlhwc.backends import TARGETS
+from dlhwc.backends import target as get_target
+from dlhwc.backends.ese import target as ese_target
+from dlhwc.backends.ese.lowering import HOST_REASON, ConvertOnnxToEsePass
+from dlhwc.compiler.cli import main as cli_main
+from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes.quantize import QuantizePass
+from dlhwc.compiler.pipeline import apply_passes, compile_for_target, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp, ese
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.ese.config import ESEConfig
 from tests.interpreters.test_onnx_rnn import BACKEND_CASES
 from tests.runtime.test_ese_golden import (
     KERNEL,
@@ -68,7 +68,7 @@ def _drop_quantize(module, predicate) -> None:
 
 def test_pass_and_target_are_registered():
     assert BUILTIN_PASSES["convert-onnx-to-ese"]() is ConvertOnnxToEsePass
-    assert TARGETS["ese"] == "backends.ese.target"
+    assert TARGETS["ese"] == "dlhwc.backends.ese.target"
     assert get_target("ese") is ese_target
     config = ese_target.load_config(None)
     assert config == ESEConfig()

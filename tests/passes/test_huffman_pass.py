@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from backends.encoding import encode_sparse
-from compiler.compression.huffman import code_lengths
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file
-from compiler.irio import module_to_string, parse_module
-from compiler.passes.weights import find_weights, replace_source
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
+from dlhwc.compiler.compression.huffman import code_lengths
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes.weights import find_weights, replace_source
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.spec.encoding import encode_sparse
+from dlhwc.spec.errors import DlhwcError
 
 MLP = "examples/models/digits_mlp.onnx"
 BILSTM = "tests/models/exported/torch_bilstm1_ts14.onnx"

@@ -5,13 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file
-from compiler.passes.prune import PrunePass
-from compiler.passes.weights import find_weights
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.passes.prune import PrunePass
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.spec.errors import DlhwcError
 
 MLP = "examples/models/digits_mlp.onnx"
 LSTM = "examples/models/digits_lstm.onnx"
@@ -125,7 +125,7 @@ def test_recipe_naming_a_missing_layer_is_refused(tmp_path):
 
 
 def test_deterministic():
-    from compiler.irio import module_to_string
+    from dlhwc.compiler.irio import module_to_string
 
     a = module_to_string(pruned(MLP, "prune{sparsity=0.9,balance-pes=8}"))
     b = module_to_string(pruned(MLP, "prune{sparsity=0.9,balance-pes=8}"))
@@ -174,8 +174,8 @@ def _reference_mask(slot, w: np.ndarray, old_mask: np.ndarray, keep: int) -> np.
 def test_ties_and_chunks_follow_the_stable_sort_definition(monkeypatch, trans_b, chunk):
     # The pass selects by counting over fixed-size chunks of the stored tensor instead of
     # sorting; small chunks exercise the multi-chunk path that large layers take.
-    from compiler.frontend.onnx_importer import import_model
-    from compiler.passes import prune
+    from dlhwc.compiler.frontend.onnx_importer import import_model
+    from dlhwc.compiler.passes import prune
 
     if chunk is not None:
         monkeypatch.setattr(prune, "_CHUNK", chunk)
@@ -195,7 +195,7 @@ def test_ties_and_chunks_follow_the_stable_sort_definition(monkeypatch, trans_b,
 @pytest.mark.parametrize("chunk", [None, 5])
 def test_pruning_shared_weights_breaks_ties_by_position(monkeypatch, chunk):
     # Shared weights take few distinct values: nearly every kept weight is a tie.
-    from compiler.passes import prune
+    from dlhwc.compiler.passes import prune
 
     if chunk is not None:
         monkeypatch.setattr(prune, "_CHUNK", chunk)

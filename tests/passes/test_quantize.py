@@ -6,17 +6,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler.cli import main as cli_main
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file
-from compiler.irio import module_to_string, parse_module
-from compiler.passes.quantize import QuantizePass, quantization_table, with_calibration
-from compiler.passes.weights import find_weights, replace_source
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
-from runtime.fixedpoint import FixedFormat, overflow_rate, quantize, to_codes
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.cli import main as cli_main
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes.quantize import QuantizePass, quantization_table, with_calibration
+from dlhwc.compiler.passes.weights import find_weights, replace_source
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat, overflow_rate, quantize, to_codes
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = str(ROOT / "examples/models/digits_mlp.onnx")

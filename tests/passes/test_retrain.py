@@ -7,16 +7,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file, import_model
-from compiler.irio import module_to_string, parse_module
-from compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
-from compiler.passes.weights import find_weights
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import main_function, run_module
+from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.interpreters.interpreter import main_function, run_module
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.errors import DlhwcError
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = str(ROOT / "examples/models/digits_mlp.onnx")

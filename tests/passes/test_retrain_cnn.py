@@ -10,16 +10,16 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_exporter import export_module
-from compiler.frontend.onnx_importer import import_model
-from compiler.irio import module_to_string, parse_module
-from compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
-from compiler.passes.weights import find_weights
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
-from runtime.interpreters.interpreter import main_function, run_module
+from dlhwc.compiler.frontend.onnx_exporter import export_module
+from dlhwc.compiler.frontend.onnx_importer import import_model
+from dlhwc.compiler.interpreters.interpreter import main_function, run_module
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.spec.errors import DlhwcError
 from tests.models.shapes import SHAPES
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,22 +12,22 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file, import_model
-from compiler.irio import module_to_string
-from compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
-from compiler.passes.retrain_rnn import _ACTIVATIONS, Activation
-from compiler.passes.weights import find_weights
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
-from runtime.interpreters.interpreter import (
+from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.interpreters.interpreter import (
     Interpreter,
     check_inputs,
     evaluate_op,
     main_function,
     run_module,
 )
+from dlhwc.compiler.irio import module_to_string
+from dlhwc.compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
+from dlhwc.compiler.passes.retrain_rnn import _ACTIVATIONS, Activation
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.spec.errors import DlhwcError
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPORTED = ROOT / "tests/models/exported"
@@ -402,7 +402,7 @@ def test_shared_lstm_keeps_its_codebook_structure():
 
 def test_deterministic(tmp_path):
     """The same pipeline gives the same IR, and the same ESE program byte for byte."""
-    from compiler.cli import main
+    from dlhwc.compiler.cli import main
 
     spec = f"{PRUNE},retrain{{data={TRAIN_SEQ} epochs=1 seed=5}}"
     assert module_to_string(compiled(spec)) == module_to_string(compiled(spec))
@@ -430,7 +430,7 @@ def gradual_pruning(train: str) -> str:
 def test_digits_lstm_on_ese_within_two_points_of_float(tmp_path):
     """Pruned to 90% with retraining, compiled for ESE (12-bit weights) and simulated on
     the test split: 97.8%, as the float model (about 15 s)."""
-    from compiler.cli import main
+    from dlhwc.compiler.cli import main
 
     out = tmp_path / "eval.json"
     argv = ["eval", LSTM, "--data", TEST_SEQ, "--labels", "labels", "--target", "ese",

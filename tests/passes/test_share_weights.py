@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file
-from compiler.irio import module_to_string, parse_module
-from compiler.passes.share_weights import ShareWeightsPass
-from compiler.passes.weights import find_weights, replace_source
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.irio import module_to_string, parse_module
+from dlhwc.compiler.passes.share_weights import ShareWeightsPass
+from dlhwc.compiler.passes.weights import find_weights, replace_source
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.spec.errors import DlhwcError
 
 MLP = "examples/models/digits_mlp.onnx"
 TEST_DATA = "examples/data/digits_test.npz"

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 from xdsl.dialects.builtin import BytesAttr, DenseIntOrFPElementsAttr
 
-from compiler.frontend.onnx_importer import import_file
-from compiler.passes.weights import find_weights
-from compiler.pipeline import apply_passes, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import comp
-from dialects.onnx import dense_from_array, tensor_type
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.passes.weights import find_weights
+from dlhwc.compiler.pipeline import apply_passes, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import comp
+from dlhwc.dialects.onnx import dense_from_array, tensor_type
 
 MLP = "examples/models/digits_mlp.onnx"
 

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler.cli import main
+from dlhwc.compiler.cli import main
 
 
 def _seq_first_model(path):

@@ -12,14 +12,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from compiler.cli import main
-from compiler.evaluate import _metrics
-from compiler.passes.quantize import with_calibration
-from compiler.pipeline import compile_for_target
-from compiler.plugins import available_passes
-from runtime.container import Container
-from runtime.eie.sim import Simulator
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.evaluate import _metrics
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.passes.quantize import with_calibration
+from dlhwc.compiler.pipeline import compile_for_target
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.runtime.eie.sim import Simulator
+from dlhwc.spec.container import Container
 from tests.models.shapes import SHAPES
 
 

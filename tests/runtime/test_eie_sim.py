@@ -2,7 +2,7 @@
 cycle and energy model.
 
 Functional tests compile models twice with `compile_for_target`: to the `eie` IR, which
-the reference interpreter runs with the golden model (runtime/interpreters/eie.py), and
+the reference interpreter runs with the golden model (backends/eie/golden.py), and
 to the container, which the simulator runs. The accelerator's results must be equal bit
 for bit; host results (Softmax) agree to float rounding.
 """
@@ -18,18 +18,23 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import runtime.eie.sim as sim_module
-from backends.eie.config import EIEConfig
-from backends.eie.isa import EIE_ISA
-from backends.encoding import encode_sparse
-from compiler.cli import main
-from compiler.errors import DlhwcError
-from compiler.frontend.onnx_importer import import_file
-from compiler.pipeline import compile_for_target
-from compiler.plugins import available_passes
-from runtime.container import Container
-from runtime.eie.sim import Simulator, Stats, _fifo_recurrence, static_report
-from runtime.interpreters.interpreter import input_names, main_function, run_function, run_module
+import dlhwc.runtime.eie.sim as sim_module
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.frontend.onnx_importer import import_file
+from dlhwc.compiler.interpreters.interpreter import (
+    input_names,
+    main_function,
+    run_function,
+    run_module,
+)
+from dlhwc.compiler.pipeline import compile_for_target
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.runtime.eie.sim import Simulator, Stats, _fifo_recurrence, static_report
+from dlhwc.spec.container import Container
+from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.isa import EIE_ISA
+from dlhwc.spec.encoding import encode_sparse
+from dlhwc.spec.errors import DlhwcError
 
 ROOT = Path(__file__).resolve().parents[2]
 MLP = ROOT / "examples" / "models" / "digits_mlp.onnx"
@@ -53,7 +58,7 @@ def _compile(model: Path, pipeline: str | None = None, hw: Path | None = None, c
     def configure(passes):
         if calib is None:
             return passes
-        from compiler.passes.quantize import with_calibration
+        from dlhwc.compiler.passes.quantize import with_calibration
 
         return with_calibration(passes, str(calib))[0]
 
@@ -711,11 +716,11 @@ def test_simulator_reads_only_the_container(tmp_path, mlp, digits):
     np.save(tmp_path / "x.npy", digits[0][:3])
     code = (
         "import sys, numpy as np\n"
-        "from runtime.eie.sim import Simulator\n"
+        "from dlhwc.runtime.eie.sim import Simulator\n"
         f"sim = Simulator.from_file({str(tmp_path / 'mlp.dlhw')!r})\n"
         f"sim.run({{'input': np.load({str(tmp_path / 'x.npy')!r})}})\n"
-        "prefixes = ('xdsl', 'dialects', 'compiler.passes', 'compiler.frontend',\n"
-        "            'compiler.pipeline', 'runtime.interpreters', 'backends.eie.program')\n"
+        "prefixes = ('xdsl', 'dialects', 'dlhwc.compiler.passes', 'dlhwc.compiler.frontend',\n"
+        "            'dlhwc.compiler.pipeline', 'dlhwc.compiler.interpreters', 'dlhwc.backends.eie.program')\n"
         "print(sorted(m for m in sys.modules if m.startswith(prefixes)))\n"
     )
     result = subprocess.run(

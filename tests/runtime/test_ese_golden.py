@@ -1,4 +1,4 @@
-"""The ESE golden model (runtime/interpreters/ese.py on runtime/ese/arith.py) against float.
+"""The ESE golden model (backends/ese/golden.py on runtime/ese/arith.py) against float.
 
 Every model here is compressed as the ESE target does it -- weights in 12-bit linear
 quantization, activations in 16-bit formats calibrated on the model's own inputs -- then
@@ -36,23 +36,23 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
-from backends.ese.config import ESEConfig
-from compiler.frontend.onnx_importer import import_file, import_model
-from compiler.irio import module_to_string
-from compiler.passes.quantize import with_calibration
-from compiler.pipeline import apply_passes, compile_for_target, parse_pipeline
-from compiler.plugins import available_passes
-from dialects import ese
-from dialects import onnx as onnx_d
-from runtime.ese import arith
-from runtime.interpreters.interpreter import (
+from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.interpreters.interpreter import (
     check_inputs,
     evaluate_op,
     main_function,
     run_function,
     run_module,
 )
-from runtime.interpreters.onnx_rnn import GRU, LSTM, RNN
+from dlhwc.compiler.interpreters.onnx_rnn import GRU, LSTM, RNN
+from dlhwc.compiler.irio import module_to_string
+from dlhwc.compiler.passes.quantize import with_calibration
+from dlhwc.compiler.pipeline import apply_passes, compile_for_target, parse_pipeline
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.dialects import ese
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.runtime.ese import arith
+from dlhwc.spec.ese.config import ESEConfig
 from tests.interpreters.test_onnx_rnn import BACKEND_CASES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -480,7 +480,7 @@ def test_layer_constants_hold_the_weight_codes(tmp_path):
     feeds = run_time_inputs(node, inputs)
     module = lower(one_node_model(node, inputs, expected), feeds, tmp_path)
     (op,) = ese_ops(module)
-    from runtime.interpreters.ese import layer_constants
+    from dlhwc.backends.ese.golden import layer_constants
 
     k = layer_constants(op)
     w = op.operand(1).owner

@@ -2,7 +2,7 @@
 cycle and energy model.
 
 Functional tests compile each model once to the `ese` IR with `compile_for_target`; the
-reference interpreter runs that IR with the golden model (runtime/interpreters/ese.py)
+reference interpreter runs that IR with the golden model (backends/ese/golden.py)
 and the back end (backends/ese/program.py) turns the same IR into the container the
 simulator runs. Every value the accelerator hands to the host must be equal bit for
 bit; host results (Softmax) agree to float rounding.
@@ -18,18 +18,18 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import runtime.ese.sim as sim_module
-from backends.docs import readme_path, updated
-from backends.ese import target as ese_target
-from backends.ese.config import ESEConfig
-from backends.ese.isa import ESE_ISA
-from compiler.cli import main
-from compiler.errors import DlhwcError
-from compiler.pipeline import compile_for_target
-from compiler.plugins import available_passes
-from runtime.container import Container
-from runtime.ese.sim import Simulator, Stats, _CostModel, static_report
-from runtime.interpreters.interpreter import main_function, run_function
+import dlhwc.runtime.ese.sim as sim_module
+from dlhwc.backends.docs import readme_path, updated
+from dlhwc.backends.ese import target as ese_target
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.interpreters.interpreter import main_function, run_function
+from dlhwc.compiler.pipeline import compile_for_target
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.runtime.ese.sim import Simulator, Stats, _CostModel, static_report
+from dlhwc.spec.container import Container
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.isa import ESE_ISA
 
 ROOT = Path(__file__).resolve().parents[2]
 LSTM = ROOT / "examples" / "models" / "digits_lstm.onnx"
@@ -151,7 +151,7 @@ def _compile(model: Path, feeds, pipeline: str | None = None, hw: str | None = N
         hw_path = str(hw_path)
 
     def configure(passes):
-        from compiler.passes.quantize import with_calibration
+        from dlhwc.compiler.passes.quantize import with_calibration
 
         return with_calibration(passes, str(calib))[0]
 
@@ -164,7 +164,7 @@ def _compile(model: Path, feeds, pipeline: str | None = None, hw: str | None = N
 
 def _golden(module, inputs: dict[str, np.ndarray]):
     """The golden model's run: (values by name hint, outputs by output name)."""
-    from runtime.interpreters.interpreter import input_names, output_names
+    from dlhwc.compiler.interpreters.interpreter import input_names, output_names
 
     fn = main_function(module)
     values: dict[str, np.ndarray] = {}
@@ -232,8 +232,8 @@ def test_digits_lstm_matches_golden_model(digits_lstm, digits):
 
 
 def test_digits_lstm_accuracy_close_to_float(digits_lstm, digits):
-    from compiler.frontend.onnx_importer import import_file
-    from runtime.interpreters.interpreter import run_module
+    from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.compiler.interpreters.interpreter import run_module
 
     _, container = digits_lstm
     x, labels = digits
@@ -366,7 +366,7 @@ def test_cli_compile_for_ese(tmp_path, capsys, digits):
 def test_entries_pack_weight_and_index_in_16_bits(tmp_path):
     model, feeds = _rnn_model(tmp_path / "m.onnx", "RNN", hidden=8, inp=6)
     module, container = _compile(model, feeds)
-    from runtime.interpreters.ese import layer_constants
+    from dlhwc.backends.ese.golden import layer_constants
 
     op = next(o for o in main_function(module).body.block.ops if o.name == "ese.rnn")
     codes = layer_constants(op)["W"][0]
@@ -501,7 +501,7 @@ def test_handlers_repeat_the_isa_pseudo_code():
 
 def test_isa_reference_in_the_readme_is_current():
     text = readme_path("ese").read_text(encoding="utf-8")
-    assert updated("ese", text) == text, "run python -m backends.docs"
+    assert updated("ese", text) == text, "run python -m dlhwc.backends.docs"
 
 
 # -- errors ----------------------------------------------------------------------------

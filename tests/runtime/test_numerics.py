@@ -18,15 +18,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from compiler.cli import main
-from compiler.evaluate import _metrics
-from compiler.numerics import uncalibrated_risks
-from compiler.pipeline import compile_for_target
-from compiler.plugins import available_passes
-from runtime.common import SATURATION_WARN_FRACTION
-from runtime.container import Container
-from runtime.eie.sim import Simulator
-from runtime.interpreters.interpreter import run_module
+from dlhwc.compiler.cli import main
+from dlhwc.compiler.evaluate import _metrics
+from dlhwc.compiler.interpreters.interpreter import run_module
+from dlhwc.compiler.numerics import uncalibrated_risks
+from dlhwc.compiler.pipeline import compile_for_target
+from dlhwc.compiler.plugins import available_passes
+from dlhwc.runtime.common import SATURATION_WARN_FRACTION
+from dlhwc.runtime.eie.sim import Simulator
+from dlhwc.spec.container import Container
 from tests.models.shapes import SHAPES
 
 SQNR_BOUND_DB = 1.0
@@ -45,7 +45,7 @@ def _write_shape(tmp_path, name: str, calib_samples: int = 96, test_samples: int
 
 
 def _compile(path, calib, stage="dlhw", hw=None, pipeline=None):
-    from compiler.passes.quantize import with_calibration
+    from dlhwc.compiler.passes.quantize import with_calibration
 
     return compile_for_target(
         str(path), "eie", pipeline, available_passes(), stage, hw, None,
@@ -224,7 +224,7 @@ def test_all_zero_layer_is_warned(tmp_path, capsys):
 def test_saturation_count_is_exact():
     """finish_counted flags exactly the results saturation changed; ReLU'd negatives are
     not counted."""
-    from runtime.eie.arith import finish_counted
+    from dlhwc.runtime.eie.arith import finish_counted
 
     acc = np.array([[100, -100, 1 << 20, -(1 << 20), 1 << 40]], dtype=np.int64)
     y, sat = finish_counted(acc, None, 4, False, 16, 32)

@@ -5,11 +5,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-import runtime.interpreters.batching as batching
-from compiler.frontend.onnx_importer import import_file, import_model
-from runtime.eie.sim import Simulator
-from runtime.interpreters.batching import rowwise
-from runtime.interpreters.interpreter import main_function, run_module
+import dlhwc.compiler.interpreters.batching as batching
+from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.interpreters.batching import rowwise
+from dlhwc.compiler.interpreters.interpreter import main_function, run_module
+from dlhwc.runtime.eie.sim import Simulator
 from tests.runtime.test_eie_sim import CALIB, MLP, TEST, _compile
 
 

@@ -1,6 +1,6 @@
 # spmv: operands in any order, in decimal, hex and negative; printed in table order with
 # the encoding words, which are worked out by hand from the bit layout of
-# backends/eie/isa.py (not by running the encoder).
+# spec/eie/isa.py (not by running the encoder).
 # RUN: dlhwc asm %s -o %t && dlhwc disasm --show-encoding %t | filecheck %s
 # RUN: dlhwc disasm --show-encoding %t -o %t.s && dlhwc asm %t.s -o %t.again && cmp %t %t.again
 

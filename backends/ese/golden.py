@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dialects import ese
-from runtime.eie.arith import exact_matvec
-from runtime.ese import arith
-from runtime.fixedpoint import FixedFormat, from_codes, saturate, to_codes
-from runtime.interpreters.interpreter import impl
+from dlhwc.compiler.interpreters.interpreter import impl
+from dlhwc.dialects import ese
+from dlhwc.runtime.eie.arith import exact_matvec
+from dlhwc.runtime.ese import arith
+from dlhwc.spec.fixedpoint import FixedFormat, from_codes, saturate, to_codes
 
 
 def layer_constants(op: ese.RNNOp) -> dict:
@@ -163,6 +163,6 @@ def _value(v) -> np.ndarray:
 
 
 def _frac_for(values: np.ndarray) -> int:
-    from runtime.fixedpoint import frac_bits_for
+    from dlhwc.spec.fixedpoint import frac_bits_for
 
     return min(frac_bits_for(float(np.max(np.abs(values))) if values.size else 0.0, 16), 15)

@@ -10,7 +10,7 @@ index in 16 bits (no codebook); a scheduler overlaps the input-weight product of
 t+1 with the element-wise phase of step t.
 
 Where the paper is silent the choice is written next to the field. A TOML file given
-with `--hw FILE` overrides any field (as for EIE: backends/config.py).
+with `--hw FILE` overrides any field (as for EIE: spec/config.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from backends.config import SparseMachineConfig
+from dlhwc.spec.config import SparseMachineConfig
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ESEConfig(SparseMachineConfig):
         "lut_lanes": (1, 1 << 16),
         "ew_latency": (0, 1 << 16),
     }  # fmt: skip
-    """Each field's range (backends/config.py checks them), as for EIE."""
+    """Each field's range (spec/config.py checks them), as for EIE."""
 
     def __post_init__(self):
         self.check_fields()

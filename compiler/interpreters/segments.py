@@ -25,8 +25,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, SSAValue
 
-from dialects import comp
-from dialects import onnx as onnx_d
+from dlhwc.dialects import comp
+from dlhwc.dialects import onnx as onnx_d
 
 DATA_OPS = (onnx_d.ConstantOp, comp.WeightOp, onnx_d.NoValueOp)
 """Ops that hold data, not computation: cloned into the segments that read them."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 
 def check_inputs(inputs: Iterable[str | Path]) -> None:

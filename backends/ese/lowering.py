@@ -13,14 +13,14 @@ from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr, ModuleOp, S
 from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
 
-from backends.ese.config import ESEConfig
-from compiler.errors import DlhwcError
-from dialects import comp, ese
-from dialects import onnx as onnx_d
-from dialects.comp import value_format
-from dialects.onnx import HOST_REASON
-from runtime.ese.arith import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
-from runtime.fixedpoint import FixedFormat, frac_bits_for
+from dlhwc.dialects import comp, ese
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.dialects.comp import value_format
+from dlhwc.dialects.onnx import HOST_REASON
+from dlhwc.runtime.ese.arith import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for
 
 _RNN_OPS = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)
 # Ops that move or relabel elements without changing a value: a fixed-point format

@@ -16,9 +16,9 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
-from dialects import comp, eie
-from dialects import onnx as onnx_d
-from runtime.interpreters.segments import DATA_OPS
+from dlhwc.compiler.interpreters.segments import DATA_OPS
+from dlhwc.dialects import comp, eie
+from dlhwc.dialects import onnx as onnx_d
 
 CHUNK_ROWS = 16384
 """The rows `run_module` runs at a time when a function is row-wise."""

@@ -73,7 +73,7 @@ from functools import partial
 
 import numpy as np
 
-from runtime.interpreters.registry import kernel
+from dlhwc.compiler.interpreters.registry import kernel
 
 Cell = Callable[..., tuple[np.ndarray, ...]]
 

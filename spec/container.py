@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 MAGIC = b"DLHW"
 FORMAT_VERSION = 1
@@ -143,7 +143,7 @@ class Container:
         return data
 
     def write(self, path: str | Path) -> None:
-        from compiler.fileio import write_atomic
+        from dlhwc.spec.fileio import write_atomic
 
         write_atomic(path, self.to_bytes())
 

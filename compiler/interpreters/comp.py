@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dialects import comp
-from runtime.fixedpoint import quantize
-from runtime.interpreters.interpreter import impl
+from dlhwc.compiler.interpreters.interpreter import impl
+from dlhwc.dialects import comp
+from dlhwc.spec.fixedpoint import quantize
 
 
 @impl(comp.WeightOp)

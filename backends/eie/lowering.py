@@ -22,16 +22,16 @@ from xdsl.dialects.builtin import (
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
-from backends.eie.config import EIEConfig
-from backends.eie.isa import EIE_ISA
-from backends.program import constant_value
-from compiler.errors import DlhwcError
-from compiler.passes.weights import PATCHES, erase_weight, is_conv
-from dialects import comp, eie
-from dialects import onnx as onnx_d
-from dialects.comp import value_format
-from dialects.onnx import HOST_REASON
-from runtime.fixedpoint import FixedFormat, frac_bits_for, quantize
+from dlhwc.backends.program import constant_value
+from dlhwc.compiler.passes.weights import PATCHES, erase_weight, is_conv
+from dlhwc.dialects import comp, eie
+from dlhwc.dialects import onnx as onnx_d
+from dlhwc.dialects.comp import value_format
+from dlhwc.dialects.onnx import HOST_REASON
+from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.isa import EIE_ISA
+from dlhwc.spec.errors import DlhwcError
+from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, quantize
 
 _ACTIVATIONS = (onnx_d.ReluOp,)
 

@@ -1,4 +1,4 @@
-"""The EIE instruction set, declared once as a table (see backends/isa.py for the syntax).
+"""The EIE instruction set, declared once as a table (see spec/isa.py for the syntax).
 
 The machine state the instructions act on:
 
@@ -11,12 +11,12 @@ The machine state the instructions act on:
   accumulators of the rows the PE owns (row i on PE i mod N);
 - the container's layer table: per layer its rows, columns, column blocks and formats.
 
-All arithmetic is on integer codes (runtime/fixedpoint.py): a product of an activation
+All arithmetic is on integer codes (spec/fixedpoint.py): a product of an activation
 code (frac fa) and a codebook code (frac fw) has frac fa+fw; biases are stored at that
 precision; `shift` brings a finished sum to the output format (frac fo = fa+fw-shift).
 """
 
-from backends.isa import IsaTable
+from dlhwc.spec.isa import IsaTable
 
 EIE_ISA_TEXT = """
 end       63..56=0x00 55..0=0

@@ -11,11 +11,11 @@ import weakref
 
 import numpy as np
 
-import runtime.interpreters.onnx_ops  # noqa: F401 - registers kernels
-import runtime.interpreters.onnx_rnn  # noqa: F401 - registers kernels
-from dialects import onnx as onnx_d
-from runtime.interpreters.interpreter import IMPLS, impl
-from runtime.interpreters.registry import KERNELS
+import dlhwc.compiler.interpreters.onnx_ops  # noqa: F401 - registers kernels
+import dlhwc.compiler.interpreters.onnx_rnn  # noqa: F401 - registers kernels
+from dlhwc.compiler.interpreters.interpreter import IMPLS, impl
+from dlhwc.compiler.interpreters.registry import KERNELS
+from dlhwc.dialects import onnx as onnx_d
 
 
 @impl(onnx_d.ConstantOp)
@@ -53,7 +53,7 @@ def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
     import onnx
     import onnxruntime as ort
 
-    from compiler.frontend.onnx_exporter import node_proto, opset_imports
+    from dlhwc.compiler.frontend.onnx_exporter import node_proto, opset_imports
 
     present = [i for i, a in enumerate(args) if a is not None]
     own = op.node_inputs

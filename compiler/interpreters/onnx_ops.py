@@ -9,7 +9,7 @@ must not write to outputs either.
 import numpy as np
 import onnx
 
-from runtime.interpreters.registry import kernel
+from dlhwc.compiler.interpreters.registry import kernel
 
 # numpy maps these through ml_dtypes, but a plain astype does not follow ONNX's saturating
 # float8 conversion rules, so casts to them are refused rather than silently wrong.

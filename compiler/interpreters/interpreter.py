@@ -15,8 +15,8 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Operation, SSAValue
 
-from compiler.errors import DlhwcError
-from runtime.interpreters.segments import DATA_OPS, Segment, partition, segment_module
+from dlhwc.compiler.interpreters.segments import DATA_OPS, Segment, partition, segment_module
+from dlhwc.spec.errors import DlhwcError
 
 Impl = Callable[[Any, list], tuple]
 IMPLS: dict[type[Operation], Impl] = {}
@@ -33,10 +33,10 @@ def impl(op_class: type[Operation]) -> Callable[[Impl], Impl]:
 
 
 def _load_dialect_impls() -> None:
-    import runtime.interpreters.comp  # noqa: F401
-    import runtime.interpreters.eie  # noqa: F401
-    import runtime.interpreters.ese  # noqa: F401
-    import runtime.interpreters.onnx  # noqa: F401
+    import dlhwc.backends.eie.golden  # noqa: F401
+    import dlhwc.backends.ese.golden  # noqa: F401
+    import dlhwc.compiler.interpreters.comp  # noqa: F401
+    import dlhwc.compiler.interpreters.onnx  # noqa: F401
 
 
 def main_function(module: ModuleOp) -> func.FuncOp:
@@ -76,8 +76,8 @@ def check_inputs(
     fn: func.FuncOp, inputs: Mapping[str, np.ndarray], source: str | None = None
 ) -> list[np.ndarray]:
     """The input arrays in argument order, after checking names, dtypes and shapes."""
-    from dialects import onnx as onnx_d
-    from dialects.onnx import numpy_dtype
+    from dlhwc.dialects import onnx as onnx_d
+    from dlhwc.dialects.onnx import numpy_dtype
 
     names = input_names(fn)
     missing = [n for n in names if n not in inputs]
@@ -340,7 +340,7 @@ def runs_in_onnxruntime(op: Operation) -> bool:
     forms onnxruntime refuses (batch-first recurrent layers, `layout` 1) or one whose
     values onnxruntime's Python API cannot pass (float8, 4- and 2-bit tensors, kept as
     opaque types), which the numpy kernels run."""
-    from dialects import onnx as onnx_d
+    from dlhwc.dialects import onnx as onnx_d
 
     if not isinstance(op, onnx_d.OnnxOp) or isinstance(op, DATA_OPS):
         return False
@@ -368,7 +368,7 @@ class _Region:
     def __init__(self, fn: func.FuncOp, segment, watch: Callable[[SSAValue], bool] | None):
         from xdsl.dialects.builtin import NoneType
 
-        from dialects import onnx as onnx_d
+        from dlhwc.dialects import onnx as onnx_d
 
         self.fn = fn
         self.ops = segment.ops
@@ -397,8 +397,8 @@ class _Region:
     def _build(self, feeds: list) -> Any:
         import onnxruntime as ort
 
-        from compiler.frontend.onnx_exporter import export_module
-        from dialects import onnx as onnx_d
+        from dlhwc.compiler.frontend.onnx_exporter import export_module
+        from dlhwc.dialects import onnx as onnx_d
 
         module, _ = segment_module(
             self.ops,
@@ -453,7 +453,7 @@ def run_module(
     A batch of more than `batching.CHUNK_ROWS` rows of a row-wise function
     (`batching.rowwise`) streams through the interpreter in chunks of that many rows.
     """
-    from runtime.interpreters.batching import CHUNK_ROWS, rowwise
+    from dlhwc.compiler.interpreters.batching import CHUNK_ROWS, rowwise
 
     fn = main_function(module)
     args = check_inputs(fn, inputs, source)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dialects import eie
-from runtime.eie.arith import exact_matvec, finish
-from runtime.fixedpoint import FixedFormat, from_codes, to_codes
-from runtime.interpreters.interpreter import impl
+from dlhwc.compiler.interpreters.interpreter import impl
+from dlhwc.dialects import eie
+from dlhwc.runtime.eie.arith import exact_matvec, finish
+from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes
 
 
 @impl(eie.FCOp)

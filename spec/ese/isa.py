@@ -1,4 +1,4 @@
-"""The ESE instruction set, declared once as a table (see backends/isa.py for the syntax).
+"""The ESE instruction set, declared once as a table (see spec/isa.py for the syntax).
 
 Coarse-grained instructions in the spirit of VTA: one `seq` runs a whole recurrent layer
 direction over time, repeating the `body` instructions that follow it once per time step;
@@ -17,7 +17,7 @@ The machine state the instructions act on (per input sequence, i.e. per batch ro
   R (gates*H x H; for a GRU with linear_before_reset = 0 only the z and r rows,
   2H x H) and Rh (that GRU's h-gate rows of R, H x H), and the accumulators
   acc_W, acc_R, acc_Rh of the rows it owns. Entries are 16 bits: a 12-bit two's
-  complement weight code w and a 4-bit relative row index z (backends/encoding.py;
+  complement weight code w and a 4-bit relative row index z (spec/encoding.py;
   a filler is w = 0, z = 15); there is no codebook;
 - the element-wise units: the layer direction's biases b (frac fl, ONNX's two biases
   summed), GRU's Rb_h, LSTM's peepholes, the sigmoid and tanh tables
@@ -26,11 +26,11 @@ The machine state the instructions act on (per input sequence, i.e. per batch ro
 - the loop state of the running `seq`: its step s, the row's time index t, x_t.
 
 All arithmetic is on integer codes, as runtime/ese/arith.py defines it (the golden
-model, runtime/interpreters/ese.py, uses the same functions): products are exact integer
+model, backends/ese/golden.py, uses the same functions): products are exact integer
 sums, `cell` rounds them to the pre-activation format fl and finishes one step.
 """
 
-from backends.isa import IsaTable
+from dlhwc.spec.isa import IsaTable
 
 ESE_ISA_TEXT = """
 end       63..56=0x00 55..0=0

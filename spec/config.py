@@ -18,7 +18,7 @@ import tomllib
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
-from compiler.errors import DlhwcError
+from dlhwc.spec.errors import DlhwcError
 
 C = TypeVar("C")
 

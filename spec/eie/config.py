@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from backends.config import SparseMachineConfig
+from dlhwc.spec.config import SparseMachineConfig
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class EIEConfig(SparseMachineConfig):
         "regfile_entries": (1, 1 << 20),
         "act_sram_bytes": (0, 1 << 32),
     }  # fmt: skip
-    """Each field's range (backends/config.py checks them): beyond them a size would
+    """Each field's range (spec/config.py checks them): beyond them a size would
     overflow, a rate divide by zero, or a width leave the 62 bits the arithmetic holds."""
 
     def __post_init__(self):

@@ -1,0 +1,1 @@
+"""EIE's specification: its ISA table and machine configuration."""

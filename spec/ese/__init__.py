@@ -1,0 +1,1 @@
+"""ESE's specification: its ISA table and machine configuration."""
