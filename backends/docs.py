@@ -5,7 +5,7 @@
     python -m dlhwc.backends.docs eie         # one target
 
 The reference is the table's `markdown()`, between the lines `<!-- isa:begin -->` and
-`<!-- isa:end -->` of backends/<target>/README.md; a README without the markers gets the
+`<!-- isa:end -->` of the target's hardware guide (its descriptor's `guide`); a README without the markers gets the
 section appended, and a missing README is created around it.
 """
 
@@ -15,20 +15,23 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlhwc.backends import ISA_TABLES, isa_table
+from dlhwc.spec.targets import isa_table, targets
 
 BEGIN = "<!-- isa:begin -->"
 END = "<!-- isa:end -->"
 
 
 def readme_path(target: str) -> Path:
-    return Path(__file__).resolve().parent / target / "README.md"
+    """The target's hardware guide (its descriptor's `guide`)."""
+    guide = targets()[target].guide
+    return Path(guide) if guide else Path(__file__).resolve().parent / target / "README.md"
 
 
 def section(target: str) -> str:
     """The generated text between the markers (the markers included)."""
     note = (
-        f"<!-- Generated from spec/{target}/isa.py by `python -m dlhwc.backends.docs`; "
+        f"<!-- Generated from the ISA table of target '{target}' by "
+        "`python -m dlhwc.backends.docs`; "
         "do not edit by hand. -->"
     )
     return f"{BEGIN}\n{note}\n\n{isa_table(target).markdown().rstrip()}\n{END}"
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None, readmes: dict[str, Path] | None = None) 
     parser.add_argument("--check", action="store_true", help="exit 1 if a README is stale")
     args = parser.parse_args(argv)
     status = 0
-    for target in args.targets or list(ISA_TABLES):
+    for target in args.targets or list(targets()):
         readme = (readmes or {}).get(target) or readme_path(target)
         current = readme.read_text(encoding="utf-8") if readme.exists() else None
         new = updated(target, current)

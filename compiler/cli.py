@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pass_options(p)
 
     p = sub.add_parser("asm", help="assemble a program's text form (.s) into a .dlhw")
-    p.add_argument("input", help="the assembly text (syntax: backends/asm.py)")
+    p.add_argument("input", help="the assembly text (syntax: spec/asm.py)")
     p.add_argument("-o", "--output", required=True, help="the .dlhw container to write")
 
     p = sub.add_parser("disasm", help="print a .dlhw container as assembly text")
@@ -391,19 +391,17 @@ def _load_modules(timer, target: str | None = None) -> None:
     part of the first stage that needs them."""
     if timer is None:
         return
-    import importlib
-
-    from dlhwc.backends import TARGETS
     from dlhwc.compiler.instrument import timed
+    from dlhwc.spec.targets import targets
 
     with timed(timer, "load modules"):
         import dlhwc.compiler.frontend.onnx_importer  # noqa: F401
-        from dlhwc.compiler.passes import BUILTIN_PASSES
+        from dlhwc.compiler.passes import dlhwc_passes
 
-        for get in BUILTIN_PASSES.values():
+        for get in dlhwc_passes().values():
             get()
-        if target in TARGETS:
-            importlib.import_module(f"backends.{target}.program")
+        if target in targets():
+            targets()[target].builder.load()
 
 
 def _print_timing(timer) -> None:
@@ -444,11 +442,11 @@ def cmd_compile(args) -> int:
 
 
 def _compile_for_target(args, timer=None) -> int:
-    from dlhwc.backends import target as get_target
     from dlhwc.compiler.instrument import timed
     from dlhwc.compiler.pipeline import compile_for_target
     from dlhwc.compiler.plugins import available_passes
     from dlhwc.spec.container import Container
+    from dlhwc.spec.targets import target as get_target
 
     available = available_passes(args.load_pass_plugin)
     config = get_target(args.target).load_config(args.hw) if args.ledger_after_all else None
@@ -485,7 +483,7 @@ def _compile_for_target(args, timer=None) -> int:
         return 0
     _print_placement(result)
     if emit == "asm":
-        from dlhwc.backends.asm import disassemble
+        from dlhwc.spec.asm import disassemble
 
         with timed(timer, "output"):
             text = disassemble(result)
@@ -505,7 +503,7 @@ def _compile_for_target(args, timer=None) -> int:
 
 def _print_placement(container) -> None:
     """Which op runs where (to stderr, so that stdout stays the program's)."""
-    from dlhwc.runtime.common import placement_lines, summary_lines
+    from dlhwc.spec.report import placement_lines, summary_lines
 
     header = {**container.header, "target": container.target}
     for line in placement_lines(header):
@@ -553,20 +551,13 @@ def _is_container(path: str) -> bool:
         return False
 
 
-from dlhwc.runtime import SIMULATORS  # noqa: E402 - a light module: the targets' simulators
-
-
 def _simulator(program: str):
     """(the container at ``program`` loaded in its target's simulator, that module)."""
-    import importlib
-
     from dlhwc.spec.container import Container
-    from dlhwc.spec.errors import DlhwcError
+    from dlhwc.spec.targets import simulator_module
 
     container = Container.read(program)
-    if container.target not in SIMULATORS:
-        raise DlhwcError(f"no simulator for target '{container.target}'", file=program)
-    module = importlib.import_module(SIMULATORS[container.target])
+    module = simulator_module(container.target, program)
     return module.Simulator(container, program), module
 
 
@@ -583,7 +574,7 @@ def _simulate(sim, input_path: str):
             f"dlhwc: note: ignoring arrays not among the program's inputs: {', '.join(extra)}",
             file=sys.stderr,
         )
-    from dlhwc.runtime.common import numerics_warnings
+    from dlhwc.spec.report import numerics_warnings
 
     for line in numerics_warnings(stats):
         print(f"dlhwc: {line}", file=sys.stderr)
@@ -753,7 +744,7 @@ def cmd_eval(args) -> int:
     result = compare(float_module, comp_module, inputs, labels, source=args.data)
     header = [("float model", args.model), ("compressed model", described)]
     if program is not None:
-        from dlhwc.runtime.common import numerics_warnings
+        from dlhwc.spec.report import numerics_warnings
 
         sim, _ = program
         outputs, stats = sim.run(inputs)
@@ -776,12 +767,12 @@ def cmd_eval(args) -> int:
 
 def _compile_for_eval(args):
     """(the comp-stage IR, (simulator, its module)) of MODEL compiled for --target."""
-    import importlib
 
     from dlhwc.compiler.numerics import uncalibrated_warning
     from dlhwc.compiler.pipeline import compile_for_target
     from dlhwc.compiler.plugins import available_passes
     from dlhwc.spec.container import Container
+    from dlhwc.spec.targets import simulator_module
 
     compressed = []
     warnings: list[str] = []
@@ -801,7 +792,7 @@ def _compile_for_eval(args):
     for line in warnings:
         print(f"dlhwc: {line}", file=sys.stderr)
     container = Container.from_bytes(container.to_bytes(), "<program>")
-    module = importlib.import_module(SIMULATORS[container.target])
+    module = simulator_module(container.target)
     return compressed[0], (module.Simulator(container, "<program>"), module)
 
 
@@ -880,14 +871,14 @@ def cmd_passes(args) -> int:
 
 
 def cmd_asm(args) -> int:
-    from dlhwc.backends.asm import assemble_file
+    from dlhwc.spec.asm import assemble_file
 
     assemble_file(args.input, args.output)
     return 0
 
 
 def cmd_disasm(args) -> int:
-    from dlhwc.backends.asm import disassemble_file
+    from dlhwc.spec.asm import disassemble_file
 
     text = disassemble_file(args.input, show_encoding=args.show_encoding, output=args.output)
     if not args.output:

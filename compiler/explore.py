@@ -296,7 +296,7 @@ def _load_hw(opts: Options) -> tuple:
         return ()
     import tomllib
 
-    from dlhwc.backends import target as get_target
+    from dlhwc.spec.targets import target as get_target
 
     get_target(opts.target).load_config(opts.hw)  # the target's checks and messages
     data = tomllib.loads(Path(opts.hw).read_text())

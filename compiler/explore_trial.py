@@ -156,7 +156,7 @@ def hw_text(problem: Problem, choice: Choice) -> str | None:
 
 def machine_config(problem: Problem, choice: Choice):
     """The trial's machine as the target's config object."""
-    from dlhwc.backends import target as get_target
+    from dlhwc.spec.targets import target as get_target
 
     cls = type(get_target(problem.target).load_config(None))
     return cls.from_dict(problem.hw_overrides | choice.machine_dict, "<explore machine>")
@@ -271,13 +271,11 @@ def run_trial(problem: Problem, choice: Choice) -> Outcome:
 def measure(problem: Problem, pipeline: str, hw: Path | None, simulate: bool = True) -> Outcome:
     """Compile ``pipeline`` for the target, then run the program on the evaluation data
     (without ``simulate``: compile only, and return an empty Outcome)."""
-    import importlib
 
     from dlhwc.compiler.compression.ledger import ledger
     from dlhwc.compiler.evaluate import compare_program
     from dlhwc.compiler.pipeline import compile_for_target
     from dlhwc.compiler.plugins import available_passes
-    from dlhwc.runtime import SIMULATORS
     from dlhwc.spec.container import Container
 
     float_module, inputs, labels = _reference(problem)
@@ -290,7 +288,9 @@ def measure(problem: Problem, pipeline: str, hw: Path | None, simulate: bool = T
     if not simulate:
         return Outcome()
     container = Container.from_bytes(container.to_bytes(), "<program>")
-    simulator = importlib.import_module(SIMULATORS[container.target])
+    from dlhwc.spec.targets import simulator_module
+
+    simulator = simulator_module(container.target)
     outputs, stats = simulator.Simulator(container, "<program>").run(inputs)
     measured = compare_program(float_module, outputs, inputs, labels, problem.data)
     scored = [m for m in measured.values() if m["compressed_accuracy"] is not None]

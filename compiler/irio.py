@@ -74,13 +74,16 @@ def module_to_string(module: ModuleOp, elide_threshold: int | None = None) -> st
 
 def context() -> Context:
     """A context with every dialect dlhwc's IR may contain."""
-    from dlhwc.dialects import ALL_DIALECTS
+    from dlhwc.dialects import CORE_DIALECTS
+    from dlhwc.spec.targets import targets
 
     ctx = Context()
     ctx.load_dialect(builtin.Builtin)
     ctx.load_dialect(func.Func)
-    for dialect in ALL_DIALECTS:
+    for dialect in CORE_DIALECTS:
         ctx.load_dialect(dialect)
+    for target in targets().values():
+        ctx.load_dialect(target.dialect.load())
     return ctx
 
 

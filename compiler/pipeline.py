@@ -198,8 +198,8 @@ def compile_for_target(
     for asm and dlhw. ``configure`` may adjust the compression passes (e.g. calibration).
     ``timer`` times the import, each pass, and the encoding of the program.
     """
-    from dlhwc.backends import target as get_target
     from dlhwc.compiler.frontend.onnx_importer import import_file
+    from dlhwc.spec.targets import target as get_target
 
     target = get_target(target_name)
     stages = target_stages(target_name)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from xdsl.passes import ModulePass
 
-from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes import dlhwc_passes
 from dlhwc.spec.errors import DlhwcError
 
 ENTRY_POINT_GROUP = "dlhwc.passes"
@@ -61,7 +61,7 @@ def load_plugin_file(path: str | Path) -> list[type[ModulePass]]:
     return passes
 
 
-OWN_PACKAGES = ("compiler", "dialects", "backends", "runtime", "xdsl")
+OWN_PACKAGES = ("dlhwc", "xdsl")
 """Passes from these packages are dlhwc's (or xDSL's): their exceptions are bugs."""
 
 
@@ -109,8 +109,9 @@ def _entry_point_passes() -> dict[str, Callable[[], type[ModulePass]]]:
 
 
 def available_passes(plugin_files: Iterable[str] = ()) -> dict[str, Callable[[], type[ModulePass]]]:
-    """All passes by name: dlhwc's own, then entry points, then plugin files (later wins)."""
-    passes = dict(BUILTIN_PASSES)
+    """All passes by name: dlhwc's own and its targets', then entry points, then plugin
+    files (later wins)."""
+    passes = dlhwc_passes()
     passes.update(_entry_point_passes())
     for f in plugin_files:
         for cls in load_plugin_file(f):

@@ -1,8 +1,10 @@
-"""dlhwc's dialects and passes offered to stock `xdsl-opt` (entry point `xdsl.universe`)."""
+"""dlhwc's dialects and passes offered to stock `xdsl-opt` (entry point `xdsl.universe`):
+its own, and every registered target's (spec/targets.py)."""
 
 from xdsl.universe import Universe
 
-from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes import dlhwc_passes
+from dlhwc.spec.targets import targets
 
 
 def _onnx():
@@ -17,19 +19,11 @@ def _comp():
     return COMP
 
 
-def _eie():
-    from dlhwc.dialects.eie import EIE
-
-    return EIE
-
-
-def _ese():
-    from dlhwc.dialects.ese import ESE
-
-    return ESE
-
-
 DLHWC_UNIVERSE = Universe(
-    all_dialects={"onnx": _onnx, "comp": _comp, "eie": _eie, "ese": _ese},
-    all_passes=dict(BUILTIN_PASSES),
+    all_dialects={
+        "onnx": _onnx,
+        "comp": _comp,
+        **{name: target.dialect.load for name, target in targets().items()},
+    },
+    all_passes=dlhwc_passes(),
 )

@@ -255,13 +255,11 @@ def run_simulator(
     the program but in the reference interpreter at the IR level, and their float
     rounding may differ.
     """
-    import importlib
-
-    from dlhwc.compiler.cli import SIMULATORS
     from dlhwc.spec.container import Container
+    from dlhwc.spec.targets import simulator_module
 
     container = Container.from_bytes(container.to_bytes(), "<program>")
-    sim = importlib.import_module(SIMULATORS[container.target]).Simulator(container)
+    sim = simulator_module(container.target).Simulator(container)
     sim.record_layers = True
     by_hint = {b.hint: b.label for b in boundaries}
     labels = {b.label for b in boundaries}
@@ -325,8 +323,8 @@ def _replay(layer_ops: dict, sim, constants: dict) -> dict[str, np.ndarray]:
     """Each recorded layer's golden output on the inputs the simulator fed it. A layer's
     other operands (its weight and bias) are constants of the golden module: the layer
     op alone is evaluated, not the model; ``constants`` keeps their values across chunks."""
-    from dlhwc.backends.program import DATA_OPS
     from dlhwc.compiler.interpreters.interpreter import evaluate_op
+    from dlhwc.compiler.interpreters.segments import DATA_OPS
 
     replayed = {}
     for name, x in getattr(sim, "last_layer_inputs", {}).items():

@@ -1,8 +1,7 @@
-"""IR definitions: one module per dialect (`onnx`, `comp`, and the target dialects)."""
+"""IR definitions: one module per dialect. `onnx` and `comp` are the compiler's own; a
+target's dialect (`eie`, `ese`) comes with its descriptor (spec/targets.py)."""
 
 from dlhwc.dialects.comp import COMP
-from dlhwc.dialects.eie import EIE
-from dlhwc.dialects.ese import ESE
 from dlhwc.dialects.onnx import ONNX
 
-ALL_DIALECTS = (ONNX, COMP, EIE, ESE)
+CORE_DIALECTS = (ONNX, COMP)

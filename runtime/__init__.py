@@ -1,5 +1,2 @@
-"""The runtime: the container loader, the simulators and the reference interpreters."""
-
-SIMULATORS = {"eie": "dlhwc.runtime.eie.sim", "ese": "dlhwc.runtime.ese.sim"}
-"""The simulator of each target: a module with Simulator, Stats, static_report and
-summary_line."""
+"""The runtime: the simulators (one per target, found through the target's descriptor,
+spec/targets.py), the code they share (common.py) and the ONNX backend adapter."""

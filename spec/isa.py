@@ -13,7 +13,7 @@ Table syntax (in the spirit of riscv-opcodes), one instruction per line, 64-bit 
 `IsaTable.parse` refuses a line whose ranges overlap or leave a bit uncovered, an
 opcode or a mnemonic used twice, and an operand named twice. Mnemonics are
 `[A-Za-z_][A-Za-z0-9_.]*` (e.g. `dma.in`), operand names `[A-Za-z_][A-Za-z0-9_]*`. From the table come the encoder and
-decoder here, the assembler grammar and disassembler (backends/asm.py), the simulator's
+decoder here, the assembler grammar and disassembler (spec/asm.py), the simulator's
 dispatch and the ISA reference page (`IsaTable.markdown`).
 """
 

@@ -1,13 +1,16 @@
-"""The EIE target as the compile pipeline sees it: its passes and its back end."""
+"""The EIE target's descriptor: what dlhwc needs to compile for EIE and simulate it.
+
+Registered through the entry-point group `dlhwc.targets` (pyproject.toml), as any
+out-of-tree target is (spec/targets.py).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dlhwc.spec.eie.config import EIEConfig
-
-
-def load_config(hw: str | None) -> EIEConfig:
-    """The machine to compile for: the paper's, or a TOML file of overrides."""
-    return EIEConfig.load(hw) if hw else EIEConfig()
+from dlhwc.spec.eie.isa import EIE_ISA
+from dlhwc.spec.targets import Ref, Target
 
 
 def default_passes(config: EIEConfig) -> str:
@@ -24,12 +27,18 @@ def required_passes(config: EIEConfig) -> list[str]:
     ]
 
 
-def lowering_passes(hw: str | None) -> str:
-    return "convert-onnx-to-eie" + (f"{{hw={hw}}}" if hw else "")
-
-
-def build(module, config: EIEConfig):
-    """The program container of an `eie`-level module."""
-    from dlhwc.backends.eie.program import build_program
-
-    return build_program(module, config)
+TARGET = Target(
+    name="eie",
+    summary="EIE: sparse fully connected layers on a PE array (Han et al., ISCA 2016)",
+    config=EIEConfig,
+    isa=EIE_ISA,
+    dialect=Ref("dlhwc.dialects.eie:EIE"),
+    passes={"convert-onnx-to-eie": Ref("dlhwc.backends.eie.lowering:ConvertOnnxToEiePass")},
+    lowering="convert-onnx-to-eie",
+    builder=Ref("dlhwc.backends.eie.program:build_program"),
+    simulator=Ref("dlhwc.runtime.eie.sim"),
+    default_passes=default_passes,
+    required_passes=required_passes,
+    golden=Ref("dlhwc.backends.eie.golden"),
+    guide=Path(__file__).with_name("README.md"),
+)

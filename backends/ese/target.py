@@ -1,13 +1,16 @@
-"""The ESE target as the compile pipeline sees it: its passes and its back end."""
+"""The ESE target's descriptor: what dlhwc needs to compile for ESE and simulate it.
+
+Registered through the entry-point group `dlhwc.targets` (pyproject.toml), as any
+out-of-tree target is (spec/targets.py).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dlhwc.spec.ese.config import ESEConfig
-
-
-def load_config(hw: str | None) -> ESEConfig:
-    """The machine to compile for: the paper's, or a TOML file of overrides."""
-    return ESEConfig.load(hw) if hw else ESEConfig()
+from dlhwc.spec.ese.isa import ESE_ISA
+from dlhwc.spec.targets import Ref, Target
 
 
 def default_passes(config: ESEConfig) -> str:
@@ -22,12 +25,18 @@ def required_passes(config: ESEConfig) -> list[str]:
     return [f"quantize{{weight-bits={config.weight_bits} act-bits={config.act_bits}}}"]
 
 
-def lowering_passes(hw: str | None) -> str:
-    return "convert-onnx-to-ese" + (f"{{hw={hw}}}" if hw else "")
-
-
-def build(module, config: ESEConfig):
-    """The program container of an `ese`-level module."""
-    from dlhwc.backends.ese.program import build_program
-
-    return build_program(module, config)
+TARGET = Target(
+    name="ese",
+    summary="ESE: sparse LSTM, GRU and RNN layers on a PE array (Han et al., FPGA 2017)",
+    config=ESEConfig,
+    isa=ESE_ISA,
+    dialect=Ref("dlhwc.dialects.ese:ESE"),
+    passes={"convert-onnx-to-ese": Ref("dlhwc.backends.ese.lowering:ConvertOnnxToEsePass")},
+    lowering="convert-onnx-to-ese",
+    builder=Ref("dlhwc.backends.ese.program:build_program"),
+    simulator=Ref("dlhwc.runtime.ese.sim"),
+    default_passes=default_passes,
+    required_passes=required_passes,
+    golden=Ref("dlhwc.backends.ese.golden"),
+    guide=Path(__file__).with_name("README.md"),
+)

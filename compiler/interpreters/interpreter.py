@@ -33,10 +33,13 @@ def impl(op_class: type[Operation]) -> Callable[[Impl], Impl]:
 
 
 def _load_dialect_impls() -> None:
-    import dlhwc.backends.eie.golden  # noqa: F401
-    import dlhwc.backends.ese.golden  # noqa: F401
     import dlhwc.compiler.interpreters.comp  # noqa: F401
     import dlhwc.compiler.interpreters.onnx  # noqa: F401
+    from dlhwc.spec.targets import targets
+
+    for target in targets().values():
+        if target.golden is not None:
+            target.golden.load()
 
 
 def main_function(module: ModuleOp) -> func.FuncOp:

@@ -41,18 +41,6 @@ def _huffman() -> type[ModulePass]:
     return HuffmanPass
 
 
-def _convert_onnx_to_eie() -> type[ModulePass]:
-    from dlhwc.backends.eie.lowering import ConvertOnnxToEiePass
-
-    return ConvertOnnxToEiePass
-
-
-def _convert_onnx_to_ese() -> type[ModulePass]:
-    from dlhwc.backends.ese.lowering import ConvertOnnxToEsePass
-
-    return ConvertOnnxToEsePass
-
-
 def _retrain() -> type[ModulePass]:
     from dlhwc.compiler.passes.retrain import RetrainPass
 
@@ -68,6 +56,16 @@ BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "retrain": _retrain,
     "quantize": _quantize,
     "huffman": _huffman,
-    "convert-onnx-to-eie": _convert_onnx_to_eie,
-    "convert-onnx-to-ese": _convert_onnx_to_ese,
 }
+
+
+def target_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """Every registered target's own passes (its lowering among them), by name."""
+    from dlhwc.spec.targets import targets
+
+    return {name: ref.load for target in targets().values() for name, ref in target.passes.items()}
+
+
+def dlhwc_passes() -> dict[str, Callable[[], type[ModulePass]]]:
+    """dlhwc's own passes and its targets' passes."""
+    return {**BUILTIN_PASSES, **target_passes()}

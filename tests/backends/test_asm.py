@@ -1,4 +1,4 @@
-"""ISA tables, the assembler and the disassembler (backends/asm.py), and the ISA docs.
+"""ISA tables, the assembler and the disassembler (spec/asm.py), and the ISA docs.
 
 Property tests: encode/decode are inverse for every EIE instruction, out-of-range
 operands are refused, any 64-bit word decodes and re-encodes to itself or is refused,
@@ -10,14 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlhwc.backends import asm as asm_module
-from dlhwc.backends import docs, isa_table
-from dlhwc.backends.asm import assemble, disassemble, grammar
+from dlhwc.backends import docs
 from dlhwc.compiler import cli
+from dlhwc.spec import asm as asm_module
+from dlhwc.spec.asm import assemble, disassemble, grammar
 from dlhwc.spec.container import Container
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.isa import IsaError, IsaTable
+from dlhwc.spec.targets import isa_table
 
 INSTRUCTIONS = EIE_ISA.instructions
 FIELDS = [(i, f) for i in INSTRUCTIONS for f in i.fields]

@@ -13,21 +13,20 @@ import onnx
 import pytest
 from onnx import helper
 
-from dlhwc.backends import TARGETS
-from dlhwc.backends import target as get_target
-from dlhwc.backends.ese import target as ese_target
 from dlhwc.backends.ese.lowering import HOST_REASON, ConvertOnnxToEsePass
+from dlhwc.backends.ese.target import TARGET as ese_target
 from dlhwc.compiler.cli import main as cli_main
 from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
 from dlhwc.compiler.interpreters.interpreter import run_module
 from dlhwc.compiler.irio import module_to_string, parse_module
-from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes import dlhwc_passes
 from dlhwc.compiler.passes.quantize import QuantizePass
 from dlhwc.compiler.pipeline import apply_passes, compile_for_target, parse_pipeline
 from dlhwc.compiler.plugins import available_passes
 from dlhwc.dialects import comp, ese
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.targets import target as get_target
 from tests.interpreters.test_onnx_rnn import BACKEND_CASES
 from tests.runtime.test_ese_golden import (
     KERNEL,
@@ -67,9 +66,9 @@ def _drop_quantize(module, predicate) -> None:
 
 
 def test_pass_and_target_are_registered():
-    assert BUILTIN_PASSES["convert-onnx-to-ese"]() is ConvertOnnxToEsePass
-    assert TARGETS["ese"] == "dlhwc.backends.ese.target"
+    assert dlhwc_passes()["convert-onnx-to-ese"]() is ConvertOnnxToEsePass
     assert get_target("ese") is ese_target
+    assert ese_target.simulator_module().Simulator.__module__ == "dlhwc.runtime.ese.sim"
     config = ese_target.load_config(None)
     assert config == ESEConfig()
     # No weight sharing: ESE stores 12-bit linear-quantized weights.

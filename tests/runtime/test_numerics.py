@@ -5,7 +5,7 @@ The models are in the shape of real networks' layers (tests/models/shapes.py). T
 bound the lowering promises (backends/eie/README.md, "Numerics"): on data drawn like the
 calibration data, the program's SQNR against the float model is within 1 dB of the
 compressed IR's (the comp stage, run by the reference interpreter), and no layer
-saturates more than runtime/common.SATURATION_WARN_FRACTION of its results.
+saturates more than spec/report.SATURATION_WARN_FRACTION of its results.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from dlhwc.compiler.interpreters.interpreter import run_module
 from dlhwc.compiler.numerics import uncalibrated_risks
 from dlhwc.compiler.pipeline import compile_for_target
 from dlhwc.compiler.plugins import available_passes
-from dlhwc.runtime.common import SATURATION_WARN_FRACTION
 from dlhwc.runtime.eie.sim import Simulator
 from dlhwc.spec.container import Container
+from dlhwc.spec.report import SATURATION_WARN_FRACTION
 from tests.models.shapes import SHAPES
 
 SQNR_BOUND_DB = 1.0

@@ -68,10 +68,10 @@ import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 
-from dlhwc.backends import isa_table
 from dlhwc.spec.container import Container
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.isa import Instruction, IsaError, IsaTable, range_text
+from dlhwc.spec.targets import isa_table
 
 TEXT = "text"
 """The section holding the instruction words (uint64)."""
@@ -237,15 +237,13 @@ _INSTRUCTION_ERROR = re.compile(r"instruction (\d+) ")
 def _check_loadable(container: Container, asm: _Assembler) -> None:
     """Load a complete program in its target's simulator, as `run` would (see the module
     docstring); its errors get the line of the instruction or of `.header`."""
-    from dlhwc.runtime import SIMULATORS
+    from dlhwc.spec.targets import targets
 
-    if container.target not in SIMULATORS or asm.header_token is None:
+    if container.target not in targets() or asm.header_token is None:
         return
-    import importlib
-
     if "symbols" not in container.header:
         return  # a fragment: no program without a symbol table
-    simulator = importlib.import_module(SIMULATORS[container.target]).Simulator
+    simulator = targets()[container.target].simulator_module().Simulator
     try:
         simulator(container, asm.source)
     except DlhwcError as e:
