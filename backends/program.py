@@ -39,7 +39,7 @@ from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, Operation, SSAValue
 
 from dlhwc import compiler
-from dlhwc.compiler.interpreters.interpreter import input_names, main_function, output_names
+from dlhwc.compiler.functions import input_names, main_function, output_names
 from dlhwc.compiler.interpreters.segments import DATA_OPS, Segment, partition, segment_module
 from dlhwc.dialects import comp
 from dlhwc.dialects import onnx as onnx_d

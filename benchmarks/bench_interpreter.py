@@ -59,8 +59,8 @@ else:
     import onnxruntime as ort
     from dlhwc.compiler.frontend.onnx_importer import import_file
     import dlhwc.compiler.frontend.onnx_exporter
-    from dlhwc.compiler.interpreters.interpreter import (
-        Interpreter, _load_dialect_impls, check_inputs, main_function)
+    from dlhwc.compiler.functions import main_function
+    from dlhwc.compiler.interpreters.interpreter import Interpreter, _load_dialect_impls, check_inputs
     _load_dialect_impls()
 arrays = dict(np.load(data))
 base = rss("VmRSS")

@@ -647,7 +647,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from dlhwc.compiler.interpreters.interpreter import input_names, main_function, run_module
+    from dlhwc.compiler.functions import input_names, main_function
+    from dlhwc.compiler.interpreters.interpreter import run_module
     from dlhwc.spec.fileio import load_arrays, save_arrays
 
     if _is_container(args.model):
@@ -717,7 +718,7 @@ def cmd_eval(args) -> int:
     elif args.hw:
         raise DlhwcError("--hw needs --target")
     from dlhwc.compiler.evaluate import compare, compare_program, format_report, split_data, to_json
-    from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.functions import input_names, main_function
     from dlhwc.compiler.pipeline import apply_passes
     from dlhwc.spec.fileio import load_arrays, write_atomic
 
@@ -805,7 +806,7 @@ def cmd_verify(args) -> int:
             flag = "--" + option.replace("_", "-")
             raise DlhwcError(f"{flag} must be a finite number >= 0, not {value}")
     from dlhwc.compiler.evaluate import to_json
-    from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.functions import input_names, main_function
     from dlhwc.compiler.numerics import uncalibrated_warning
     from dlhwc.compiler.plugins import available_passes
     from dlhwc.compiler.verify import format_report, verify

@@ -236,7 +236,7 @@ def prepare(opts: Options) -> Setup:
     """Check every input and run one quick compile (the probe), before any output."""
     from dlhwc.compiler.evaluate import compare, split_data
     from dlhwc.compiler.frontend.onnx_importer import import_file
-    from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+    from dlhwc.compiler.functions import input_names, main_function
     from dlhwc.compiler.passes.weights import find_weights
     from dlhwc.spec.fileio import check_inputs, load_arrays
 

@@ -240,7 +240,7 @@ def _reference(problem: Problem):
     if key not in _CACHE:
         from dlhwc.compiler.evaluate import split_data
         from dlhwc.compiler.frontend.onnx_importer import import_file
-        from dlhwc.compiler.interpreters.interpreter import input_names, main_function
+        from dlhwc.compiler.functions import input_names, main_function
         from dlhwc.spec.fileio import load_arrays
 
         module = import_file(problem.model)

@@ -121,7 +121,7 @@ class Report:
 def find_boundaries(module: ModuleOp, model: onnx.ModelProto) -> list[Boundary]:
     """The layer outputs and model outputs of the imported ``module``, in program order."""
     from dlhwc.compiler.frontend.onnx_importer import _name_hint
-    from dlhwc.compiler.interpreters.interpreter import main_function, output_names
+    from dlhwc.compiler.functions import main_function, output_names
     from dlhwc.compiler.passes.quantize import layer_output
     from dlhwc.compiler.passes.weights import is_conv
 
@@ -198,12 +198,8 @@ def run_ir(
 ) -> dict[str, np.ndarray]:
     """Every boundary tensor the IR computes in the reference interpreter: by name hint,
     the quantized value (`<hint>_q`) where there is one; outputs by output name."""
-    from dlhwc.compiler.interpreters.interpreter import (
-        Interpreter,
-        check_inputs,
-        main_function,
-        output_names,
-    )
+    from dlhwc.compiler.functions import main_function, output_names
+    from dlhwc.compiler.interpreters.interpreter import Interpreter, check_inputs
 
     fn = main_function(module)
     by_hint = {b.hint: b.label for b in boundaries if not b.output}
@@ -446,7 +442,8 @@ def verify(
     """Compile ``model_path`` for ``target_name``, run ``inputs`` through every stage and
     compare (see the module docstring)."""
     from dlhwc.compiler.frontend.onnx_importer import load_model
-    from dlhwc.compiler.interpreters.interpreter import main_function, static_batches
+    from dlhwc.compiler.functions import main_function
+    from dlhwc.compiler.interpreters.interpreter import static_batches
     from dlhwc.compiler.passes.quantize import calibrating
     from dlhwc.compiler.pipeline import compile_for_target
 

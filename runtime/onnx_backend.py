@@ -31,13 +31,8 @@ from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupl
 from xdsl.dialects.builtin import ModuleOp
 
 from dlhwc.compiler.frontend.onnx_importer import import_model
-from dlhwc.compiler.interpreters.interpreter import (
-    Interpreter,
-    check_inputs,
-    input_names,
-    main_function,
-    output_names,
-)
+from dlhwc.compiler.functions import input_names, main_function, output_names
+from dlhwc.compiler.interpreters.interpreter import Interpreter, check_inputs
 from dlhwc.dialects import onnx as onnx_d
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlhwc.compiler.interpreters.interpreter import impl
+from dlhwc.compiler.interpreters.registry import impl
 from dlhwc.dialects import eie
 from dlhwc.runtime.eie.arith import exact_matvec, finish
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes

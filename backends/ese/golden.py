@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlhwc.compiler.interpreters.interpreter import impl
+from dlhwc.compiler.interpreters.registry import impl
 from dlhwc.dialects import ese
 from dlhwc.runtime.eie.arith import exact_matvec
 from dlhwc.runtime.ese import arith

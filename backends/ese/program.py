@@ -122,7 +122,7 @@ class _ProgramBuilder(ProgramBuilder):
 
     def prepare(self, steps: list) -> None:
         """Where each tensor crossing to or from an ese.rnn keeps its batch axis."""
-        from dlhwc.compiler.interpreters.interpreter import output_names
+        from dlhwc.compiler.functions import output_names
 
         for value, name in zip(self.returned, output_names(self.fn), strict=True):
             self.out_names.setdefault(value, name)

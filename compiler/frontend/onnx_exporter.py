@@ -290,7 +290,7 @@ class _ModuleExporter:
     """One export: names, nodes and initializers of the ONNX graph of a module's @main."""
 
     def __init__(self, module: ModuleOp, quantize_as: str = "qdq"):
-        from dlhwc.compiler.interpreters.interpreter import main_function
+        from dlhwc.compiler.functions import main_function
 
         self.module = module
         self.quantize_as = quantize_as
@@ -369,7 +369,7 @@ class _ModuleExporter:
     # -- names ----------------------------------------------------------------------------
 
     def _name_values(self) -> None:
-        from dlhwc.compiler.interpreters.interpreter import input_names, output_names
+        from dlhwc.compiler.functions import input_names, output_names
 
         for arg, name in zip(self.block.args, input_names(self.fn), strict=True):
             if not self.value_names.claim(name):
@@ -464,7 +464,7 @@ class _ModuleExporter:
         for value, name in self.output_identities:
             self._add_node("Identity", [self.values[value]], [name], "")
 
-        from dlhwc.compiler.interpreters.interpreter import input_names, output_names
+        from dlhwc.compiler.functions import input_names, output_names
 
         graph_inputs = [
             _value_info(name, arg.type, _dim_params_of(self.fn.arg_attrs, i))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlhwc.compiler.interpreters.interpreter import impl
+from dlhwc.compiler.interpreters.registry import impl
 from dlhwc.dialects import comp
 from dlhwc.spec.fixedpoint import quantize
 

@@ -12,24 +12,13 @@ from typing import Any
 
 import numpy as np
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
+from dlhwc.compiler.functions import input_names, main_function, output_names
+from dlhwc.compiler.interpreters.registry import IMPLS
 from dlhwc.compiler.interpreters.segments import DATA_OPS, Segment, partition, segment_module
 from dlhwc.spec.errors import DlhwcError
-
-Impl = Callable[[Any, list], tuple]
-IMPLS: dict[type[Operation], Impl] = {}
-
-
-def impl(op_class: type[Operation]) -> Callable[[Impl], Impl]:
-    """Register ``fn(op, operand_values) -> result_values`` as ``op_class``'s semantics."""
-
-    def register(fn: Impl) -> Impl:
-        IMPLS[op_class] = fn
-        return fn
-
-    return register
 
 
 def _load_dialect_impls() -> None:
@@ -40,39 +29,6 @@ def _load_dialect_impls() -> None:
     for target in targets().values():
         if target.golden is not None:
             target.golden.load()
-
-
-def main_function(module: ModuleOp) -> func.FuncOp:
-    """The module's `@main` (or its only function)."""
-    funcs = [op for op in module.ops if isinstance(op, func.FuncOp)]
-    for f in funcs:
-        if f.sym_name.data == "main":
-            return f
-    if len(funcs) == 1:
-        return funcs[0]
-    raise DlhwcError("the module has no @main function")
-
-
-def input_names(fn: func.FuncOp) -> list[str]:
-    """The ONNX names of the function's arguments (`onnx.name`), else arg0, arg1, ..."""
-    return _names(fn.arg_attrs, len(fn.body.block.args), "arg")
-
-
-def output_names(fn: func.FuncOp) -> list[str]:
-    """The ONNX names of the function's results."""
-    return _names(fn.res_attrs, len(fn.function_type.outputs.data), "result")
-
-
-def _names(attrs: ArrayAttr | None, count: int, prefix: str) -> list[str]:
-    names = []
-    for i in range(count):
-        name = None
-        if attrs is not None and i < len(attrs.data):
-            entry = attrs.data[i].data.get("onnx.name")
-            if isinstance(entry, StringAttr):
-                name = entry.data
-        names.append(name or f"{prefix}{i}")
-    return names
 
 
 def check_inputs(

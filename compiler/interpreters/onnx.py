@@ -13,8 +13,7 @@ import numpy as np
 
 import dlhwc.compiler.interpreters.onnx_ops  # noqa: F401 - registers kernels
 import dlhwc.compiler.interpreters.onnx_rnn  # noqa: F401 - registers kernels
-from dlhwc.compiler.interpreters.interpreter import IMPLS, impl
-from dlhwc.compiler.interpreters.registry import KERNELS
+from dlhwc.compiler.interpreters.registry import IMPLS, KERNELS, impl
 from dlhwc.dialects import onnx as onnx_d
 
 

@@ -195,12 +195,8 @@ class QuantizePass(ModulePass):
     def _calibration_inputs(self, module: ModuleOp) -> tuple[func.FuncOp, list[list[np.ndarray]]]:
         """@main and its calibration arguments, checked: one argument list per chunk
         (a model with a static batch runs the samples in chunks of that batch)."""
-        from dlhwc.compiler.interpreters.interpreter import (
-            check_inputs,
-            input_names,
-            main_function,
-            static_batches,
-        )
+        from dlhwc.compiler.functions import input_names, main_function
+        from dlhwc.compiler.interpreters.interpreter import check_inputs, static_batches
         from dlhwc.spec.fileio import load_arrays
 
         fn = main_function(module)

@@ -148,7 +148,8 @@ class RetrainPass(ModulePass):
         graph.write_back()
 
     def _load(self, fn: func.FuncOp) -> tuple[list[np.ndarray], list, np.ndarray]:
-        from dlhwc.compiler.interpreters.interpreter import check_inputs, input_names
+        from dlhwc.compiler.functions import input_names
+        from dlhwc.compiler.interpreters.interpreter import check_inputs
         from dlhwc.spec.fileio import load_arrays
 
         def error(reason: str) -> DlhwcError:

@@ -12,7 +12,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from dlhwc.compiler.frontend.onnx_exporter import export_module
 from dlhwc.compiler.frontend.onnx_importer import import_model
-from dlhwc.compiler.interpreters.interpreter import main_function, run_module
+from dlhwc.compiler.functions import main_function
+from dlhwc.compiler.interpreters.interpreter import run_module
 from dlhwc.compiler.irio import module_to_string, parse_module
 from dlhwc.compiler.passes.retrain import RetrainPass, _Graph, _trainable_sources
 from dlhwc.compiler.passes.weights import find_weights

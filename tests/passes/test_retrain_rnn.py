@@ -13,11 +13,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.functions import main_function
 from dlhwc.compiler.interpreters.interpreter import (
     Interpreter,
     check_inputs,
     evaluate_op,
-    main_function,
     run_module,
 )
 from dlhwc.compiler.irio import module_to_string

@@ -21,12 +21,8 @@ from onnx import TensorProto, helper
 import dlhwc.runtime.eie.sim as sim_module
 from dlhwc.compiler.cli import main
 from dlhwc.compiler.frontend.onnx_importer import import_file
-from dlhwc.compiler.interpreters.interpreter import (
-    input_names,
-    main_function,
-    run_function,
-    run_module,
-)
+from dlhwc.compiler.functions import input_names, main_function
+from dlhwc.compiler.interpreters.interpreter import run_function, run_module
 from dlhwc.compiler.pipeline import compile_for_target
 from dlhwc.compiler.plugins import available_passes
 from dlhwc.runtime.eie.sim import Simulator, Stats, _fifo_recurrence, static_report

@@ -37,10 +37,10 @@ import pytest
 from onnx import helper, numpy_helper
 
 from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.functions import main_function
 from dlhwc.compiler.interpreters.interpreter import (
     check_inputs,
     evaluate_op,
-    main_function,
     run_function,
     run_module,
 )

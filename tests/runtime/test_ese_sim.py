@@ -20,9 +20,10 @@ from onnx import TensorProto, helper, numpy_helper
 
 import dlhwc.runtime.ese.sim as sim_module
 from dlhwc.backends.docs import readme_path, updated
-from dlhwc.backends.ese import target as ese_target
+from dlhwc.backends.ese.target import TARGET as ese_target
 from dlhwc.compiler.cli import main
-from dlhwc.compiler.interpreters.interpreter import main_function, run_function
+from dlhwc.compiler.functions import main_function
+from dlhwc.compiler.interpreters.interpreter import run_function
 from dlhwc.compiler.pipeline import compile_for_target
 from dlhwc.compiler.plugins import available_passes
 from dlhwc.runtime.ese.sim import Simulator, Stats, _CostModel, static_report
@@ -164,7 +165,7 @@ def _compile(model: Path, feeds, pipeline: str | None = None, hw: str | None = N
 
 def _golden(module, inputs: dict[str, np.ndarray]):
     """The golden model's run: (values by name hint, outputs by output name)."""
-    from dlhwc.compiler.interpreters.interpreter import input_names, output_names
+    from dlhwc.compiler.functions import input_names, output_names
 
     fn = main_function(module)
     values: dict[str, np.ndarray] = {}

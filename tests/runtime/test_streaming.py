@@ -7,8 +7,9 @@ from onnx import TensorProto, helper
 
 import dlhwc.compiler.interpreters.batching as batching
 from dlhwc.compiler.frontend.onnx_importer import import_file, import_model
+from dlhwc.compiler.functions import main_function
 from dlhwc.compiler.interpreters.batching import rowwise
-from dlhwc.compiler.interpreters.interpreter import main_function, run_module
+from dlhwc.compiler.interpreters.interpreter import run_module
 from dlhwc.runtime.eie.sim import Simulator
 from tests.runtime.test_eie_sim import CALIB, MLP, TEST, _compile
 
