@@ -238,3 +238,65 @@ def test_every_shift_and_a_wide_accumulator(shift, tmp_path):
     x = rng.normal(0, 2, (9, 6)).astype(np.float32)
     sim_out, _ = Simulator(container).run({"x": x})
     np.testing.assert_array_equal(eie_exec.run(container, {"x": x})["y"], sim_out["y"])
+
+
+# -- ESE ---------------------------------------------------------------------------------------
+
+
+def _ese_agree(model: Path, feeds: dict, pipeline=None, hw=None) -> Container:
+    from dlhwc.runtime.ese.sim import Simulator as EseSimulator
+    from tests.oracle import ese_exec
+    from tests.runtime.test_ese_sim import _compile as compile_ese
+
+    module, container = compile_ese(model, feeds, pipeline, hw)
+    sim_out, _ = EseSimulator(container).run(feeds)
+    oracle_out = ese_exec.run(container, feeds)
+    golden_out = run_module(module, feeds)
+    assert sorted(sim_out) == sorted(oracle_out)
+    for key, value in sim_out.items():
+        np.testing.assert_array_equal(oracle_out[key], value, err_msg=f"oracle vs sim, {key}")
+        np.testing.assert_array_equal(golden_out[key], value, err_msg=f"golden vs sim, {key}")
+    return container
+
+
+def _ese_cases():
+    from tests.runtime.test_ese_sim import CASES
+
+    return sorted(CASES)
+
+
+@pytest.mark.parametrize("case", _ese_cases())
+def test_ese_random_models(case, tmp_path):
+    from tests.runtime.test_ese_sim import CASES, _rnn_model
+
+    model, feeds = _rnn_model(tmp_path / "m.onnx", seed=len(case), **CASES[case])
+    _ese_agree(model, feeds)
+
+
+@pytest.mark.parametrize("op,lbr", [("LSTM", 0), ("GRU", 0), ("GRU", 1), ("RNN", 0)])
+def test_ese_column_blocks_and_saturation(op, lbr, tmp_path):
+    from tests.runtime.test_ese_sim import TINY_HW, _rnn_model
+
+    model, feeds = _rnn_model(
+        tmp_path / "m.onnx", op, "bidirectional", hidden=11, inp=9, lens=[7, 3, 0, 5],
+        lbr=lbr, peepholes=op == "LSTM", scale=1.5,
+    )  # fmt: skip
+    container = _ese_agree(model, feeds, "prune{sparsity=0.6}", TINY_HW)
+    assert not container.header["resident"]
+    # Calibrated on the inputs, run on ten times them: states saturate.
+    module_feeds = {k: (10 * v if v.dtype.kind == "f" else v) for k, v in feeds.items()}
+    from dlhwc.runtime.ese.sim import Simulator as EseSimulator
+    from tests.oracle import ese_exec
+
+    sim_out, _ = EseSimulator(container).run(module_feeds)
+    oracle_out = ese_exec.run(container, module_feeds)
+    for key, value in sim_out.items():
+        np.testing.assert_array_equal(oracle_out[key], value, err_msg=key)
+
+
+def test_ese_digits_lstm(tmp_path):
+    from tests.runtime.test_ese_sim import DIGITS, LSTM
+
+    model = tmp_path / "digits_lstm.onnx"
+    model.write_bytes(LSTM.read_bytes())
+    _ese_agree(model, {"input": np.load(DIGITS)["input"][:20]})
