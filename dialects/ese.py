@@ -13,9 +13,9 @@ initial_h, initial_c, P; `onnx.NoValue` for an omitted one), with W and R quanti
     lut_in_frac          gate pre-activations and table inputs: fixed<16, lut_in_frac>
     lut_segments         pieces of each sigmoid/tanh table
 
-Semantics: runtime/ese/arith.py (one step of each cell on codes) iterated over time as
-ONNX defines (backends/ese/golden.py): the fixed-point golden model the simulator
-must match bit for bit.
+Semantics: the fixed-point golden model (backends/ese/golden.py), one step of each cell
+on codes as the ISA defines it (spec/ese/isa.py), iterated over time as ONNX defines;
+the simulator must match it bit for bit.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from xdsl.utils.exceptions import VerifyException
 
 from dlhwc.dialects.comp import FixedAttr, WeightOp
 from dlhwc.dialects.onnx import NoneType, print_name_loc
-from dlhwc.runtime.ese.arith import HARDWARE_ACTIVATIONS
+from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS
 from dlhwc.spec.fixedpoint import FixedFormat
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}

@@ -17,9 +17,9 @@ from dlhwc.dialects import comp, ese
 from dlhwc.dialects import onnx as onnx_d
 from dlhwc.dialects.comp import value_format
 from dlhwc.dialects.onnx import HOST_REASON
-from dlhwc.runtime.ese.arith import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
 from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for
 
 _RNN_OPS = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)

@@ -21,8 +21,9 @@ One `ese.rnn` (layer i) becomes, with ISA spec/ese/isa.py:
 The bracketed loads are in the body when the weights are not resident: every step
 reloads them (and the simulator counts it).
 
-Weights: W and R of each direction hold the codes of `layer_constants` (the golden
-model's, backends/ese/golden.py), encoded with spec/encoding.encode_sparse over
+Weights: W and R of each direction hold the codes of `layer_constants` (the IR's
+`comp.weight`s at their fixed-point formats; computed here, not taken from the golden
+model, so that the golden model checks them), encoded with spec/encoding.encode_sparse over
 the PEs (row i on PE i mod N); a GRU with linear_before_reset = 0 has R split into its z
 and r rows (matrix R) and its h rows (matrix Rh), because the h rows multiply r * h,
 which exists only after the reset gate. An entry is a uint16: the weight's 12-bit two's
@@ -42,7 +43,7 @@ the model has -1 in its symbol's shape; the loop runs over the T the data has.
 The header's layer table, per layer:
 
     name, kind (LSTM|GRU|RNN), direction, dirs, hidden, input, gates, layout,
-    formats {fx, fh, fw, fr, fl, fc, fp} (fraction bits: runtime/ese/arith.CellFormats),
+    formats {fx, fh, fw, fr, fl, fc, fp} (fraction bits, backends/ese/README.md),
     weight_bits [W, R], clip (code at frac fl, or null), activations (one list per
     direction), input_forget, linear_before_reset, lut_segments, peepholes, rb_h,
     nonzeros, matrices [{dir, mat, rows, cols, nonzeros, entries, fillers,
@@ -61,7 +62,6 @@ import numpy as np
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Block, SSAValue
 
-from dlhwc.backends.ese.golden import layer_constants
 from dlhwc.backends.program import (
     DATA_OPS,
     ProgramBuilder,
@@ -70,18 +70,73 @@ from dlhwc.backends.program import (
     stream_order,
 )
 from dlhwc.dialects import ese
-from dlhwc.runtime.ese.arith import HARDWARE_ACTIVATIONS
 from dlhwc.spec.container import Container
 from dlhwc.spec.encoding import encode_sparse
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
 from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
-from dlhwc.spec.fixedpoint import FixedFormat
+from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS, build_lut
+from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, to_codes
 
 LENGTH_FORMAT = FixedFormat(32, 0)
 """Sequence lengths on chip: integers."""
 
 _RESULTS = ("Y", "Y_h", "Y_c")
+
+
+def layer_constants(op: ese.RNNOp) -> dict:
+    """What the container holds of one `ese.rnn`, as codes: weights, biases, peepholes,
+    clip, the fraction bits of its formats and its tables.
+
+    W and R are the `comp.weight`s at their formats (fixed<12, fw>, fixed<12, fr>). The
+    two ONNX biases are summed and quantized at frac fl (fixed<32, fl>), except GRU's
+    Rb_h with linear_before_reset = 1, which stays apart (it is added inside the reset
+    gate's product). Peepholes are fixed<16, fp> with fp the most fraction bits (at most
+    15) that hold the largest of them. clip is a code at frac fl.
+    """
+    gates, hidden = op.gates, op.hidden_size.value.data
+    w_op, r_op = op.operand(1).owner, op.operand(2).owner
+    fw, fr = w_op.fixed_format, r_op.fixed_format
+    fl = op.lut_in_frac.value.data
+    dirs = op.num_directions
+    bias = np.zeros((dirs, 2 * gates * hidden), dtype=np.float64)
+    if op.operand(3) is not None:
+        bias = _value(op.operand(3)).astype(np.float64).reshape(dirs, 2 * gates * hidden)
+    wb, rb = bias[:, : gates * hidden], bias[:, gates * hidden :]
+    gru_h = slice(2 * hidden, 3 * hidden)
+    if op.kind.data == "GRU" and op.linear_before_reset.value.data:
+        combined = wb.copy()
+        combined[:, : gru_h.start] += rb[:, : gru_h.start]
+        rb_h = to_codes(rb[:, gru_h], FixedFormat(32, fl))
+    else:
+        combined, rb_h = wb + rb, None
+    peep = None
+    fp = 15
+    if op.kind.data == "LSTM" and op.operand(7) is not None:
+        p = _value(op.operand(7)).reshape(dirs, 3 * hidden)
+        fp = min(frac_bits_for(float(np.max(np.abs(p))) if p.size else 0.0, 16), 15)
+        peep = to_codes(p, FixedFormat(16, fp))
+    clip = op.clip.value.data if op.clip is not None else None
+    formats = {
+        "fx": op.x_format.format.frac, "fh": op.h_format.format.frac, "fw": fw.frac,
+        "fr": fr.frac, "fl": fl, "fc": op.cell_frac.value.data, "fp": fp,
+    }  # fmt: skip
+    segments = op.lut_segments.value.data
+    return {
+        "W": to_codes(w_op.dense(), fw).reshape(dirs, gates * hidden, -1),
+        "R": to_codes(r_op.dense(), fr).reshape(dirs, gates * hidden, hidden),
+        "bias": to_codes(combined, FixedFormat(32, fl)),
+        "rb_h": rb_h,
+        "peep": peep,
+        "clip": None if clip is None else int(to_codes(np.array(clip), FixedFormat(16, fl))),
+        "formats": formats,
+        "luts": {name: build_lut(name, fl, segments) for name in ("Sigmoid", "Tanh")},
+    }
+
+
+def _value(v) -> np.ndarray:
+    owner = v.owner
+    return owner.dense() if hasattr(owner, "dense") else np.asarray(owner.to_array())
 
 
 def _operand_format(op, index: int) -> FixedFormat | None:
@@ -379,10 +434,7 @@ class _ProgramBuilder(ProgramBuilder):
             "input": int(k["W"].shape[-1]),
             "gates": op.gates,
             "layout": op.layout.value.data,
-            "formats": {
-                "fx": f.fx, "fh": f.fh, "fw": f.fw, "fr": f.fr, "fl": f.fl, "fc": f.fc,
-                "fp": f.fp,
-            },
+            "formats": f,
             "weight_bits": [w_fmt.bits, r_fmt.bits],
             "clip": k["clip"],
             "activations": [acts[d * per_dir : (d + 1) * per_dir] for d in range(dirs)],

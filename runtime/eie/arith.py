@@ -1,8 +1,10 @@
-"""EIE's fixed-point arithmetic, as written in the ISA's `spmv` pseudo-code.
+"""The EIE simulator's fixed-point arithmetic, as written in the ISA's `spmv` pseudo-code.
 
-Shared by the golden model (backends/eie/golden.py) and the simulator
-(runtime/eie/sim.py): each computes the accumulator its own way (a dense product of
-the IR's weight codes, or the decoded PE streams of the container), then finishes it here.
+The simulator (runtime/eie/sim.py) computes the accumulator from the decoded PE streams
+of the container and finishes it here. The golden model (backends/eie/golden.py) and
+the test oracle (tests/oracle/eie_exec.py) write the same rules again on their own, so
+that a slip here shows as a difference (backends/eie/README.md, "What is shared on
+purpose").
 """
 
 from __future__ import annotations
@@ -10,20 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from dlhwc.spec.fixedpoint import saturate, shift_round
-
-
-def exact_matvec(weight_codes: np.ndarray, act_codes: np.ndarray) -> np.ndarray:
-    """acc[b, r] = sum_c W[r, c] * a[b, c], exactly, as int64.
-
-    A float64 product is exact while no partial sum can reach 2^53 (16-bit codes over
-    fewer than 2^22 columns); wider codes or longer rows take an int64 product.
-    """
-    w_max = int(np.abs(weight_codes).max(initial=0))
-    a_max = int(np.abs(act_codes).max(initial=0))
-    if w_max * a_max * max(weight_codes.shape[1], 1) < 1 << 53:
-        acc = act_codes.astype(np.float64) @ weight_codes.astype(np.float64).T
-        return acc.astype(np.int64)
-    return act_codes.astype(np.int64) @ weight_codes.astype(np.int64).T
 
 
 def finish(
@@ -51,8 +39,17 @@ def finish_counted(
     anyway does not count)."""
     if bias is not None:
         acc = acc + bias
-    exact = shift_round(acc, shift)
-    y = saturate(shift_round(saturate(acc, acc_bits), shift), act_bits)
+    if shift < 0:
+        # A left shift of a sum beyond the output's range saturates whatever its size;
+        # bounding it first keeps the shifted value inside int64 (62-bit accumulators,
+        # shifts up to 32).
+        bound = 1 << act_bits
+        exact = shift_round(np.clip(acc, -bound, bound), shift)
+        acc = np.clip(saturate(acc, acc_bits), -bound, bound)
+    else:
+        exact = shift_round(acc, shift)
+        acc = saturate(acc, acc_bits)
+    y = saturate(shift_round(acc, shift), act_bits)
     if relu:
         y = np.maximum(y, 0)
         exact = np.maximum(exact, 0)

@@ -1,8 +1,11 @@
-"""ESE's fixed-point arithmetic: piecewise-linear activation tables and the gate math.
+"""The ESE simulator's fixed-point arithmetic: table evaluation and the gate math.
 
-Shared by the golden model (backends/ese/golden.py) and the simulator: each
-computes the sparse matrix x vector products its own way (dense products of the IR's
-weight codes, or the decoded PE streams of the container) and finishes a time step here.
+The simulator (runtime/ese/sim.py) computes the sparse matrix x vector products from
+the decoded PE streams of the container and finishes a time step here. The golden model
+(backends/ese/golden.py) writes the same arithmetic again, from the ISA's pseudo-code
+(spec/ese/isa.py, backends/ese/README.md), without importing this file: the two agree bit
+for bit only if both follow the specification. The table contents themselves are
+machine definition, shared on purpose (spec/ese/lut.py).
 
 Formats (spec/fixedpoint.py; every rounding is half to even, every result saturates):
 
@@ -20,10 +23,9 @@ A gate's pre-activation is
 with b the sum of ONNX's two biases, quantized at frac fl; with `clip`, p is clamped to
 [-clip, clip] before the activation.
 
-Activation tables (the hardware's LUT units): a function f is approximated on the input
-range [-2^(15-fl), 2^(15-fl)) by `segments` equal pieces (a power of two, so the segment
-index is the top bits of the code); segment s holds the chord of f between its ends,
-y = slope_s * x + icpt_s, slope as a fixed<32, 16> code and icpt as a fixed<32, 15> code:
+Activation tables (the hardware's LUT units, contents in spec/ese/lut.py): segment s of
+a table holds y = slope_s * x + icpt_s, slope as a fixed<32, 16> code and icpt as a
+fixed<32, 15> code:
 
     y = sat16( rnd(slope_s * x_code >> (16 + fl - 15)) + icpt_s )        (frac 15)
 
@@ -41,77 +43,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlhwc.spec.fixedpoint import FixedFormat, saturate, shift_round, to_codes
-
-ACT_FRAC = 15  # sigmoid/tanh outputs
-SLOPE_FRAC = 16
+from dlhwc.spec.ese.lut import ACT_FRAC, LUT_FUNCTIONS, SLOPE_FRAC, Lut, gate_frac
+from dlhwc.spec.fixedpoint import saturate, shift_round
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-LUT_FUNCTIONS = {"Sigmoid": _sigmoid, "Tanh": np.tanh}
-HARDWARE_ACTIVATIONS = ("Sigmoid", "Tanh", "Relu")
-
-
-@dataclass(frozen=True)
-class Lut:
-    """A piecewise-linear table of one function over fixed<16, in_frac> inputs."""
-
-    function: str
-    in_frac: int
-    segments: int
-    slopes: np.ndarray  # int64 [segments], frac SLOPE_FRAC
-    intercepts: np.ndarray  # int64 [segments], frac ACT_FRAC
-
-    @property
-    def segment_shift(self) -> int:
-        return 16 - int(np.log2(self.segments))
-
-    def __call__(self, x_codes: np.ndarray) -> np.ndarray:
-        """Activation codes (frac 15) of pre-activation codes (frac in_frac)."""
-        x = np.clip(np.asarray(x_codes, dtype=np.int64), -(1 << 15), (1 << 15) - 1)
-        seg = (x + (1 << 15)) >> self.segment_shift
-        prod = self.slopes[seg] * x
-        y = shift_round(prod, SLOPE_FRAC + self.in_frac - ACT_FRAC) + self.intercepts[seg]
-        return saturate(y, 16)
-
-
-def build_lut(function: str, in_frac: int, segments: int) -> Lut:
-    """The chord table of ``function`` ("Sigmoid" or "Tanh") with ``segments`` pieces."""
-    if function not in LUT_FUNCTIONS:
-        raise ValueError(f"no activation table for {function}")
-    if segments < 1 or segments & (segments - 1) or segments > 1 << 16:
-        raise ValueError(f"segments must be a power of two in 1..65536, not {segments}")
-    f = LUT_FUNCTIONS[function]
-    width = (1 << 16) // segments  # codes per segment
-    starts = -(1 << 15) + width * np.arange(segments)
-    x0 = starts / 2.0**in_frac
-    x1 = (starts + width) / 2.0**in_frac
-    slope = (f(x1) - f(x0)) / (x1 - x0)
-    icpt = f(x0) - slope * x0
-    return Lut(
-        function,
-        in_frac,
-        segments,
-        to_codes(slope, FixedFormat(32, SLOPE_FRAC)),
-        to_codes(icpt, FixedFormat(32, ACT_FRAC)),
-    )
+def lut_eval(lut: Lut, x_codes: np.ndarray) -> np.ndarray:
+    """Activation codes (frac 15) of pre-activation codes (frac lut.in_frac): the
+    segment's slope times the code, rounded to frac 15, plus its intercept, saturated."""
+    x = np.clip(np.asarray(x_codes, dtype=np.int64), -(1 << 15), (1 << 15) - 1)
+    seg = (x + (1 << 15)) >> lut.segment_shift
+    prod = lut.slopes[seg] * x
+    y = shift_round(prod, SLOPE_FRAC + lut.in_frac - ACT_FRAC) + lut.intercepts[seg]
+    return saturate(y, 16)
 
 
 def lut_error(lut: Lut) -> float:
     """The largest |table(x) - f(x)| over every 16-bit input code x."""
     codes = np.arange(-(1 << 15), 1 << 15, dtype=np.int64)
     exact = LUT_FUNCTIONS[lut.function](codes / 2.0**lut.in_frac)
-    return float(np.max(np.abs(lut(codes) / 2.0**ACT_FRAC - exact)))
-
-
-def gate_frac(name: str, in_frac: int) -> int:
-    """The fraction bits a gate activation ``name`` is held at inside LSTM and GRU cells:
-    15 for the tables' outputs (|a| < 1), ``in_frac`` for Relu (exact, and not bounded by 1).
-    """
-    return ACT_FRAC if name in LUT_FUNCTIONS else in_frac
+    return float(np.max(np.abs(lut_eval(lut, codes) / 2.0**ACT_FRAC - exact)))
 
 
 def activation(
@@ -126,7 +76,7 @@ def activation(
     """
     if name == "Relu":
         return saturate(shift_round(np.maximum(pre, 0), in_frac - out_frac), 16)
-    return saturate(shift_round(luts[name](pre), ACT_FRAC - out_frac), 16)
+    return saturate(shift_round(lut_eval(luts[name], pre), ACT_FRAC - out_frac), 16)
 
 
 def align(acc: np.ndarray, frac: int, to_frac: int) -> np.ndarray:

@@ -66,6 +66,7 @@ from dlhwc.spec.container import Container
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
 from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
+from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS, Lut, gate_frac
 from dlhwc.spec.fixedpoint import from_codes, saturate, to_codes
 
 DENSE_LIMIT = 1 << 24
@@ -274,7 +275,7 @@ class Simulator(Program):
                     raise ValueError(f"layer {i}: kind {kind} with {dirs} directions")
                 acts = tuple(tuple(str(a) for a in per_dir) for per_dir in e["activations"])
                 if len(acts) != dirs or any(
-                    a not in arith.HARDWARE_ACTIVATIONS for per in acts for a in per
+                    a not in HARDWARE_ACTIVATIONS for per in acts for a in per
                 ):
                     raise ValueError(f"layer {i}: bad activations {e['activations']}")
                 matrices = {}
@@ -511,7 +512,7 @@ class Simulator(Program):
             luts = {}
             for fn in TABLES:
                 table = sections[f"L{i}.lut.{fn}"].astype(np.int64)
-                luts[fn] = arith.Lut(fn, fl, lay.lut_segments, table[0], table[1])
+                luts[fn] = Lut(fn, fl, lay.lut_segments, table[0], table[1])
             self._cells[layer] = {
                 "bias": sections[f"L{i}.bias"].astype(np.int64),
                 "rb_h": sections[f"L{i}.rb_h"].astype(np.int64) if lay.rb_h else None,
@@ -795,7 +796,7 @@ class _Machine:
         rows = slice(hh, 2 * hh)
         p = arith.pre_activation(wx[:, rows], rh[:, rows], bias[rows], f, lay.clip)
         name = lay.activations[d][0]
-        frac = arith.gate_frac(name, f.fl)
+        frac = gate_frac(name, f.fl)
         r = arith.activation(name, p, luts, f.fl, frac)
         loop.rh = saturate(arith.mul(r, frac, loop.h, f.fh, f.fh), 16)
 

@@ -21,13 +21,16 @@ The machine state the instructions act on (per input sequence, i.e. per batch ro
   a filler is w = 0, z = 15); there is no codebook;
 - the element-wise units: the layer direction's biases b (frac fl, ONNX's two biases
   summed), GRU's Rb_h, LSTM's peepholes, the sigmoid and tanh tables
-  (runtime/ese/arith.py), the state h (and LSTM's c) of the running sequence, and
+  (spec/ese/lut.py), the state h (and LSTM's c) of the running sequence, and
   GRU's reset-gate product rh;
 - the loop state of the running `seq`: its step s, the row's time index t, x_t.
 
-All arithmetic is on integer codes, as runtime/ese/arith.py defines it (the golden
-model, backends/ese/golden.py, uses the same functions): products are exact integer
-sums, `cell` rounds them to the pre-activation format fl and finishes one step.
+All arithmetic is on integer codes, as the `gates` pseudo-code below and the guide's
+"Step arithmetic" (backends/ese/README.md) define it: the step functions `cell` names
+(lstm_step, gru_step, rnn_step) are written out there; the simulator implements them
+in runtime/ese/arith.py, the golden model again in backends/ese/golden.py. Products are
+exact integer sums, `cell` rounds them to the pre-activation format fl and finishes one
+step.
 """
 
 from dlhwc.spec.isa import IsaTable

@@ -53,6 +53,7 @@ from dlhwc.dialects import ese
 from dlhwc.dialects import onnx as onnx_d
 from dlhwc.runtime.ese import arith
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.lut import LUT_FUNCTIONS, build_lut
 from tests.interpreters.test_onnx_rnn import BACKEND_CASES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +80,9 @@ CONFIG = ESEConfig()
 
 def table_error(function: str, config: ESEConfig = CONFIG) -> float:
     """A table's worst error, including inputs beyond its range (clamped to the edge)."""
-    lut = arith.build_lut(function, config.lut_in_frac, config.lut_segments)
+    lut = build_lut(function, config.lut_in_frac, config.lut_segments)
     edge = 2.0 ** (15 - config.lut_in_frac)
-    beyond = 1.0 - float(arith.LUT_FUNCTIONS[function](np.array(edge)))
+    beyond = 1.0 - float(LUT_FUNCTIONS[function](np.array(edge)))
     return max(arith.lut_error(lut), beyond)
 
 
@@ -192,13 +193,13 @@ def arithmetic_errors(module, feeds: dict) -> list[tuple[int, float]]:
 
 def test_table_errors_of_the_default_machine():
     # The figures config.py and the README quote.
-    assert arith.lut_error(arith.build_lut("Sigmoid", 12, 128)) == pytest.approx(2.2e-4, rel=0.05)
-    assert arith.lut_error(arith.build_lut("Tanh", 12, 128)) == pytest.approx(1.51e-3, rel=0.01)
+    assert arith.lut_error(build_lut("Sigmoid", 12, 128)) == pytest.approx(2.2e-4, rel=0.05)
+    assert arith.lut_error(build_lut("Tanh", 12, 128)) == pytest.approx(1.51e-3, rel=0.01)
     assert bound(1) == pytest.approx(3.02e-3, rel=0.01)
 
 
 def test_tables_converge_with_more_segments():
-    errors = [arith.lut_error(arith.build_lut("Tanh", 12, s)) for s in (32, 64, 128, 256)]
+    errors = [arith.lut_error(build_lut("Tanh", 12, s)) for s in (32, 64, 128, 256)]
     # A chord's error falls with the square of the segment width.
     for coarse, fine in zip(errors, errors[1:], strict=False):
         assert 3.5 < coarse / fine < 4.5
@@ -347,7 +348,7 @@ def _formats(fl=12) -> arith.CellFormats:
 
 def test_input_forget_is_exactly_one_minus_i():
     f = _formats()
-    luts = {n: arith.build_lut(n, f.fl, 128) for n in arith.LUT_FUNCTIONS}
+    luts = {n: build_lut(n, f.fl, 128) for n in LUT_FUNCTIONS}
     hidden = 4
     # Zero products and biases: every gate sees p = 0; c_prev = 1.0.
     zeros = np.zeros((1, 4 * hidden), np.int64)
@@ -364,7 +365,7 @@ def test_input_forget_is_exactly_one_minus_i():
 def test_relu_gates_are_not_bounded_by_one():
     # A Relu gate of 2.0 must act as 2.0: held at the pre-activation frac, not at 15.
     f = _formats()
-    luts = {n: arith.build_lut(n, f.fl, 128) for n in arith.LUT_FUNCTIONS}
+    luts = {n: build_lut(n, f.fl, 128) for n in LUT_FUNCTIONS}
     hidden = 2
     two = 2 << f.fl
     bias = np.array([two] * 4 * hidden, np.int64)  # i, o, f, c pre-activations all 2.0
@@ -480,7 +481,7 @@ def test_layer_constants_hold_the_weight_codes(tmp_path):
     feeds = run_time_inputs(node, inputs)
     module = lower(one_node_model(node, inputs, expected), feeds, tmp_path)
     (op,) = ese_ops(module)
-    from dlhwc.backends.ese.golden import layer_constants
+    from dlhwc.backends.ese.program import layer_constants
 
     k = layer_constants(op)
     w = op.operand(1).owner

@@ -367,7 +367,7 @@ def test_cli_compile_for_ese(tmp_path, capsys, digits):
 def test_entries_pack_weight_and_index_in_16_bits(tmp_path):
     model, feeds = _rnn_model(tmp_path / "m.onnx", "RNN", hidden=8, inp=6)
     module, container = _compile(model, feeds)
-    from dlhwc.backends.ese.golden import layer_constants
+    from dlhwc.backends.ese.program import layer_constants
 
     op = next(o for o in main_function(module).body.block.ops if o.name == "ese.rnn")
     codes = layer_constants(op)["W"][0]
