@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import math
 import struct
@@ -443,3 +444,20 @@ def read_header(container: Container, **context) -> Header:
     ``context`` reaches every record's check: ``num_pes`` makes the column blocks'
     per-PE counts checked against the machine."""
     return Header.from_json(container.header, "header", {"target": container.target, **context})
+
+
+def header_markdown(target: str, heading: str = "###") -> str:
+    """The reference of ``target``'s container header, generated from the records: the
+    header's fields (`Envelope`'s and `Header`'s, with the target's layer record), then
+    each record they hold with its description and fields."""
+    context = {"target": target}
+    head, envelope = Header.markdown(context), Envelope.markdown(context)
+    lines = head.splitlines()[:2] + envelope.splitlines()[2:] + head.splitlines()[2:]
+    out = [f"{heading} The header", "", *lines, ""]
+    for record in [*Envelope.nested(context)[1:], *Header.nested(context)[1:]]:
+        doc = " ".join(inspect.cleandoc(record.__doc__ or "").split())
+        if issubclass(record, Layer) and record is not Layer:
+            common = ", ".join(f"`{f.name}`" for f in dataclasses.fields(Layer))
+            doc += f" Its first fields, {common}, are those every layer record has (`Layer`)."
+        out += [f"{heading} `{record.doc_name()}`", "", doc, "", record.markdown(context)]
+    return "\n".join(out).rstrip() + "\n"

@@ -136,9 +136,9 @@ class Record:
         for f in dataclasses.fields(cls):
             doc = " ".join(f.metadata.get("doc", "").split())
             if f.metadata.get("omit"):
-                doc += f" Left out when {_dump_text(_default(f))}."
+                doc += f"; left out when {_dump_text(_default(f))}"
             elif f.default is not MISSING or f.default_factory is not MISSING:
-                doc += f" Optional (default {_dump_text(_default(f))})."
+                doc += f"; optional, default {_dump_text(_default(f))}"
             kind = _type_text(hints[f.name], f.metadata, context or {}).replace("|", "\\|")
             rows.append(f"| `{f.name}` | {kind} | {doc.replace('|', chr(92) + '|')} |")
         return "\n".join(rows) + "\n"

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.container import EIELayer
+
+LAYER_RECORD = EIELayer
+"""The record of one layer in the container header (spec/eie/container.py)."""
 
 
 def load_config(hw: str | None) -> EIEConfig:

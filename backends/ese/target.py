@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.container import ESELayer
+
+LAYER_RECORD = ESELayer
+"""The record of one layer in the container header (spec/ese/container.py)."""
 
 
 def load_config(hw: str | None) -> ESEConfig:
