@@ -15,23 +15,23 @@ and its part of the header. Everything else is here:
   (spec/encoding.py), with the entry packing a parameter (EIE: codebook index and z
   in 8 bits; ESE: 12-bit weight and z in 16 bits);
 - the header fields every container has: producer, hw, symbols, host_segments,
-  placement (spec/container.py).
+  placement, summary.
 
-The symbol table entry is {name, kind, shape, format}, plus `batch_axis` when the
-batch is not the first axis of the host tensor (an ONNX LSTM's X [seq, batch, input])
-and `dtype` when the host tensor is not float32 (sequence lengths, int32). A program
-input that carries no batch (a scalar, a weight fed as an input, a tensor only the host
-reads whose batch axis cannot be told) has `batch_axis` null and its whole shape: it is
-passed to the host as it is (see `input_batch_axis`). Kinds are
-input, output, transfer (host <-> accelerator within the program) and constant (a
-tensor of the model fed to the accelerator, e.g. an initial state; its host values, the
-whole tensor with its batch axis, are the section named by the entry's `section`).
+The header is built from its typed records (spec/container.py: `Header`, `Symbol`,
+`HostSegment`, `Placement`, `Summary`; the target's layer record in
+spec/<target>/container.py) and written as their JSON. A symbol's `batch_axis` is not 0
+when the batch is not the first axis of the host tensor (an ONNX LSTM's X [seq, batch,
+input]) and null for a program input that carries no batch (a scalar, a weight fed as an
+input, a tensor only the host reads whose batch axis cannot be told): it is passed to the
+host as it is (see `host_batch_axis`). Kinds are input, output, transfer (host <->
+accelerator within the program) and constant (a tensor of the model fed to the
+accelerator, e.g. an initial state; its host values, the whole tensor with its batch
+axis, are the section named by the symbol's `section`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects import func
@@ -44,7 +44,7 @@ from dlhwc.compiler.interpreters.segments import DATA_OPS, Segment, partition, s
 from dlhwc.dialects import comp
 from dlhwc.dialects import onnx as onnx_d
 from dlhwc.dialects.onnx import HOST_REASON
-from dlhwc.spec.container import Container
+from dlhwc.spec.container import Container, Header, HostSegment, Layer, Placement, Summary, Symbol
 from dlhwc.spec.encoding import SparseEncoding
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.fixedpoint import FixedFormat
@@ -52,32 +52,6 @@ from dlhwc.spec.isa import IsaError, IsaTable
 
 MAX_SYMBOLS = 256
 """The ISAs' 8-bit `sym` fields."""
-
-
-@dataclass
-class Symbol:
-    """A tensor crossing between host and accelerator (see the module docstring)."""
-
-    name: str
-    kind: str
-    shape: list[int]
-    format: FixedFormat | None
-    batch_axis: int | None = 0  # None: no batch axis, the tensor passes as it is
-    dtype: str = "float32"
-    section: str | None = None  # a constant's values
-
-    def to_json(self) -> dict:
-        fmt = None if self.format is None else [self.format.bits, self.format.frac]
-        entry = {"name": self.name, "kind": self.kind, "shape": self.shape, "format": fmt}
-        # Only when they differ from the defaults, so that the EIE containers (batch
-        # first, float32 everywhere) keep the header they always had.
-        if self.batch_axis != 0:
-            entry["batch_axis"] = self.batch_axis
-        if self.dtype != "float32":
-            entry["dtype"] = self.dtype
-        if self.section is not None:
-            entry["section"] = self.section
-        return entry
 
 
 class ProgramBuilder:
@@ -95,7 +69,8 @@ class ProgramBuilder:
         batch_axis(value), time_axis(value)
                         where a crossing tensor keeps its batch (default 0), and which of
                         its per-vector dimensions may be dynamic (default none)
-        header()        the target's own header fields (layers, resident, ...)
+        header()        the target's own header fields (layers, resident, ...) as typed
+                        values (its layer records), by Header field name
         placement_name(op)
                         the name shown for an accelerator op in the placement list
     """
@@ -112,8 +87,8 @@ class ProgramBuilder:
         self.symbols: list[Symbol] = []
         self.symbol_of: dict[SSAValue, int] = {}
         self.text: list[int] = []
-        self.segments: list[dict] = []
-        self.placement: list[dict] = []
+        self.segments: list[HostSegment] = []
+        self.placement: list[Placement] = []
         self.returned: list[SSAValue] = []
 
     # -- hooks -----------------------------------------------------------------------
@@ -130,7 +105,7 @@ class ProgramBuilder:
     def result_format(self, value: SSAValue) -> FixedFormat | None:
         raise NotImplementedError
 
-    def header(self) -> dict:
+    def header(self) -> dict[str, list[Layer] | bool]:
         raise NotImplementedError
 
     def batch_axis(self, value: SSAValue) -> int:
@@ -230,13 +205,13 @@ class ProgramBuilder:
             for op in step.ops if isinstance(step, Segment) else [step]:
                 if op is step:
                     name = self.placement_name(op)
-                    self.placement.append({"op": op.name, "name": name, "where": self.target})
+                    self.placement.append(Placement(op=op.name, name=name, where=self.target))
                     continue
-                row = {"op": op_label(op), "name": getattr(op, "node_name", None) or "",
-                       "where": "host"}  # fmt: skip
-                if HOST_REASON in op.attributes:
-                    row["reason"] = op.attributes[HOST_REASON].data
-                self.placement.append(row)
+                reason = op.attributes.get(HOST_REASON)
+                self.placement.append(
+                    Placement(op=op_label(op), name=getattr(op, "node_name", None) or "",
+                              where="host", reason=None if reason is None else reason.data)
+                )  # fmt: skip
         return steps
 
     def is_conversion(self, op: Operation) -> bool:
@@ -298,7 +273,8 @@ class ProgramBuilder:
         sym_name = name or value.name_hint or f"t{len(self.symbols)}"
         if any(s.name == sym_name for s in self.symbols):
             sym_name = f"{sym_name}.{len(self.symbols)}"
-        self.symbols.append(Symbol(sym_name, kind, shape, fmt, axis, dtype))
+        self.symbols.append(Symbol(name=sym_name, kind=kind, shape=tuple(shape), format=fmt,
+                                   batch_axis=axis, dtype=dtype))  # fmt: skip
         self.symbol_of[value] = len(self.symbols) - 1
         if len(self.symbols) > MAX_SYMBOLS:
             raise DlhwcError(
@@ -381,13 +357,9 @@ class ProgramBuilder:
         module = self.segment_module(ops, inputs, outputs, in_syms, out_syms)
         model = export_module(module, quantize_as="float")
         self.container.add(f"host{index}", np.frombuffer(model.SerializeToString(), dtype=np.uint8))
-        self.segments.append({
-            "name": f"host{index}",
-            "inputs": in_syms,
-            "outputs": out_syms,
-            "ops": [op_label(op) for op in ops],
-            "section": f"host{index}",
-        })  # fmt: skip
+        self.segments.append(HostSegment(name=f"host{index}", inputs=in_syms, outputs=out_syms,
+                                         ops=[op_label(op) for op in ops],
+                                         section=f"host{index}"))  # fmt: skip
         self.emit("host", seg=index)
 
     def segment_module(self, ops, inputs, outputs, in_syms, out_syms) -> ModuleOp:
@@ -407,15 +379,16 @@ class ProgramBuilder:
     def write_header(self) -> None:
         """The "text" section and the header: the common fields and the target's own."""
         self.container.add("text", np.array(self.text, dtype=np.uint64))
-        self.container.header = {
-            "producer": f"dlhwc {compiler.__version__}",
-            "hw": self.config.to_dict(),
-            "symbols": [s.to_json() for s in self.symbols],
-            "host_segments": self.segments,
-            "placement": self.placement,
-            "summary": placement_summary(self.fn, self.accel_ops),
+        header = Header(
+            producer=f"dlhwc {compiler.__version__}",
+            hw=self.config.to_dict(),
+            symbols=self.symbols,
+            host_segments=self.segments,
+            placement=self.placement,
+            summary=placement_summary(self.fn, self.accel_ops),
             **self.header(),
-        }
+        )
+        self.container.header = header.to_json()
 
 
 # -- sparse matrices: column blocks and PE images -----------------------------------------
@@ -495,7 +468,7 @@ def stream_order(mask: np.ndarray, pes: int) -> np.ndarray:
 # -- small helpers ----------------------------------------------------------------------
 
 
-def placement_summary(fn: func.FuncOp, accel_ops: tuple[type[Operation], ...]) -> dict:
+def placement_summary(fn: func.FuncOp, accel_ops: tuple[type[Operation], ...]) -> Summary:
     """Weights and multiply-accumulates on the accelerator and on the host.
 
     Weights are the elements of the layers' weight matrices (dense, before pruning); MACs
@@ -530,7 +503,7 @@ def placement_summary(fn: func.FuncOp, accel_ops: tuple[type[Operation], ...]) -
         for op in fn.body.block.ops
         if not isinstance(op, (*accel_ops, *DATA_OPS, func.ReturnOp, comp.QuantizeOp))
     )
-    return totals
+    return Summary(**totals)
 
 
 def _elements(value: SSAValue) -> int:

@@ -2,17 +2,15 @@
 host segments, the PE-channel model of a sparse product, and formatting stats.
 
 A target's simulator (runtime/<target>/sim.py) subclasses `Program`, which checks and
-decodes the target-neutral parts of a container once (spec/container.py; the back
-ends write them with backends/program.py):
+decodes the target-neutral parts of a container once:
 
-- the target name, the header keys, the hardware config (the target's config class);
-- the symbol table: name, kind (input, output, transfer, constant), per-vector shape
-  (-1 for a dimension the data decides, e.g. a sequence's length), fixed-point format,
-  the batch axis of the host tensor (`batch_axis`, default 0; null for an input that
-  carries no batch and passes to the host as it is, shape and all), its dtype (default
-  float32) and, for constants, the section holding their values;
-- the host segment table, and the instruction stream (decoded with the target's ISA
-  table up to the first `end`, each instruction's operands checked by the target).
+- the target name, the header fields the target needs, the hardware config (the
+  target's config class);
+- the header, read into its typed records (`Program.header`, spec/container.py: the
+  symbol table, host segments, the target's layer table, ...; every defect is one error
+  naming the field);
+- the instruction stream (decoded with the target's ISA table up to the first `end`,
+  each instruction's operands checked by the target).
 
 `Program.check_inputs` checks the inputs of a run, `Program.host_memory` starts its
 host memory (inputs and constants, by symbol name), `HostSegments` runs the ONNX models
@@ -26,131 +24,17 @@ cycles of one sparse product from the broadcast/FIFO recurrence.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
-from dlhwc.spec.container import Container
+from dlhwc.spec.container import Container, Header, Symbol, read_header
 from dlhwc.spec.errors import DlhwcError
-from dlhwc.spec.fixedpoint import FixedFormat
 from dlhwc.spec.isa import IsaError, IsaTable
 from dlhwc.spec.report import pct, placement_lines  # noqa: F401 - the simulators use both
-
-# -- the symbol table ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Symbol:
-    """A tensor crossing between host and accelerator (backends/program.py)."""
-
-    name: str
-    kind: str
-    shape: tuple[int, ...]  # per vector (batch row); -1: decided by the data
-    format: FixedFormat | None
-    batch_axis: int | None = 0  # None: no batch; `shape` is the whole tensor's
-    dtype: str = "float32"
-    section: str | None = None
-
-    @property
-    def size(self) -> int:
-        """Elements per vector (the shape must be static)."""
-        return math.prod(self.shape)
-
-    def rows(self, array: np.ndarray) -> np.ndarray:
-        """The host tensor as [batch, *shape] (the batch axis moved first)."""
-        return np.moveaxis(array, self.batch_axis, 0) if self.batch_axis else array
-
-    def host(self, rows: np.ndarray) -> np.ndarray:
-        """[batch, *shape] back to the host tensor's layout."""
-        return np.moveaxis(rows, 0, self.batch_axis) if self.batch_axis else rows
-
-    def describe(self) -> str:
-        """The expected host tensor, e.g. ``[8, batch, 16] float32``."""
-        dims = ["?" if d < 0 else str(d) for d in self.shape]
-        if self.batch_axis is not None:
-            dims.insert(self.batch_axis, "batch")
-        return f"[{', '.join(dims)}] {self.dtype}"
-
-
-def parse_symbols(table, error) -> list[Symbol]:
-    """The header's symbol table, checked (``error(reason)`` makes the exception)."""
-    symbols = []
-    try:
-        for entry in table:
-            fmt = entry["format"]
-            shape = tuple(int(d) for d in entry["shape"])
-            axis = entry.get("batch_axis", 0)
-            axis = None if axis is None else int(axis)
-            if fmt is not None and not abs(int(fmt[1])) <= 2 * int(fmt[0]):
-                raise ValueError(
-                    f"symbol {entry['name']}: format {fmt}: fraction bits out of range"
-                )
-            if (axis is not None and not 0 <= axis <= len(shape)) or any(d < -1 for d in shape):
-                raise ValueError(f"symbol {entry['name']}: bad shape or batch axis")
-            symbols.append(
-                Symbol(
-                    str(entry["name"]),
-                    str(entry["kind"]),
-                    shape,
-                    None if fmt is None else FixedFormat(int(fmt[0]), int(fmt[1])),
-                    axis,
-                    str(np.dtype(entry.get("dtype", "float32"))),
-                    None if entry.get("section") is None else str(entry["section"]),
-                )
-            )
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-        raise error(f"malformed symbol table: {one_line(e)}") from None
-    return symbols
-
-
-def check_blocks(blocks, cols: int, pes: int, layer: int) -> None:
-    """A layer's column blocks tile its columns [0, cols) in order (each checked by
-    `check_block`): the column count the simulator works with is the one the data has."""
-    end = 0
-    for block in blocks:
-        check_block(block, cols, pes, layer)
-        if block["col_start"] != end:
-            raise ValueError(f"layer {layer}: column blocks do not tile its {cols} columns")
-        end = block["col_end"]
-    if end != cols:
-        raise ValueError(f"layer {layer}: column blocks cover {end} of its {cols} columns")
-
-
-def check_block(block, cols: int, pes: int, layer: int) -> None:
-    """A column block of a layer table: its columns within the layer's, and per PE an
-    integer count of entries and of fillers (what the cycle and energy models sum)."""
-    if not isinstance(block, dict):
-        raise ValueError(f"layer {layer}: a column block is not a table")
-    start, end = block["col_start"], block["col_end"]
-    if not (isinstance(start, int) and isinstance(end, int) and 0 <= start <= end <= cols):
-        raise ValueError(f"layer {layer}: bad column block {start}..{end} of {cols} columns")
-    for key in ("entries", "fillers"):
-        counts = block[key]
-        if not isinstance(counts, list) or len(counts) != pes:
-            raise ValueError(f"layer {layer}: {key} of {pes} PEs expected")
-        if not all(isinstance(c, int) and c >= 0 for c in counts):
-            raise ValueError(f"layer {layer}: {key} must be counts")
-
-
-def parse_segments(table, num_symbols: int, error) -> list[dict]:
-    """The header's host segment table, checked."""
-    try:
-        for s, seg in enumerate(table):
-            for i in [*seg["inputs"], *seg["outputs"]]:
-                if not isinstance(i, int) or not 0 <= i < num_symbols:
-                    raise ValueError(f"host segment {s} refers to symbol {i!r}")
-            for key in ("name", "section"):
-                if not isinstance(seg[key], str):
-                    raise ValueError(f"host segment {s}: {key} is not a string")
-            if not all(isinstance(op, str) for op in seg["ops"]):
-                raise ValueError(f"host segment {s}: ops is not a list of names")
-    except (KeyError, TypeError, ValueError) as e:
-        raise error(f"malformed host segment table: {one_line(e)}") from None
-    return list(table)
-
+from dlhwc.spec.schema import SchemaError
 
 # -- a loaded program ---------------------------------------------------------------------
 
@@ -175,10 +59,17 @@ class Program:
         header = container.header
         for key in self.header_keys:
             if key not in header:
-                raise self.error(f"malformed container: the header has no '{key}'")
+                raise self.error(f"malformed container: header: missing field '{key}'")
         self.config = self.config_class.from_dict(header["hw"], source)
-        self.symbols = parse_symbols(header["symbols"], self.error)
-        self.segments = parse_segments(header["host_segments"], len(self.symbols), self.error)
+        try:
+            self.header: Header = read_header(
+                container, num_pes=getattr(self.config, "num_pes", None)
+            )
+        except SchemaError as e:
+            raise self.error(f"malformed container: {e.reason}") from None
+        self.symbols = self.header.symbols
+        # The JSON form, as the cost models and tables read the segments.
+        self.segments = [seg.to_json() for seg in self.header.host_segments]
         self.host_segments = HostSegments(container, self.segments)
         for seg in self.segments:  # refused when loaded, not when the segment first runs
             try:

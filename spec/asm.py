@@ -51,12 +51,16 @@ there is none, the first other error in the file.
 A program (a header with a symbol table, as every compiled program has) is then loaded
 as `run` loads it, so that `asm` refuses what `run` would: an operand naming a symbol,
 layer, block or host segment the header does not have is reported at its instruction's
-line, any other defect (a missing table or section) at the `.header` line. A fragment
-(a header without a symbol table, as in the encoding tests) is only assembled.
+line, any other defect at the `.header` line: a field of the header that does not fit
+its typed record (spec/container.py, e.g. `header.layers[0].rows: expected int >= 1,
+got "x"`), a missing section. A fragment (a header without a symbol table, as in the
+encoding tests) is only assembled. The header's fields are those of `Header`; `target`
+and `sections` (`Envelope`) come from `.target` and the sections.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -68,7 +72,7 @@ import numpy as np
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedInput, UnexpectedToken
 
-from dlhwc.spec.container import Container
+from dlhwc.spec.container import Container, Envelope
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.isa import Instruction, IsaError, IsaTable, range_text
 from dlhwc.spec.targets import isa_table
@@ -417,7 +421,7 @@ class _Assembler:
             raise self.error(where, "malformed .header: text after the JSON object")
         if not isinstance(value, dict):
             raise self.error(rest, "malformed .header: not a JSON object")
-        for key in ("target", "sections"):
+        for key in (f.name for f in dataclasses.fields(Envelope)):  # written by the container
             if key in value:
                 raise self.error(
                     rest, f"the .header may not set '{key}' (it comes from .{key.rstrip('s')})"

@@ -32,6 +32,9 @@ A descriptor names what the target brings:
                 `summary_lines(header)` and `numerics_warnings(stats)`
     golden      a module that registers the reference interpreter's implementations of
                 the dialect's ops (the golden model), or None
+    layer_record
+                the record (spec/container.py `Layer` subclass) of one layer in the
+                container header's layer table, or None
     guide       the hardware guide (a Markdown file with the ISA table)
 
 Heavy parts (dialect, passes, builder, simulator, golden) are `Ref`s: "module:attr"
@@ -84,6 +87,7 @@ class Target:
     default_passes: Callable[[Any], str]
     required_passes: Callable[[Any], list[str]] = field(default=lambda config: [])
     golden: Ref | None = None
+    layer_record: type | None = None
     guide: Path | None = None
 
     def load_config(self, hw: str | None) -> Any:

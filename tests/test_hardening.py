@@ -578,12 +578,18 @@ def _set(path_in_header, value):
 @pytest.mark.parametrize(
     ("edit", "command", "fragment"),
     [
-        (_set(("placement", 0, "op"), None), "report", "bad placement table"),
-        (_set(("host_segments", 0, "name"), 7), "report", "name is not a string"),
-        (_set(("layers", 0, "blocks", 0, "fillers", 0), "x"), "report", "fillers must be counts"),
-        (_set(("layers", 0, "cols"), float("inf")), "report", "malformed layer table"),
-        (_set(("symbols", 0, "shape", 0), float("inf")), "report", "malformed symbol table"),
-        (_set(("symbols", 0, "format"), [16, 5000]), "report", "fraction bits out of range"),
+        (_set(("placement", 0, "op"), None), "report",
+         "header.placement[0].op: expected str, got null"),
+        (_set(("host_segments", 0, "name"), 7), "report",
+         "header.host_segments[0].name: expected str, got 7"),
+        (_set(("layers", 0, "blocks", 0, "fillers", 0), "x"), "report",
+         'header.layers[0].blocks[0].fillers[0]: expected int >= 0, got "x"'),
+        (_set(("layers", 0, "cols"), float("inf")), "report",
+         "header.layers[0].cols: expected int >= 1, got Infinity"),
+        (_set(("symbols", 0, "shape", 0), float("inf")), "report",
+         "header.symbols[0].shape[0]: expected int >= -1, got Infinity"),
+        (_set(("symbols", 0, "format"), [16, 5000]), "report",
+         "header.symbols[0].format: fraction bits out of range"),
         (_set(("hw",), 3), "report", "must be a table of fields"),
     ],
     ids=["placement", "segment-name", "fillers", "layer-cols", "symbol-shape", "symbol-frac",
@@ -602,9 +608,9 @@ def test_container_section_table_and_target_types(capsys, tmp_path, mlp_program)
     data = mlp_program.read_bytes()
     (hlen,) = struct.unpack_from("<Q", data, 8)
     for key, value, fragment in [
-        ("target", ["eie"], "the target is ['eie']"),
+        ("target", ["eie"], 'header.target: expected str, got ["eie"]'),
         ("sections", [{"name": 3, "dtype": "<u8", "shape": [1], "offset": 0, "size": 8}],
-         "bad section table entry"),
+         "header.sections[0].name: expected str, got 3"),
     ]:  # fmt: skip
         header = json.loads(data[16 : 16 + hlen])
         header[key] = value
@@ -728,4 +734,6 @@ def test_asm_refuses_a_program_header_without_its_layer_table(capsys, tmp_path, 
     source = tmp_path / "bad.s"
     source.write_text("\n".join(lines) + "\n")
     out = tmp_path / "bad.dlhw"
-    assert_user_error(capsys, ["asm", source, "-o", out], "bad.s:2:", "no 'layers'", output=out)
+    assert_user_error(
+        capsys, ["asm", source, "-o", out], "bad.s:2:", "header: missing field 'layers'", output=out
+    )

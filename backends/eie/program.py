@@ -15,15 +15,9 @@ across blocks (`first` clears, `last` finishes). When all blocks of all layers f
 SRAMs together, the weights are loaded once and stay resident across input vectors
 (header `resident`); otherwise every vector reloads them, and the cost is counted.
 
-The container header (spec/container.py) holds:
-
-    hw            the EIEConfig
-    symbols       [{name, kind: input|output|transfer, shape (per vector), format}]
-    layers        [{name, rows, cols, in_format, weight_format, out_format, shift, relu,
-                    bias, nonzeros, blocks: [{col_start, col_end, entries, fillers}]}]
-    host_segments [{name, inputs, outputs, ops, section}]
-    resident      whether weights stay loaded across vectors
-    placement     [{op, name, where}] in program order
+The container header holds the common fields (backends/program.py) and EIE's layer
+table, one `EIELayer` record per layer (spec/eie/container.py) with its column blocks,
+and `resident`; the tables are in backends/eie/README.md, "Container layout".
 
 Sections: "text" (uint64 words), "L<i>.codebook" (int16 codes), "L<i>.bias" (int64
 codes at frac fa+fw), "L<i>.B<b>.ptr" (uint32 [pes, cols+1]), "L<i>.B<b>.spmat"
@@ -39,8 +33,9 @@ from xdsl.ir import Block, SSAValue
 
 from dlhwc.backends.program import ProgramBuilder, block_images, column_blocks, constant_value
 from dlhwc.dialects import eie
-from dlhwc.spec.container import Container
+from dlhwc.spec.container import ColumnBlock, Container
 from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.container import EIELayer
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.encoding import encode_sparse
 from dlhwc.spec.errors import DlhwcError
@@ -61,7 +56,7 @@ class _ProgramBuilder(ProgramBuilder):
 
     def __init__(self, module: ModuleOp, config: EIEConfig):
         super().__init__(module, config)
-        self.layers: list[dict] = []
+        self.layers: list[EIELayer] = []
         self.buffers: dict[SSAValue, int] = {}
         self.accel_users: dict[SSAValue, int] = {}
         self.copied_out: set[SSAValue] = set()  # results already moved to the host
@@ -88,14 +83,12 @@ class _ProgramBuilder(ProgramBuilder):
         if value not in self.copied_out:  # a host segment's input too: moved already
             self.emit("dma.out", sym=sym, buf=self.buffers[value])
 
-    def header(self) -> dict:
+    def header(self) -> dict[str, list[EIELayer] | bool]:
         cfg = self.config
         per_pe_entries = sum(
-            max(b["entries"]) for layer in self.layers for b in layer["blocks"]
+            max(b.entries) for layer in self.layers for b in layer.blocks
         ) if self.layers else 0  # fmt: skip
-        per_pe_ptrs = sum(
-            b["col_end"] - b["col_start"] + 1 for layer in self.layers for b in layer["blocks"]
-        )
+        per_pe_ptrs = sum(b.ncols + 1 for layer in self.layers for b in layer.blocks)
         resident = per_pe_entries <= cfg.spmat_entries and per_pe_ptrs <= cfg.ptr_capacity
         return {"layers": self.layers, "resident": resident}
 
@@ -117,7 +110,7 @@ class _ProgramBuilder(ProgramBuilder):
         src = buffers[source]
         dst = self._free_buffer(buffers, avoid=src)
         layer = self._layer(op)
-        blocks = self.layers[layer]["blocks"]
+        blocks = self.layers[layer].blocks
         for b in range(len(blocks)):
             self.emit("load", layer=layer, block=b)
             self.emit(
@@ -182,23 +175,22 @@ class _ProgramBuilder(ProgramBuilder):
             )
             self.container.add(f"L{index}.B{b}.ptr", ptr)
             self.container.add(f"L{index}.B{b}.spmat", spmat)
-            blocks.append(
-                {"col_start": start, "col_end": end, "entries": entries, "fillers": fillers}
-            )
-        self.layers.append({
-            "name": op.layer_name or f"fc{index}",
-            "rows": rows,
-            "cols": cols,
-            "in_format": [fa.bits, fa.frac],
-            "weight_format": [fw.bits, fw.frac],
-            "out_format": [fo.bits, fo.frac],
-            "shift": op.shift,
-            "relu": bool(op.relu.value.data),
-            "bias": len(op.operands) > 2,
-            "nonzeros": int(enc.nonzeros),
-            "acc_reach_bits": reach,
-            "blocks": blocks,
-        })  # fmt: skip
+            blocks.append(ColumnBlock(col_start=start, col_end=end, entries=entries,
+                                      fillers=fillers))  # fmt: skip
+        self.layers.append(EIELayer(
+            name=op.layer_name or f"fc{index}",
+            rows=rows,
+            cols=cols,
+            in_format=fa,
+            weight_format=fw,
+            out_format=fo,
+            shift=op.shift,
+            relu=bool(op.relu.value.data),
+            bias=len(op.operands) > 2,
+            nonzeros=int(enc.nonzeros),
+            acc_reach_bits=reach,
+            blocks=blocks,
+        ))  # fmt: skip
         if len(self.layers) > 1 << 12:
             raise DlhwcError("the program has more layers than the ISA's 12-bit layer field")
         return index

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.container import EIELayer
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.targets import Ref, Target
 
@@ -40,5 +41,6 @@ TARGET = Target(
     default_passes=default_passes,
     required_passes=required_passes,
     golden=Ref("dlhwc.backends.eie.golden"),
+    layer_record=EIELayer,
     guide=Path(__file__).with_name("README.md"),
 )

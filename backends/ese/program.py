@@ -40,14 +40,9 @@ so `dma.in`/`dma.out` move one row's tensor whatever the layout. sequence_lens i
 int32 symbol (format fixed<32,0>) read by `seq`. A sequence whose length is dynamic in
 the model has -1 in its symbol's shape; the loop runs over the T the data has.
 
-The header's layer table, per layer:
-
-    name, kind (LSTM|GRU|RNN), direction, dirs, hidden, input, gates, layout,
-    formats {fx, fh, fw, fr, fl, fc, fp} (fraction bits, backends/ese/README.md),
-    weight_bits [W, R], clip (code at frac fl, or null), activations (one list per
-    direction), input_forget, linear_before_reset, lut_segments, peepholes, rb_h,
-    nonzeros, matrices [{dir, mat, rows, cols, nonzeros, entries, fillers,
-                         blocks: [{col_start, col_end, entries[pe], fillers[pe]}]}]
+The header's layer table holds one `ESELayer` record per layer (spec/ese/container.py):
+its kind, directions, sizes, formats and activations, and its matrices (`ESEMatrix`)
+with their column blocks; the tables are in backends/ese/README.md, "Container layout".
 
 Sections: "text"; "L<i>.bias" (int32 [dirs, gates*H], frac fl), "L<i>.rb_h" (int32
 [dirs, H], GRU lbr=1), "L<i>.peep" (int16 [dirs, 3H], frac fp), "L<i>.lut.Sigmoid" and
@@ -70,10 +65,11 @@ from dlhwc.backends.program import (
     stream_order,
 )
 from dlhwc.dialects import ese
-from dlhwc.spec.container import Container
+from dlhwc.spec.container import ColumnBlock, Container
 from dlhwc.spec.encoding import encode_sparse
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.container import CellFormats, ESELayer, ESEMatrix
 from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
 from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS, build_lut
 from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, to_codes
@@ -166,7 +162,7 @@ class _ProgramBuilder(ProgramBuilder):
 
     def __init__(self, module: ModuleOp, config: ESEConfig):
         super().__init__(module, config)
-        self.layers: list[dict] = []
+        self.layers: list[ESELayer] = []
         # (batch axis, time dim, per-row shape) of the tensors crossing to and from ese.rnn
         self.axes: dict[SSAValue, tuple[int, int | None, tuple[int, ...]]] = {}
         self.out_names: dict[SSAValue, str] = {}
@@ -278,10 +274,10 @@ class _ProgramBuilder(ProgramBuilder):
     def output_from_accel(self, value: SSAValue, name: str) -> None:
         """Nothing left to do: `lower` moved every used result out, outputs included."""
 
-    def header(self) -> dict:
-        blocks = [b for lay in self.layers for m in lay["matrices"] for b in m["blocks"]]
-        per_pe_entries = sum(max(b["entries"], default=0) for b in blocks)
-        per_pe_ptrs = sum(b["col_end"] - b["col_start"] + 1 for b in blocks)
+    def header(self) -> dict[str, list[ESELayer] | bool]:
+        blocks = [b for lay in self.layers for m in lay.matrices for b in m.blocks]
+        per_pe_entries = sum(max(b.entries, default=0) for b in blocks)
+        per_pe_ptrs = sum(b.ncols + 1 for b in blocks)
         return {"layers": self.layers, "resident": self._fits(per_pe_entries, per_pe_ptrs)}
 
     def _fits(self, entries: int, ptrs: int) -> bool:
@@ -300,22 +296,22 @@ class _ProgramBuilder(ProgramBuilder):
         ins = {}
         for key, i in (("x", 0), ("lens", 4), ("h0", 5), ("c0", 6)):
             value = op.operand(i)
-            if value is None or (key == "c0" and entry["kind"] != "LSTM"):
+            if value is None or (key == "c0" and entry.kind != "LSTM"):
                 continue
             ins[key] = next(buffers)
             sym = self._input_symbol(op, value, _operand_format(op, i))
             self.emit("dma.in", name, sym=sym, buf=ins[key])
         outs = {key: next(buffers) for key in ("y", "yh", "yc")}
         resident = self._resident(steps)
-        for d in range(entry["dirs"]):
+        for d in range(entry.dirs):
             self.emit("load.cell", name, layer=layer, dir=d)
-            mats = [m for m in entry["matrices"] if m["dir"] == d]
+            mats = [m for m in entry.matrices if m.dir == d]
             if resident:
                 for m in mats:
-                    for b in range(len(m["blocks"])):
-                        self.emit("load", name, layer=layer, dir=d, mat=m["mat"], block=b)
+                    for b in range(len(m.blocks)):
+                        self.emit("load", name, layer=layer, dir=d, mat=m.mat, block=b)
             body = self._body(layer, d, mats, resident, entry)
-            reverse = entry["direction"] == "reverse" or d == 1
+            reverse = entry.direction == "reverse" or d == 1
             self.emit(
                 "seq", name, layer=layer, dir=d, rev=int(reverse), fresh=int(d == 0),
                 body=len(body), x=ins["x"], y=outs["y"], h0=ins.get("h0", 0),
@@ -362,15 +358,15 @@ class _ProgramBuilder(ProgramBuilder):
             self.resident = self.header()["resident"]
         return self.resident
 
-    def _body(self, layer: int, d: int, mats: list[dict], resident: bool, entry: dict):
+    def _body(self, layer: int, d: int, mats: list[ESEMatrix], resident: bool, entry: ESELayer):
         """The instructions of one time step: products, GRU's reset gate, the cell."""
         body = []
         for m in mats:
-            if m["mat"] == MATRICES.index("Rh"):
+            if m.mat == MATRICES.index("Rh"):
                 body.append(("gates", {"layer": layer, "dir": d}))
-            n = len(m["blocks"])
+            n = len(m.blocks)
             for b in range(n):
-                where = {"layer": layer, "dir": d, "mat": m["mat"], "block": b}
+                where = {"layer": layer, "dir": d, "mat": m.mat, "block": b}
                 if not resident:
                     body.append(("load", where))
                 body.append(("spmv", {**where, "first": int(b == 0), "last": int(b == n - 1)}))
@@ -425,30 +421,30 @@ class _ProgramBuilder(ProgramBuilder):
             lut = k["luts"][fn]
             self.container.add(f"L{index}.lut.{fn}", np.stack([lut.slopes, lut.intercepts]))
         per_dir = len(acts) // dirs
-        self.layers.append({
-            "name": name,
-            "kind": kind,
-            "direction": op.direction.data,
-            "dirs": dirs,
-            "hidden": hidden,
-            "input": int(k["W"].shape[-1]),
-            "gates": op.gates,
-            "layout": op.layout.value.data,
-            "formats": f,
-            "weight_bits": [w_fmt.bits, r_fmt.bits],
-            "clip": k["clip"],
-            "activations": [acts[d * per_dir : (d + 1) * per_dir] for d in range(dirs)],
-            "input_forget": bool(op.input_forget.value.data),
-            "linear_before_reset": lbr,
-            "lut_segments": op.lut_segments.value.data,
-            "peepholes": k["peep"] is not None,
-            "rb_h": k["rb_h"] is not None,
-            "nonzeros": sum(m["nonzeros"] for m in matrices),
-            "matrices": matrices,
-        })  # fmt: skip
+        self.layers.append(ESELayer(
+            name=name,
+            kind=kind,
+            direction=op.direction.data,
+            dirs=dirs,
+            hidden=hidden,
+            input=int(k["W"].shape[-1]),
+            gates=op.gates,
+            layout=op.layout.value.data,
+            formats=CellFormats(**f),
+            weight_bits=(w_fmt.bits, r_fmt.bits),
+            clip=k["clip"],
+            activations=[list(acts[d * per_dir : (d + 1) * per_dir]) for d in range(dirs)],
+            input_forget=bool(op.input_forget.value.data),
+            linear_before_reset=lbr,
+            lut_segments=op.lut_segments.value.data,
+            peepholes=k["peep"] is not None,
+            rb_h=k["rb_h"] is not None,
+            nonzeros=sum(m.nonzeros for m in matrices),
+            matrices=matrices,
+        ))  # fmt: skip
         return index
 
-    def _matrix(self, layer: int, name: str, d: int, label: str, codes: np.ndarray) -> dict:
+    def _matrix(self, layer: int, name: str, d: int, label: str, codes: np.ndarray) -> ESEMatrix:
         """Encode one matrix of weight codes and add its column blocks' images."""
         cfg: ESEConfig = self.config
         codes = np.asarray(codes, dtype=np.int64)
@@ -472,19 +468,18 @@ class _ProgramBuilder(ProgramBuilder):
             prefix = f"L{layer}.D{d}.{label}.B{b}"
             self.container.add(f"{prefix}.ptr", ptr)
             self.container.add(f"{prefix}.spmat", spmat)
-            blocks.append(
-                {"col_start": start, "col_end": end, "entries": entries, "fillers": fillers}
-            )
+            blocks.append(ColumnBlock(col_start=start, col_end=end, entries=entries,
+                                      fillers=fillers))  # fmt: skip
         if len(blocks) > 1 << 16:
             raise DlhwcError(f"layer '{name}': {label} needs more than 65536 column blocks")
-        return {
-            "dir": d,
-            "mat": mat,
-            "name": label,
-            "rows": int(codes.shape[0]),
-            "cols": int(codes.shape[1]),
-            "nonzeros": int(enc.nonzeros),
-            "entries": int(enc.entries),
-            "fillers": int(enc.fillers),
-            "blocks": blocks,
-        }
+        return ESEMatrix(
+            dir=d,
+            mat=mat,
+            name=label,
+            rows=int(codes.shape[0]),
+            cols=int(codes.shape[1]),
+            nonzeros=int(enc.nonzeros),
+            entries=int(enc.entries),
+            fillers=int(enc.fillers),
+            blocks=blocks,
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.container import ESELayer
 from dlhwc.spec.ese.isa import ESE_ISA
 from dlhwc.spec.targets import Ref, Target
 
@@ -38,5 +39,6 @@ TARGET = Target(
     default_passes=default_passes,
     required_passes=required_passes,
     golden=Ref("dlhwc.backends.ese.golden"),
+    layer_record=ESELayer,
     guide=Path(__file__).with_name("README.md"),
 )

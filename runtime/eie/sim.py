@@ -40,7 +40,6 @@ from dlhwc.runtime.common import (
     Program,
     RunStats,
     assemble_stats,
-    check_blocks,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -62,6 +61,7 @@ from dlhwc.runtime.eie.arith import finish_counted
 from dlhwc.spec import progress
 from dlhwc.spec.container import Container
 from dlhwc.spec.eie.config import EIEConfig
+from dlhwc.spec.eie.container import EIELayer
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes
@@ -175,8 +175,8 @@ class Simulator(Program):
 
     def __init__(self, container: Container, source: str = "<container>"):
         super().__init__(container, source)
-        self.resident = bool(container.header["resident"])
-        self.layers = self._layers(container.header["layers"])
+        self.resident = bool(self.header.resident)
+        self.layers = self._layers(self.header.layers)
         self.program = self.decode_text()
         self._check_sections()
         self.layer_of = self._attribute()
@@ -202,29 +202,14 @@ class Simulator(Program):
 
     # -- loading ----------------------------------------------------------------------
 
-    def _layers(self, table) -> list[_Layer]:
-        layers = []
-        try:
-            for i, entry in enumerate(table):
-                blocks = tuple(entry["blocks"])
-                check_blocks(blocks, entry["cols"], self.config.num_pes, i)
-                layers.append(
-                    _Layer(
-                        i,
-                        str(entry["name"]),
-                        int(entry["rows"]),
-                        int(entry["cols"]),
-                        FixedFormat(*entry["in_format"]),
-                        FixedFormat(*entry["weight_format"]),
-                        FixedFormat(*entry["out_format"]),
-                        bool(entry["bias"]),
-                        int(entry["nonzeros"]),
-                        blocks,
-                    )
-                )
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-            raise self._error(f"malformed layer table: {_one_line(e)}") from None
-        return layers
+    def _layers(self, table: list[EIELayer]) -> list[_Layer]:
+        """The layer table (checked by its records, spec/eie/container.py), with each
+        block in the JSON form the cost model reads."""
+        return [
+            _Layer(i, e.name, e.rows, e.cols, e.in_format, e.weight_format, e.out_format,
+                   e.bias, e.nonzeros, tuple(b.to_json() for b in e.blocks))
+            for i, e in enumerate(table)
+        ]  # fmt: skip
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
         """Symbols and host segments as Program checks them; layers and blocks."""
@@ -1076,7 +1061,7 @@ def static_report(sim: Simulator) -> str:
     ]  # fmt: skip
     rows = [head]
     total_entries = total_ptrs = 0
-    reach = [e.get("acc_reach_bits") for e in sim.container.header["layers"]]
+    reach = [e.acc_reach_bits for e in sim.header.layers]
     for lay in sim.layers:
         entries_pe = max((max(b["entries"]) for b in lay.blocks), default=0)
         ptrs = max((b["col_end"] - b["col_start"] + 1 for b in lay.blocks), default=0)

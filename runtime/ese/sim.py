@@ -43,7 +43,6 @@ from dlhwc.runtime.common import (
     RunStats,
     align,
     assemble_stats,
-    check_blocks,
     decode_streams,
     energy_and_host_lines,
     energy_breakdown,
@@ -65,8 +64,9 @@ from dlhwc.spec import progress
 from dlhwc.spec.container import Container
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
+from dlhwc.spec.ese.container import ESELayer
 from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
-from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS, Lut, gate_frac
+from dlhwc.spec.ese.lut import Lut, gate_frac
 from dlhwc.spec.fixedpoint import from_codes, saturate, to_codes
 
 DENSE_LIMIT = 1 << 24
@@ -177,14 +177,6 @@ class _Layer:
         """A GRU whose h rows of R multiply r * h (matrix Rh)."""
         return self.kind == "GRU" and not self.lbr
 
-    def expected_shape(self, mat: int) -> tuple[int, int]:
-        h, g = self.hidden, self.gates
-        if mat == 0:
-            return g * h, self.input
-        if mat == 1:
-            return (2 * h if self.split_gru else g * h), h
-        return h, h
-
     @property
     def entries(self) -> int:
         return sum(m.entries for m in self.matrices.values())
@@ -248,8 +240,8 @@ class Simulator(Program):
 
     def __init__(self, container: Container, source: str = "<container>"):
         super().__init__(container, source)
-        self.resident = bool(container.header["resident"])
-        self.layers = self._layers(container.header["layers"])
+        self.resident = bool(self.header.resident)
+        self.layers = self._layers(self.header.layers)
         self.program = self.decode_text()
         self.loops = self._loops()
         self._check_sections()
@@ -266,60 +258,39 @@ class Simulator(Program):
 
     # -- loading ----------------------------------------------------------------------
 
-    def _layers(self, table) -> list[_Layer]:
+    def _layers(self, table: list[ESELayer]) -> list[_Layer]:
+        """The layer table (checked by its records, spec/ese/container.py), with each
+        block in the JSON form the cost model reads."""
         layers = []
-        try:
-            for i, e in enumerate(table):
-                kind, dirs = str(e["kind"]), int(e["dirs"])
-                if kind not in ("LSTM", "GRU", "RNN") or dirs not in (1, 2):
-                    raise ValueError(f"layer {i}: kind {kind} with {dirs} directions")
-                acts = tuple(tuple(str(a) for a in per_dir) for per_dir in e["activations"])
-                if len(acts) != dirs or any(
-                    a not in HARDWARE_ACTIVATIONS for per in acts for a in per
-                ):
-                    raise ValueError(f"layer {i}: bad activations {e['activations']}")
-                matrices = {}
-                for m in e["matrices"]:
-                    mat = _Matrix(
-                        int(m["dir"]), int(m["mat"]), int(m["rows"]), int(m["cols"]),
-                        int(m["nonzeros"]), int(m["entries"]), int(m["fillers"]),
-                        tuple(m["blocks"]),
-                    )  # fmt: skip
-                    check_blocks(mat.blocks, mat.cols, self.config.num_pes, i)
-                    matrices[(mat.dir, mat.mat)] = mat
-                lay = _Layer(
+        for i, e in enumerate(table):
+            matrices = {
+                (m.dir, m.mat): _Matrix(m.dir, m.mat, m.rows, m.cols, m.nonzeros, m.entries,
+                                        m.fillers, tuple(b.to_json() for b in m.blocks))
+                for m in e.matrices
+            }  # fmt: skip
+            layers.append(
+                _Layer(
                     index=i,
-                    name=str(e["name"]),
-                    kind=kind,
-                    direction=str(e["direction"]),
-                    dirs=dirs,
-                    hidden=int(e["hidden"]),
-                    input=int(e["input"]),
-                    gates=int(e["gates"]),
-                    layout=int(e["layout"]),
-                    formats=arith.CellFormats(**{k: int(v) for k, v in e["formats"].items()}),
-                    clip=None if e["clip"] is None else int(e["clip"]),
-                    activations=acts,
-                    input_forget=bool(e["input_forget"]),
-                    lbr=bool(e["linear_before_reset"]),
-                    lut_segments=int(e["lut_segments"]),
-                    peepholes=bool(e["peepholes"]),
-                    rb_h=bool(e["rb_h"]),
-                    nonzeros=int(e["nonzeros"]),
+                    name=e.name,
+                    kind=e.kind,
+                    direction=e.direction,
+                    dirs=e.dirs,
+                    hidden=e.hidden,
+                    input=e.input,
+                    gates=e.gates,
+                    layout=e.layout,
+                    formats=arith.CellFormats(**e.formats.to_json()),
+                    clip=e.clip,
+                    activations=tuple(tuple(a) for a in e.activations),
+                    input_forget=e.input_forget,
+                    lbr=e.linear_before_reset,
+                    lut_segments=e.lut_segments,
+                    peepholes=e.peepholes,
+                    rb_h=e.rb_h,
+                    nonzeros=e.nonzeros,
                     matrices=matrices,
                 )
-                needed = [0, 1] + ([2] if lay.split_gru else [])
-                for d in range(dirs):
-                    for mat in needed:
-                        m = matrices.get((d, mat))
-                        if m is None or (m.rows, m.cols) != lay.expected_shape(mat):
-                            raise ValueError(
-                                f"layer {i}: matrix {MATRICES[mat]} of direction {d} is "
-                                f"missing or not {lay.expected_shape(mat)}"
-                            )
-                layers.append(lay)
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-            raise self.error(f"malformed layer table: {one_line(e)}") from None
+            )
         return layers
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:

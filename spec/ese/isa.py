@@ -108,5 +108,8 @@ MATRICES = ("W", "R", "Rh")
 """The `mat` field: the input weights, the recurrent weights (GRU lbr=0: z, r rows), and
 the recurrent weights of a GRU's h gate when linear_before_reset = 0."""
 
+HARDWARE_ACTIVATIONS = ("Sigmoid", "Tanh", "Relu")
+"""The activation functions `cell` computes (sigmoid and tanh by table, Relu exactly)."""
+
 NUM_BUFFERS = 16
 """On-chip buffers buf[0..15] (the ISA's 4-bit buffer fields)."""

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dlhwc.spec.ese.isa import HARDWARE_ACTIVATIONS  # noqa: F401 - the activations ESE runs
 from dlhwc.spec.fixedpoint import FixedFormat, to_codes
 
 ACT_FRAC = 15
@@ -42,9 +43,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 LUT_FUNCTIONS = {"Sigmoid": _sigmoid, "Tanh": np.tanh}
 """The functions the hardware has tables for, and their float definitions."""
-
-HARDWARE_ACTIVATIONS = ("Sigmoid", "Tanh", "Relu")
-"""The activations ESE runs: the two tables and Relu (a comparator, no table)."""
 
 
 @dataclass(frozen=True)

@@ -538,14 +538,19 @@ def test_readme_isa_section_is_up_to_date(capsys):
 
 def test_docs_regenerates_only_the_marked_section(tmp_path, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# EIE\n\nintro\n\n{docs.BEGIN}\nold\n{docs.END}\n\nafter\n")
+    container = f"{docs.CONTAINER_BEGIN}\nold\n{docs.CONTAINER_END}"
+    readme.write_text(
+        f"# EIE\n\nintro\n\n{docs.BEGIN}\nold\n{docs.END}\n\nafter\n\n{container}\n\nend\n"
+    )
     assert docs.main(["eie", "--check"], {"eie": readme}) == 1
     assert "stale" in capsys.readouterr().err
     assert docs.main(["eie"], {"eie": readme}) == 0
     text = readme.read_text()
     assert text.startswith(f"# EIE\n\nintro\n\n{docs.BEGIN}\n")
-    assert text.endswith(f"{docs.END}\n\nafter\n")
+    assert f"{docs.END}\n\nafter\n\n{docs.CONTAINER_BEGIN}\n" in text
+    assert text.endswith(f"{docs.CONTAINER_END}\n\nend\n")
     assert EIE_ISA.markdown().rstrip() in text and "\nold\n" not in text
+    assert "### `EIELayer`" in text and "| `acc_reach_bits` |" in text
     assert docs.main(["eie", "--check"], {"eie": readme}) == 0
 
     readme.write_text("# EIE\n\nno markers yet\n")

@@ -545,7 +545,10 @@ def test_broken_containers_are_one_line_errors(digits_lstm):
     _one_line_error(lambda: Simulator(_rebuilt(container, **bad)), "L0.D0.R.B0.ptr")
     header = json.loads(json.dumps(container.header))
     header["layers"][0]["kind"] = "XYZ"
-    _one_line_error(lambda: Simulator(_rebuilt(container, header)), "malformed layer table")
+    _one_line_error(
+        lambda: Simulator(_rebuilt(container, header)),
+        'header.layers[0].kind: expected one of "LSTM", "GRU", "RNN", got "XYZ"',
+    )
 
 
 def test_bad_inputs_are_one_line_errors(digits_lstm):
