@@ -197,7 +197,7 @@ class IsaTable:
     def markdown(self) -> str:
         """The ISA reference: a table of encodings and each instruction's semantics."""
         lines = [
-            "| mnemonic | class | opcode | operands (bits) |",
+            "| mnemonic | opcode | class | operands (bits) |",
             "|---|---|---|---|",
         ]
         for i in self.instructions:
@@ -205,7 +205,7 @@ class IsaTable:
                 f"`{f.name}` {_bit_range(f.hi, f.lo)}" + (" (signed)" if f.signed else "")
                 for f in i.fields
             )
-            lines.append(f"| `{i.mnemonic}` | {i.kind} | `{i.opcode:#04x}` | {ops or '-'} |")
+            lines.append(f"| `{i.mnemonic}` | `{i.opcode:#04x}` | {i.kind} | {ops or '-'} |")
         lines.append("")
         for i in self.instructions:
             operands = ", ".join(f.name for f in i.fields)
