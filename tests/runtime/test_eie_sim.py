@@ -29,7 +29,8 @@ from dlhwc.compiler.interpreters.interpreter import (
 )
 from dlhwc.compiler.pipeline import compile_for_target
 from dlhwc.compiler.plugins import available_passes
-from dlhwc.runtime.eie.sim import Simulator, Stats, _fifo_recurrence, static_report
+from dlhwc.runtime.core import fifo_recurrence as _fifo_recurrence
+from dlhwc.runtime.eie.sim import Simulator, Stats, static_report
 from dlhwc.spec.container import Container
 from dlhwc.spec.eie.config import EIEConfig
 from dlhwc.spec.eie.isa import EIE_ISA
