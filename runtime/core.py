@@ -41,14 +41,21 @@ from dlhwc.runtime.common import (
     Program,
     RunStats,
     energy_and_host_lines,
+    num,
     numerics_line,
     one_line,
+    pct,
     placement_lines,
     py_name,
+    saturation_text,
     segment_lines,
     words,
 )
+from dlhwc.spec import progress
 from dlhwc.spec.errors import DlhwcError
+
+CHUNK_VECTORS = 8192
+"""The vectors a run streams through the program at a time (see `SparseSimulator.run`)."""
 
 CYCLE_KINDS = ("load", "compute", "transfer", "sync")
 """How cycles split: weight loads, products and element-wise work, host transfers
@@ -249,8 +256,9 @@ def fifo_recurrence(
 class SparseSimulator(Program):
     """A loaded program of a sparse PE machine; a target's `Simulator` subclasses it.
 
-    A target sets `target`, `isa`, `config_class`, `machine_fields` (the config fields
-    its stats' `machine` shows) and supplies:
+    A target sets `target`, `isa`, `config_class`, its `machine_class`,
+    `cost_model_class` and `stats_class`, `machine_fields` (the config fields its
+    stats' `machine` shows), and supplies:
 
     - `parse_layers(table)`: its layer table, checked (a layer has `index`, `name`,
       `nonzeros`, `entries`, `fillers` and `shapes`, the (rows, cols) of its matrices);
@@ -263,6 +271,9 @@ class SparseSimulator(Program):
     """
 
     header_keys = ("hw", "symbols", "layers", "host_segments")
+    machine_class: type[Machine]  # the machine state and functional semantics
+    cost_model_class: type[CostModel]  # the cycle and energy model
+    stats_class: type[SparseStats]  # the run's stats
     machine_fields: tuple[str, ...] = ("num_pes", "clock_mhz", "fifo_depth")
     reads: str | None = None
     writes: str | None = None
@@ -289,6 +300,14 @@ class SparseSimulator(Program):
         self._blocks: dict[tuple, Block] = {}
         self.last_host_memory: dict[str, np.ndarray] = {}
         """Host memory after the last run: every symbol's values by name."""
+        self.record_layers = False
+        """Keep each layer's inputs and outputs of a run (`last_layer_inputs/outputs`)."""
+        self.last_layer_outputs: dict[str, np.ndarray] = {}
+        """Each layer's output values of the last run by layer name, [batch, rows] (what
+        the layer wrote to its destination buffer), where the target records them."""
+        self.last_layer_inputs: dict[str, np.ndarray] = {}
+        """Each layer's input values of the last run by layer name, [batch, cols] (for
+        `dlhwc verify`, which replays the golden model on exactly these inputs)."""
 
     def kind(self, mnemonic: str) -> str:
         """The class the ISA table declares for ``mnemonic``."""
@@ -298,7 +317,24 @@ class SparseSimulator(Program):
         """Checks of the instruction stream beyond each instruction's operands."""
 
     def parse_layers(self, table) -> list:
+        """The header's layer table, each entry checked by the target's `parse_layer`."""
+        try:
+            return [self.parse_layer(i, entry) for i, entry in enumerate(table)]
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+            raise self.error(f"malformed layer table: {one_line(e)}") from None
+
+    def parse_layer(self, index: int, entry: dict):
+        """Layer ``index`` of the layer table (raise ValueError, KeyError, ... on a bad one)."""
         raise NotImplementedError
+
+    def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+        """Symbols and host segments as Program checks them, and the layer."""
+        super().check_operands(index, mnemonic, ops)
+        if "layer" in ops and ops["layer"] >= len(self.layers):
+            raise self.error(
+                f"instruction {index} ({mnemonic}): no layer {ops['layer']} "
+                f"({len(self.layers)} layers)"
+            )
 
     def image_keys(self) -> list[tuple]:
         raise NotImplementedError
@@ -484,6 +520,89 @@ class SparseSimulator(Program):
 
     # -- running ----------------------------------------------------------------------
 
+    def run(self, inputs: dict[str, np.ndarray], chunk: int = CHUNK_VECTORS):
+        """Run the program once per input vector (row of the inputs); returns the outputs
+        by name and the stats.
+
+        A batch of more than ``chunk`` vectors streams through the program in chunks of
+        ``chunk`` (when every symbol has a batch axis), so the machine's buffers and
+        accumulators stay bounded; the outputs, stats and layer records are those of
+        the whole batch, the same as in one piece (per-vector costs add up, resident
+        weights are charged once).
+        """
+        batch = self.check_inputs(inputs)
+        model = self.cost_model_class(self, batch)
+        numerics = [NumericsTally() for _ in self.layers]
+        parts: list[dict[str, np.ndarray]] = []
+        records: tuple[dict, dict] = ({}, {})
+        chunks = list(self._chunks(inputs, batch, chunk))
+        steps = len(self.program)
+        label = f"{self.target}: {batch:,} {self.stats_class.UNIT}{'s' if batch != 1 else ''}"
+        with progress.task(label, len(chunks) * steps, "instructions") as task:
+            for c, (piece, rows) in enumerate(chunks):
+                machine = self.machine_class(self, rows)
+                model.batch = rows
+                machine.memory.update(self.host_memory(piece))
+                pos = 0
+                while pos < steps:
+                    owner = self.layer_of[pos]
+                    task.update(c * steps + pos, "" if owner is None else self.layers[owner].name)
+                    self.execute(pos, machine, model)
+                    loop = self.kind(self.program[pos][1]) == "loop"
+                    pos = self.run_loop(pos, machine, model, task) if loop else pos + 1
+                parts.append(self.outputs(machine.memory))
+                for total, part in zip(numerics, machine.numerics, strict=True):
+                    total.add(part)
+                for record, part in zip(
+                    records, (machine.layer_inputs, machine.layer_outputs), strict=True
+                ):
+                    for name, value in part.items():
+                        record.setdefault(name, []).append(value)
+                # The dispatch table's bound methods make a cycle: break it, so that
+                # the chunk's buffers are freed now, not at some later collection.
+                machine.dispatch.clear()
+        model.batch = batch
+        self.last_host_memory = dict(machine.memory) if len(parts) == 1 else {}
+        self.last_layer_inputs = {k: np.concatenate(v) for k, v in records[0].items()}
+        self.last_layer_outputs = {k: np.concatenate(v) for k, v in records[1].items()}
+        outputs = parts[0]
+        if len(parts) > 1:
+            axes = {s.name: s.batch_axis for s in self.symbols if s.kind == "output"}
+            outputs = {k: np.concatenate([p[k] for p in parts], axis=axes[k]) for k in outputs}
+        return outputs, model.stats(numerics)
+
+    def _chunks(self, inputs: dict[str, np.ndarray], batch: int, chunk: int):
+        """(inputs, vectors) of each chunk of the batch: the whole batch when it fits in
+        one chunk, or unless every symbol keeps its batch first (not a tensor passed
+        whole, not a model constant, not a sequence-first tensor)."""
+        if batch <= chunk or any(s.batch_axis != 0 or s.kind == "constant" for s in self.symbols):
+            yield inputs, batch
+            return
+        axes = {s.name: s.batch_axis for s in self.symbols if s.kind == "input"}
+        for start in range(0, batch, chunk):
+            rows = slice(start, min(start + chunk, batch))
+            piece = {
+                k: np.asarray(v)[(slice(None),) * axes[k] + (rows,)] if k in axes else v
+                for k, v in inputs.items()
+            }
+            yield piece, rows.stop - rows.start
+
+    def run_loop(self, pos: int, machine, model, task) -> int:
+        """The `body` instructions after the loop instruction at ``pos``, once per time
+        step (`machine.begin_step`); then the loop's costs (`model.end_loop`) and its end
+        (`machine.end_loop`). Returns the position after the body."""
+        body = range(pos + 1, pos + 1 + self.program[pos][2]["body"])
+        name, steps = self.layers[self.layer_of[pos]].name, machine.loop_steps()
+        for s in range(steps):
+            task.update(pos, f"{name} step {s + 1}/{steps}")
+            machine.begin_step(s)
+            for p in body:
+                self.execute(p, machine, model)
+        task.update(pos, f"{name}: cycles of {steps} steps")
+        model.end_loop(machine)
+        self.guard(pos, machine.end_loop)
+        return body.stop
+
     def execute(self, pos: int, machine, model) -> None:
         """Charge the instruction at ``pos``, then execute it (errors name it)."""
         _, mnemonic, ops = self.program[pos]
@@ -534,6 +653,8 @@ class Machine:
         self.buf: list[np.ndarray | None] = [None] * self.num_buffers  # codes [vectors, ...]
         self.loaded: set[tuple] = set()
         self.numerics = [NumericsTally() for _ in sim.layers]
+        self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> its input values
+        self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> its output values
         self.halted = False
         self.dispatch = {
             i.mnemonic: getattr(self, "exec_" + py_name(i.mnemonic)) for i in sim.isa.instructions
@@ -883,15 +1004,15 @@ class CostModel:
         sim, cfg, n = self.sim, self.cfg, self.batch
         dense_resident = self.dense_resident()
         layers = []
-        for lay, tally, num in zip(sim.layers, self.layers, numerics, strict=True):
+        for lay, tally, counts in zip(sim.layers, self.layers, numerics, strict=True):
             entry = self.layer_json(lay, tally, n)
             entry["dense"] = self.dense_json(lay, tally, n, dense_resident)
-            entry["numerics"] = num.to_json()
+            entry["numerics"] = counts.to_json()
             ratios(entry)
             layers.append(entry)
         total_numerics = NumericsTally()
-        for num in numerics:
-            total_numerics.add(num)
+        for counts in numerics:
+            total_numerics.add(counts)
         total_tally = self.tally_class()
         for tally in [*self.layers, self.other]:
             total_tally.add(tally)
@@ -921,7 +1042,8 @@ class SparseStats(RunStats):
     """A run's stats as JSON and as a table: the target's `table_lines` (title, the
     per-layer table, the cycle breakdown), then energy, host segments and numerics."""
 
-    UNIT: ClassVar[str] = "vector"
+    UNIT: ClassVar[str] = "vector"  # what the batch counts
+    PER: ClassVar[str] = "vector"  # what the summary line's costs are per (or "step")
 
     def format_table(self) -> str:
         """The stats as an aligned table, per vector (or sequence, per step), for humans."""
@@ -939,3 +1061,25 @@ class SparseStats(RunStats):
 
     def table_lines(self, n: int) -> list[str]:
         raise NotImplementedError
+
+    def summary_line(self, extra: str = "") -> str:
+        """One line of the run's totals, per vector (or per step)."""
+        t, per = self.total, self.PER
+        steps = f", {t['steps']} steps" if per == "step" else ""
+        return (
+            f"{self.TARGET}: {t['vectors']} {self.UNIT}s{steps}, {num(t[f'cycles_per_{per}'])} "
+            f"cycles/{per} ({t[f'time_us_per_{per}']:.3f} µs), "
+            f"{t[f'energy_pj_per_{per}'] / 1000:.2f} nJ/{per}, load efficiency "
+            f"{pct(t['load_efficiency'])}{extra}; vs dense: speedup {t['speedup']:.2f}×, "
+            f"energy saving {t['energy_saving']:.2f}×"
+        ) + saturation_text(t)
+
+    def title(self, n: int, steps: str, streaming: str) -> list[str]:
+        """The table's first line: vectors (``steps``), the machine and the residency."""
+        t, m = self.total, self.machine
+        return [
+            f"{self.TARGET.upper()} simulation: {n} {self.UNIT}{'s' if n != 1 else ''}{steps}, "
+            f"{m.get('num_pes', '?')} PEs at {m.get('clock_mhz', '?')} MHz, weights "
+            + ("resident" if t.get("resident") else streaming),
+            "",
+        ]

@@ -31,12 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlhwc.runtime.common import (
-    NumericsTally,
     align,
     num,
-    one_line,
     pct,
-    saturation_text,
     words,
 )
 from dlhwc.runtime.core import (
@@ -53,7 +50,6 @@ from dlhwc.runtime.core import (
     rows_per_pe,
 )
 from dlhwc.runtime.eie.arith import finish_counted
-from dlhwc.spec import progress
 from dlhwc.spec.eie.config import EIEConfig
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.errors import DlhwcError
@@ -83,9 +79,6 @@ ENERGY_EVENTS = (
     "host_word",
 )
 """The counted events; each has an energy per event of the same name in `EIEEnergy`."""
-
-CHUNK_VECTORS = 8192
-"""The vectors a run streams through the program at a time (see `Simulator.run`)."""
 
 
 @dataclass(frozen=True)
@@ -127,55 +120,29 @@ class Simulator(SparseSimulator):
     config_class = EIEConfig
     reads, writes = "src", "dst"
 
-    def __init__(self, container, source: str = "<container>"):
-        super().__init__(container, source)
-        self.record_layers = False
-        """Keep each layer's inputs and outputs of a run (`last_layer_inputs/outputs`)."""
-        self.last_layer_outputs: dict[str, np.ndarray] = {}
-        """Each layer's output values of the last run, [batch, rows] by layer name: what
-        the layer wrote to its destination buffer (for `dlhwc verify`)."""
-        self.last_layer_inputs: dict[str, np.ndarray] = {}
-        """Each layer's input values of the last run, [batch, cols] by layer name: the
-        source buffer its first block read (for `dlhwc verify`, which replays the golden
-        model on exactly these inputs)."""
-
-    @property
-    def stats_class(self):
-        return Stats
-
     # -- loading ----------------------------------------------------------------------
 
-    def parse_layers(self, table) -> list[_Layer]:
-        layers = []
-        try:
-            for i, entry in enumerate(table):
-                blocks = tuple(entry["blocks"])
-                check_blocks(blocks, entry["cols"], self.config.num_pes, i)
-                layers.append(
-                    _Layer(
-                        i,
-                        str(entry["name"]),
-                        int(entry["rows"]),
-                        int(entry["cols"]),
-                        FixedFormat(*entry["in_format"]),
-                        FixedFormat(*entry["weight_format"]),
-                        FixedFormat(*entry["out_format"]),
-                        bool(entry["bias"]),
-                        int(entry["nonzeros"]),
-                        blocks,
-                    )
-                )
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-            raise self.error(f"malformed layer table: {one_line(e)}") from None
-        return layers
+    def parse_layer(self, i: int, entry: dict) -> _Layer:
+        blocks = tuple(entry["blocks"])
+        check_blocks(blocks, entry["cols"], self.config.num_pes, i)
+        return _Layer(
+            i,
+            str(entry["name"]),
+            int(entry["rows"]),
+            int(entry["cols"]),
+            FixedFormat(*entry["in_format"]),
+            FixedFormat(*entry["weight_format"]),
+            FixedFormat(*entry["out_format"]),
+            bool(entry["bias"]),
+            int(entry["nonzeros"]),
+            blocks,
+        )
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
-        """Symbols and host segments as Program checks them; layers and blocks."""
+        """What the core checks, and the layer's block and bias."""
         super().check_operands(index, mnemonic, ops)
         where = f"instruction {index} ({mnemonic})"
         if "layer" in ops:
-            if ops["layer"] >= len(self.layers):
-                raise self.error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
             layer = self.layers[ops["layer"]]
             if ops["block"] >= len(layer.blocks):
                 raise self.error(
@@ -231,73 +198,6 @@ class Simulator(SparseSimulator):
             if lay.has_bias:
                 self.section(f"L{lay.index}.bias", "iu", (lay.rows,))
 
-    # -- running ----------------------------------------------------------------------
-
-    def run(
-        self, inputs: dict[str, np.ndarray], chunk: int = CHUNK_VECTORS
-    ) -> tuple[dict[str, np.ndarray], Stats]:
-        """Run the program once per input vector; returns the outputs by name and the stats.
-
-        A batch of more than ``chunk`` vectors streams through the program in chunks of
-        ``chunk`` (when every symbol has a batch axis), so the machine's buffers and
-        accumulators stay bounded; the outputs, stats and layer records are those of
-        the whole batch, the same as in one piece (per-vector costs add up, resident
-        weights are charged once).
-        """
-        batch = self.check_inputs(inputs)
-        model = _CostModel(self, batch)
-        numerics = [NumericsTally() for _ in self.layers]
-        parts: list[dict[str, np.ndarray]] = []
-        layer_outputs: dict[str, list[np.ndarray]] = {}
-        layer_inputs: dict[str, list[np.ndarray]] = {}
-        chunks = list(self._chunks(inputs, batch, chunk))
-        steps = len(self.program)
-        label = f"eie: {batch:,} vector{'s' if batch != 1 else ''}"
-        with progress.task(label, len(chunks) * steps, "instructions") as task:
-            for c, (piece, rows) in enumerate(chunks):
-                machine = _Machine(self, rows)
-                model.batch = rows
-                machine.memory.update(self.host_memory(piece))
-                for i in range(steps):
-                    owner = self.layer_of[i]
-                    task.update(c * steps + i, "" if owner is None else self.layers[owner].name)
-                    self.execute(i, machine, model)
-                parts.append(self.outputs(machine.memory))
-                for total, part in zip(numerics, machine.numerics, strict=True):
-                    total.add(part)
-                for name, value in machine.layer_outputs.items():
-                    layer_outputs.setdefault(name, []).append(value)
-                for name, value in machine.layer_inputs.items():
-                    layer_inputs.setdefault(name, []).append(value)
-                # The dispatch table's bound methods make a cycle: break it, so that
-                # the chunk's buffers are freed now, not at some later collection.
-                machine.dispatch.clear()
-        model.batch = batch
-        self.last_host_memory = dict(machine.memory) if len(parts) == 1 else {}
-        self.last_layer_outputs = {k: np.concatenate(v) for k, v in layer_outputs.items()}
-        self.last_layer_inputs = {k: np.concatenate(v) for k, v in layer_inputs.items()}
-        outputs = parts[0]
-        if len(parts) > 1:
-            axes = {s.name: s.batch_axis for s in self.symbols if s.kind == "output"}
-            outputs = {k: np.concatenate([p[k] for p in parts], axis=axes[k]) for k in outputs}
-        return outputs, model.stats(numerics)
-
-    def _chunks(self, inputs: dict[str, np.ndarray], batch: int, chunk: int):
-        """(inputs, vectors) of each chunk of the batch: the whole batch when it fits in
-        one chunk, or unless every symbol keeps its batch first (not a tensor passed
-        whole, not a model constant, not a sequence-first tensor)."""
-        if batch <= chunk or any(s.batch_axis != 0 or s.kind == "constant" for s in self.symbols):
-            yield inputs, batch
-            return
-        axes = {s.name: s.batch_axis for s in self.symbols if s.kind == "input"}
-        for start in range(0, batch, chunk):
-            rows = slice(start, min(start + chunk, batch))
-            piece = {
-                k: np.asarray(v)[(slice(None),) * axes[k] + (rows,)] if k in axes else v
-                for k, v in inputs.items()
-            }
-            yield piece, rows.stop - rows.start
-
 
 # -- functional semantics --------------------------------------------------------------
 
@@ -311,8 +211,6 @@ class _Machine(Machine):
         super().__init__(sim, batch)
         self.lead: list[tuple[int, ...]] = [()] * NUM_BUFFERS  # the buffers' leading shape
         self.acc: dict[int, np.ndarray] = {}  # layer -> int64 [vectors, rows]
-        self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, rows]
-        self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> float32 [batch, cols]
 
     def exec_end(self, ops: dict[str, int]) -> None:
         """halt: the program is done with this input vector"""
@@ -596,13 +494,8 @@ class Stats(SparseStats):
     TARGET = "eie"
 
     def table_lines(self, n: int) -> list[str]:
-        t, m = self.total, self.machine
-        lines = [
-            f"EIE simulation: {n} vector{'s' if n != 1 else ''}, "
-            f"{m.get('num_pes', '?')} PEs at {m.get('clock_mhz', '?')} MHz, weights "
-            + ("resident" if t.get("resident") else "reloaded for every vector"),
-            "",
-        ]
+        t = self.total
+        lines = self.title(n, "", "reloaded for every vector")
         head = [
             "layer", "rows×cols", "density", "act.dens", "cycles/vec", "µs/vec",
             "load eff", "padding", "nJ/vec", "dense cyc", "speedup", "energy saving",
@@ -675,12 +568,10 @@ def static_report(sim: Simulator) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary_line(stats: Stats) -> str:
-    """One line of the run's totals, per vector."""
-    t = stats.total
-    return (
-        f"eie: {t['vectors']} vectors, {num(t['cycles_per_vector'])} cycles/vector "
-        f"({t['time_us_per_vector']:.3f} µs), {t['energy_pj_per_vector'] / 1000:.2f} nJ/vector, "
-        f"load efficiency {pct(t['load_efficiency'])}; vs dense: speedup {t['speedup']:.2f}×, "
-        f"energy saving {t['energy_saving']:.2f}×"
-    ) + saturation_text(t)
+summary_line = Stats.summary_line
+"""One line of the run's totals, per vector."""
+
+
+# The simulator's parts, defined after it (they name it in their annotations).
+Simulator.machine_class, Simulator.cost_model_class = _Machine, _CostModel
+Simulator.stats_class = Stats

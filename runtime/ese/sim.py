@@ -37,22 +37,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlhwc.runtime.common import align, num, one_line, pct, saturation_text, words
-from dlhwc.runtime.core import (
-    CYCLE_KINDS,
-    CostModel,
-    Image,
-    Machine,
-    SparseSimulator,
-    SparseStats,
-    Tally,
-    block_product,
-    check_blocks,
-    fifo_recurrence,
-    rows_per_pe,
-)
+from dlhwc.runtime import core
+from dlhwc.runtime.common import align, num, pct, words
 from dlhwc.runtime.ese import arith
-from dlhwc.spec import progress
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
 from dlhwc.spec.ese.isa import ESE_ISA, MATRICES, NUM_BUFFERS
@@ -197,7 +184,7 @@ def cell_counts(lay: _Layer, d: int) -> tuple[_CellCounts | None, _CellCounts]:
 # -- the simulator ---------------------------------------------------------------------
 
 
-class Simulator(SparseSimulator):
+class Simulator(core.SparseSimulator):
     """Loads a program container and runs it: `run(inputs) -> (outputs, Stats)`."""
 
     target = "ese"
@@ -211,77 +198,66 @@ class Simulator(SparseSimulator):
         self._cells: dict[int, dict] = {}
         super().__init__(container, source)
 
-    @property
-    def stats_class(self):
-        return Stats
-
     def microseconds(self, cycles):
         return cycles * (self.config.cycle_ns / 1000.0)
 
     # -- loading ----------------------------------------------------------------------
 
-    def parse_layers(self, table) -> list[_Layer]:
-        layers = []
-        try:
-            for i, e in enumerate(table):
-                kind, dirs = str(e["kind"]), int(e["dirs"])
-                if kind not in ("LSTM", "GRU", "RNN") or dirs not in (1, 2):
-                    raise ValueError(f"layer {i}: kind {kind} with {dirs} directions")
-                acts = tuple(tuple(str(a) for a in per_dir) for per_dir in e["activations"])
-                if len(acts) != dirs or any(
-                    a not in arith.HARDWARE_ACTIVATIONS for per in acts for a in per
-                ):
-                    raise ValueError(f"layer {i}: bad activations {e['activations']}")
-                matrices = {}
-                for m in e["matrices"]:
-                    mat = _Matrix(
-                        int(m["dir"]), int(m["mat"]), int(m["rows"]), int(m["cols"]),
-                        int(m["nonzeros"]), int(m["entries"]), int(m["fillers"]),
-                        tuple(m["blocks"]),
-                    )  # fmt: skip
-                    check_blocks(mat.blocks, mat.cols, self.config.num_pes, i)
-                    matrices[(mat.dir, mat.mat)] = mat
-                lay = _Layer(
-                    index=i,
-                    name=str(e["name"]),
-                    kind=kind,
-                    direction=str(e["direction"]),
-                    dirs=dirs,
-                    hidden=int(e["hidden"]),
-                    input=int(e["input"]),
-                    gates=int(e["gates"]),
-                    layout=int(e["layout"]),
-                    formats=arith.CellFormats(**{k: int(v) for k, v in e["formats"].items()}),
-                    clip=None if e["clip"] is None else int(e["clip"]),
-                    activations=acts,
-                    input_forget=bool(e["input_forget"]),
-                    lbr=bool(e["linear_before_reset"]),
-                    lut_segments=int(e["lut_segments"]),
-                    peepholes=bool(e["peepholes"]),
-                    rb_h=bool(e["rb_h"]),
-                    nonzeros=int(e["nonzeros"]),
-                    matrices=matrices,
-                )
-                needed = [0, 1] + ([2] if lay.split_gru else [])
-                for d in range(dirs):
-                    for mat in needed:
-                        m = matrices.get((d, mat))
-                        if m is None or (m.rows, m.cols) != lay.expected_shape(mat):
-                            raise ValueError(
-                                f"layer {i}: matrix {MATRICES[mat]} of direction {d} is "
-                                f"missing or not {lay.expected_shape(mat)}"
-                            )
-                layers.append(lay)
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-            raise self.error(f"malformed layer table: {one_line(e)}") from None
-        return layers
+    def parse_layer(self, i: int, e: dict) -> _Layer:
+        kind, dirs = str(e["kind"]), int(e["dirs"])
+        if kind not in ("LSTM", "GRU", "RNN") or dirs not in (1, 2):
+            raise ValueError(f"layer {i}: kind {kind} with {dirs} directions")
+        acts = tuple(tuple(str(a) for a in per_dir) for per_dir in e["activations"])
+        if len(acts) != dirs or any(
+            a not in arith.HARDWARE_ACTIVATIONS for per in acts for a in per
+        ):
+            raise ValueError(f"layer {i}: bad activations {e['activations']}")
+        matrices = {}
+        for m in e["matrices"]:
+            mat = _Matrix(
+                int(m["dir"]), int(m["mat"]), int(m["rows"]), int(m["cols"]),
+                int(m["nonzeros"]), int(m["entries"]), int(m["fillers"]),
+                tuple(m["blocks"]),
+            )  # fmt: skip
+            core.check_blocks(mat.blocks, mat.cols, self.config.num_pes, i)
+            matrices[(mat.dir, mat.mat)] = mat
+        lay = _Layer(
+            index=i,
+            name=str(e["name"]),
+            kind=kind,
+            direction=str(e["direction"]),
+            dirs=dirs,
+            hidden=int(e["hidden"]),
+            input=int(e["input"]),
+            gates=int(e["gates"]),
+            layout=int(e["layout"]),
+            formats=arith.CellFormats(**{k: int(v) for k, v in e["formats"].items()}),
+            clip=None if e["clip"] is None else int(e["clip"]),
+            activations=acts,
+            input_forget=bool(e["input_forget"]),
+            lbr=bool(e["linear_before_reset"]),
+            lut_segments=int(e["lut_segments"]),
+            peepholes=bool(e["peepholes"]),
+            rb_h=bool(e["rb_h"]),
+            nonzeros=int(e["nonzeros"]),
+            matrices=matrices,
+        )
+        needed = [0, 1] + ([2] if lay.split_gru else [])
+        for d in range(dirs):
+            for mat in needed:
+                m = matrices.get((d, mat))
+                if m is None or (m.rows, m.cols) != lay.expected_shape(mat):
+                    raise ValueError(
+                        f"layer {i}: matrix {MATRICES[mat]} of direction {d} is "
+                        f"missing or not {lay.expected_shape(mat)}"
+                    )
+        return lay
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+        """What the core checks, and the layer's direction, matrix and block."""
         super().check_operands(index, mnemonic, ops)
         where = f"instruction {index} ({mnemonic})"
         if "layer" in ops:
-            if ops["layer"] >= len(self.layers):
-                raise self.error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
             lay = self.layers[ops["layer"]]
             if ops["dir"] >= lay.dirs:
                 raise self.error(f"{where}: layer '{lay.name}' has no direction {ops['dir']}")
@@ -351,13 +327,13 @@ class Simulator(SparseSimulator):
             for b in range(len(m.blocks))
         ]
 
-    def image(self, key: tuple[int, int, int, int]) -> Image:
+    def image(self, key: tuple[int, int, int, int]) -> core.Image:
         """Block b of matrix M of direction d of layer i: sections L{i}.D{d}.{M}.B{b}."""
         layer, d, mat, block = key
         lay = self.layers[layer]
         m = lay.matrices[(d, mat)]
         bits = 15 + self.config.weight_bits - 1  # 16-bit activations x weight codes
-        return Image(
+        return core.Image(
             lay.name, f"L{layer}.D{d}.{MATRICES[mat]}.B{block}", m.blocks[block], m.rows, bits
         )
 
@@ -403,37 +379,6 @@ class Simulator(SparseSimulator):
             }
         return self._cells[layer]
 
-    # -- running ----------------------------------------------------------------------
-
-    def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Stats]:
-        """Run the program on a batch of sequences; returns the outputs by name and the stats."""
-        batch = self.check_inputs(inputs)
-        machine = _Machine(self, batch)
-        model = _CostModel(self, batch)
-        machine.memory = self.host_memory(inputs)
-        pos = 0
-        label = f"ese: {batch:,} sequence{'s' if batch != 1 else ''}"
-        with progress.task(label, len(self.program), "instructions") as task:
-            while pos < len(self.program):
-                task.update(pos, "")
-                self.execute(pos, machine, model)
-                if pos in self.loops:
-                    body = range(pos + 1, pos + 1 + self.loops[pos])
-                    name, steps = machine.loop.layer.name, machine.loop.steps
-                    for s in range(steps):
-                        task.update(pos, f"{name} step {s + 1}/{steps}")
-                        machine.begin_step(s)
-                        for p in body:
-                            self.execute(p, machine, model)
-                    task.update(pos, f"{name}: cycles of {steps} steps")
-                    model.end_seq(machine)
-                    self.guard(pos, machine.end_seq)
-                    pos = body.stop
-                else:
-                    pos += 1
-        self.last_host_memory = dict(machine.memory)
-        return self.outputs(machine.memory), model.stats(machine.numerics)
-
 
 # -- functional semantics --------------------------------------------------------------
 
@@ -457,7 +402,7 @@ class _Loop:
     rh: np.ndarray | None = None  # GRU: rnd(r * h) [batch, H]
 
 
-class _Machine(Machine):
+class _Machine(core.Machine):
     """The machine state of one run, and one function per instruction."""
 
     num_buffers = NUM_BUFFERS
@@ -550,7 +495,7 @@ class _Machine(Machine):
         if kind == LSTM: buf[yc][dir] = c if L > 0 else 0
         continue after the body
 
-        This starts the loop (`begin_step` and `end_seq` do the rest): every row runs
+        This starts the loop (`begin_step` and `end_loop` do the rest): every row runs
         all T steps at once, the rows with s >= L frozen.
         """
         lay = self.sim.layers[ops["layer"]]
@@ -582,6 +527,10 @@ class _Machine(Machine):
         c = self._state(ops, "c0", lay, d) if ops["has_c0"] else zeros.copy()
         self.loop = _Loop(ops, lay, d, steps, lens, h.copy(), c.copy())
 
+    def loop_steps(self) -> int:
+        """Time steps of the running seq (T)."""
+        return self.loop.steps
+
     def begin_step(self, s: int) -> None:
         """Step s of the running seq: each row's time index t and x_t."""
         loop = self.loop
@@ -592,7 +541,7 @@ class _Machine(Machine):
         loop.x_t = self.buf[loop.ops["x"]][rows, loop.t]
         loop.acc, loop.rh = {}, None
 
-    def end_seq(self) -> None:
+    def end_loop(self) -> None:
         """The final states of the direction (a zero-length sequence leaves zeros)."""
         loop = self.loop
         ops, d = loop.ops, loop.d
@@ -628,7 +577,7 @@ class _Machine(Machine):
             loop.acc[ops["mat"]] = np.zeros((self.batch, m.rows), dtype=np.int64)
         elif ops["mat"] not in loop.acc:
             raise DlhwcError(f"{MATRICES[ops['mat']]} accumulates without a first block")
-        loop.acc[ops["mat"]] += block_product(blk, a[:, blk.col_start : blk.col_end], m.rows)
+        loop.acc[ops["mat"]] += core.block_product(blk, a[:, blk.col_start : blk.col_end], m.rows)
 
     def source(self, mat: int) -> np.ndarray:
         """The vector a product of matrix ``mat`` reads: x_t, h_{t-1} or r * h_{t-1}."""
@@ -731,7 +680,7 @@ def _at_bound(codes: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Tally(Tally):
+class _Tally(core.Tally):
     """Counts of one layer (or of the whole run), totals over the batch."""
 
     EVENTS = ENERGY_EVENTS
@@ -779,11 +728,11 @@ class _Record:
     load_words: dict[int, int]  # body position -> words of an in-loop load
 
 
-class _CostModel(CostModel):
+class _CostModel(core.CostModel):
     """Cycles and event counts of each executed instruction (see backends/ese/README.md).
 
     Outside loops an instruction is charged before it executes. Inside a `seq` the body
-    instructions record what they read; `end_seq` then costs every product, phase and
+    instructions record what they read; `end_loop` then costs every product, phase and
     step, and schedules the steps of each row:
 
     The PE array runs one product at a time; the element-wise units run the gates and
@@ -850,7 +799,7 @@ class _CostModel(CostModel):
         """Never outside a loop body (`check_program`); recorded there (`_record`)."""
 
     def cost_loop(self, ops, machine, tally) -> None:
-        """Starts recording the loop's body; the loop is costed by `end_seq`."""
+        """Starts recording the loop's body; the loop is costed by `end_loop`."""
         pos, n = self.seq_pos, ops["body"]
         phase = []
         for _, m, o in self.sim.program[pos + 1 : pos + 1 + n]:
@@ -872,7 +821,7 @@ class _CostModel(CostModel):
             key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
             self.record.load_words[j] = self.sim.block(*key).load_words
 
-    def end_seq(self, machine: _Machine) -> None:
+    def end_loop(self, machine: _Machine) -> None:
         """Cost the finished loop: every product and phase of every active step, then the
         schedule of each row's steps."""
         loop, rec, cfg = machine.loop, self.record, self.cfg
@@ -897,7 +846,9 @@ class _CostModel(CostModel):
             nz = np.stack(rec.nz[j])  # [T, batch, ncols]
             flat = nz.reshape(steps * batch, -1) & active.reshape(-1, 1)
             items = flat.sum(axis=1)
-            ends = fifo_recurrence(flat, items, blk.work_t, cfg.fifo_depth).reshape(steps, batch)
+            ends = core.fifo_recurrence(flat, items, blk.work_t, cfg.fifo_depth).reshape(
+                steps, batch
+            )
             reload = -(-pending_load // cfg.dma_words_per_cycle)
             cycles = (ends + cfg.pipeline_stages + reload) * act
             phases[rec.phase[j]] += cycles
@@ -992,7 +943,7 @@ class _CostModel(CostModel):
         for (d, mat), m in lay.matrices.items():
             if d:
                 continue
-            rows_pe = rows_per_pe(m.rows, pes)
+            rows_pe = core.rows_per_pe(m.rows, pes)
             w = words(m.rows * m.cols * cfg.weight_bits)
             reload = 0 if resident else -(-w // cfg.dma_words_per_cycle)
             times[MATRICES[mat]] = m.cols * int(rows_pe.max()) + cfg.pipeline_stages + reload
@@ -1034,7 +985,7 @@ def _matrix_json(m: _Matrix) -> dict:
 
 
 @dataclass
-class Stats(SparseStats):
+class Stats(core.SparseStats):
     """What a run cost, per layer, per host segment and in total.
 
     Counts (cycles, events, energy, time) are totals over the batch of `total.vectors`
@@ -1044,16 +995,11 @@ class Stats(SparseStats):
     """
 
     TARGET = "ese"
-    UNIT = "sequence"
+    UNIT, PER = "sequence", "step"
 
     def table_lines(self, n: int) -> list[str]:
-        t, m = self.total, self.machine
-        lines = [
-            f"ESE simulation: {n} sequence{'s' if n != 1 else ''}, {t['steps']} steps, "
-            f"{m.get('num_pes', '?')} PEs at {m.get('clock_mhz', '?')} MHz, weights "
-            + ("resident" if t.get("resident") else "reloaded every step"),
-            "",
-        ]
+        t = self.total
+        lines = self.title(n, f", {t['steps']} steps", "reloaded every step")
         head = [
             "layer", "kind", "density", "act.dens", "cycles/step", "µs/step", "overlap",
             "load eff", "padding", "nJ/step", "cycles/seq", "dense cyc", "speedup",
@@ -1082,7 +1028,7 @@ class Stats(SparseStats):
         b = t["cycles_breakdown"]
         lines.append(
             "cycles/sequence: "
-            + ", ".join(f"{k} {num(b[k] / n)}" for k in CYCLE_KINDS)
+            + ", ".join(f"{k} {num(b[k] / n)}" for k in core.CYCLE_KINDS)
             + f"; products {num(t['spmv_cycles'] / n)}, element-wise "
             f"{num(t['cell_cycles'] / n)}, saved by overlap "
             f"{num(t['overlap_saving_cycles'] / n)}; MAC utilization "
@@ -1141,11 +1087,9 @@ def static_report(sim: Simulator) -> str:
 
 def summary_line(stats: Stats) -> str:
     """One line of the run's totals, per sequence and per step."""
-    t = stats.total
-    return (
-        f"ese: {t['vectors']} sequences, {t['steps']} steps, {num(t['cycles_per_step'])} "
-        f"cycles/step ({t['time_us_per_step']:.3f} µs), {t['energy_pj_per_step'] / 1000:.2f} "
-        f"nJ/step, load efficiency {pct(t['load_efficiency'])}, overlap saves "
-        f"{pct(t['overlap_saving'])}; vs dense: speedup {t['speedup']:.2f}×, energy saving "
-        f"{t['energy_saving']:.2f}×"
-    ) + saturation_text(t)
+    return stats.summary_line(f", overlap saves {pct(stats.total['overlap_saving'])}")
+
+
+# The simulator's parts, defined after it (they name it in their annotations).
+Simulator.machine_class, Simulator.cost_model_class = _Machine, _CostModel
+Simulator.stats_class = Stats
