@@ -260,11 +260,11 @@ class SparseSimulator(Program):
     `cost_model_class` and `stats_class`, `machine_fields` (the config fields its
     stats' `machine` shows), and supplies:
 
-    - `parse_layers(table)`: its layer table, checked (a layer has `index`, `name`,
-      `nonzeros`, `entries`, `fillers` and `shapes`, the (rows, cols) of its matrices);
+    - `parse_layer(index, entry)`: a layer of its table, checked (a layer has `index`,
+      `name`, `nonzeros`, `entries`, `fillers` and `shapes`, its matrices' (rows, cols));
     - `image_keys()` and `image(key)`: its column blocks (key: the operands naming one,
       e.g. (layer, block)) and where their images are (`Image`);
-    - `split_entry(spmat)`: a sparse-matrix entry as (weight code, run z);
+    - `split_entry(key, spmat)`: sparse-matrix entries as (weight codes, runs z, fillers);
     - `check_sections()`: the sections beyond the block images (codebooks, biases, ...);
     - optionally `check_program()` (loop structure) and `reads`/`writes` (the operand
       naming the buffer a compute instruction reads and writes, for attribution).
