@@ -1,5 +1,5 @@
 """What every simulator does the same way: loading a container, checking inputs, running
-host segments, the PE-channel model of a sparse product, and formatting stats.
+host segments, counting numerics, and formatting stats.
 
 A target's simulator (runtime/<target>/sim.py) subclasses `Program`, which checks and
 decodes the target-neutral parts of a container once:
@@ -9,16 +9,16 @@ decodes the target-neutral parts of a container once:
 - the header, read into its typed records (`Program.header`, spec/container.py: the
   symbol table, host segments, the target's layer table, ...; every defect is one error
   naming the field);
-- the instruction stream (decoded with the target's ISA table up to the first `end`,
-  each instruction's operands checked by the target).
+- the instruction stream (decoded with the target's ISA table up to the first
+  instruction of class `halt`, each instruction's operands checked by the target).
 
 `Program.check_inputs` checks the inputs of a run, `Program.host_memory` starts its
 host memory (inputs and constants, by symbol name), `HostSegments` runs the ONNX models
 of the host segments in onnxruntime, and `Program.outputs` collects the outputs.
 
-The PE-channel model (`decode_streams`, `fifo_recurrence`) is EIE's, which ESE's channels
-share: a column's entries per PE from the pointer and relative-index images, and the
-cycles of one sparse product from the broadcast/FIFO recurrence.
+What a sparse PE machine simulates the same way whatever its target (block images,
+residency, the channel model, costs by instruction class, tallies, the dense baseline,
+stats) is the simulator core's, runtime/core.py.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Program:
     # -- the instruction stream ---------------------------------------------------------
 
     def decode_text(self) -> list[tuple[int, str, dict[str, int]]]:
-        """The instructions up to and including the first `end`, checked."""
+        """The instructions up to and including the first of class `halt`, checked."""
         text = self.container.sections.get("text")
         if text is None:
             raise self.error("the container has no section 'text' (the program)")
@@ -101,9 +101,10 @@ class Program:
                 raise self.error(f"instruction {index}: {e}") from None
             self.check_operands(index, instr.mnemonic, ops)
             program.append((index, instr.mnemonic, ops))
-            if instr.mnemonic == "end":
+            if instr.kind == "halt":
                 return program
-        raise self.error("the program has no 'end' instruction")
+        halts = [i.mnemonic for i in self.isa.instructions if i.kind == "halt"]
+        raise self.error(f"the program has no '{halts[0]}' instruction")
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
         """The operands every target checks the same way: symbols and host segments."""
@@ -269,101 +270,7 @@ class HostSegments:
             memory[symbols[s].name] = np.asarray(value)
 
 
-# -- the PE channels of a sparse product -------------------------------------------------
-
-
-def decode_streams(
-    ptr: np.ndarray, z: np.ndarray, num_rows: int, pes: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, block column, PE) of every entry of a column block, vectorized.
-
-    ``ptr`` [pes, ncols+1] and the entries' relative row indices ``z``, PE after PE:
-    column j of PE k is its entries ptr[k, j] .. ptr[k, j+1]-1; each entry advances the
-    PE-local row by z and lands on it, the next one starts one row further. Raises
-    ValueError naming the first entry beyond its PE's last row.
-    """
-    ptr = ptr.astype(np.int64)
-    ncols = ptr.shape[1] - 1
-    counts = np.diff(ptr, axis=1)  # [pes, ncols]
-    per_group = counts.reshape(-1)  # (PE, column) groups, PE after PE
-    group = np.repeat(np.arange(pes * ncols, dtype=np.int64), per_group)
-    run = np.cumsum(z.astype(np.int64) + 1)  # rows consumed, over the concatenated streams
-    starts = np.concatenate(([0], np.cumsum(per_group)[:-1])).astype(np.int64)
-    before = np.concatenate(([0], run))[starts]  # rows consumed before each group
-    local = run - 1 - before[group] if run.size else run
-    pe, col = np.divmod(group, max(ncols, 1))
-    rows_per_pe = np.maximum(num_rows - np.arange(pes) + pes - 1, 0) // pes
-    if local.size and np.any(local >= rows_per_pe[pe]):
-        bad = int(np.argmax(local >= rows_per_pe[pe]))
-        raise ValueError(f"entry {bad} lies beyond PE {int(pe[bad])}'s last row")
-    return pe + local * pes, col, pe
-
-
-def fifo_recurrence(
-    nz: np.ndarray, items: np.ndarray, work_t: np.ndarray, depth: int
-) -> np.ndarray:
-    """max_k e_k(last item) per batch row: a loop over item index t, numpy over [batch, pes].
-
-    Items t = 0, 1, ... are the non-zero activations (``nz`` [batch, ncols]) in column
-    order, broadcast one per cycle; PE k works w_k(t) = ``work_t``[column, k] cycles on
-    item t. With FIFO depth D:
-
-        b_t    = max(b_{t-1} + 1, max_k s_k(t - D))     broadcast (stalls on a full FIFO)
-        s_k(t) = max(b_t + 1, e_k(t - 1))               PE k starts item t
-        e_k(t) = s_k(t) + w_k(t)                        and ends it
-
-    with b_{-1} = -1, e_k(-1) = 0. Rows are sorted by item count (descending) so the
-    rows still active at step t are a prefix, and finished rows stop being updated.
-    """
-    batch = nz.shape[0]
-    result = np.zeros(batch, dtype=np.int64)
-    steps = int(items.max(initial=0))
-    if steps == 0:
-        return result
-    order = np.argsort(-items, kind="stable")
-    cols = np.argsort(~nz[order], axis=1, kind="stable")[:, :steps]  # non-zero columns first
-    left = items[order]
-    pes = work_t.shape[1]
-    b = np.full(batch, -1, dtype=np.int64)
-    e = np.zeros((batch, pes), dtype=np.int64)
-    started = np.zeros((steps, batch), dtype=np.int64)  # max_k s_k(t)
-    active = batch
-    for t in range(steps):
-        while active and left[active - 1] <= t:
-            active -= 1
-        w = work_t[cols[:active, t]]
-        bt = b[:active] + 1
-        if t >= depth:
-            np.maximum(bt, started[t - depth, :active], out=bt)
-        s = np.maximum(bt[:, None] + 1, e[:active])
-        e[:active] = s + w
-        b[:active] = bt
-        started[t, :active] = s.max(axis=1)
-    result[order] = e.max(axis=1)
-    return result
-
-
 # -- numerics: saturation and all-zero outputs ---------------------------------------------
-
-
-class PeBusy:
-    """Per-PE busy cycles of a simulator's tally (its `pe_busy` [pes] int64 field)."""
-
-    pe_busy: np.ndarray
-
-    def add_pe_busy(self, cycles: np.ndarray) -> None:
-        """Add busy cycles per PE ([pes]; nothing when empty)."""
-        if cycles.size == 0:
-            return
-        if self.pe_busy.size == 0:
-            self.pe_busy = np.zeros(cycles.size, dtype=np.int64)
-        self.pe_busy += cycles
-
-    def pe_busy_cycles(self, num_pes: int) -> list[int]:
-        """Busy cycles of each PE (sum over PEs: busy_pe_cycles), totals over the batch."""
-        if self.pe_busy.size == 0:
-            return [0] * num_pes
-        return [int(c) for c in self.pe_busy]
 
 
 @dataclass
@@ -503,76 +410,6 @@ def energy_and_host_lines(total: dict, host: list[dict], n: int, unit: str) -> l
             f"{num(h['transfer_words'] / n)} words/{unit} transferred, no accelerator cycles"
         )
     return lines
-
-
-def assemble_stats(
-    model,
-    *,
-    layer_json,
-    dense_json,
-    totals,
-    dense_resident: bool,
-    new_tally,
-    events,
-    machine_fields: tuple[str, ...] = (),
-    numerics: list[NumericsTally] | None = None,
-) -> dict:
-    """The layers, host, total and machine parts of a run's stats, the same for every
-    target: ``model`` is a cost model (sim, cfg, batch, per-layer tallies, the tally of
-    instructions outside layers, executed counts, host runs and words); the callables
-    make a target's own layer, dense-baseline and total entries; ``numerics`` holds each
-    layer's saturation and all-zero counts (NumericsTally)."""
-    sim, cfg, n = model.sim, model.cfg, model.batch
-    numerics = numerics or [NumericsTally() for _ in sim.layers]
-    layers = []
-    for lay, tally, num in zip(sim.layers, model.layers, numerics, strict=True):
-        entry = layer_json(lay, tally, cfg, n)
-        entry["dense"] = dense_json(lay, tally, cfg, n, dense_resident)
-        entry["numerics"] = num.to_json()
-        ratios(entry)
-        layers.append(entry)
-    total_numerics = NumericsTally()
-    for num in numerics:
-        total_numerics.add(num)
-    total_tally = new_tally()
-    for tally in [*model.layers, model.other]:
-        total_tally.add(tally)
-    total = totals(total_tally, layers, cfg, n)
-    total["resident"] = sim.resident
-    total["dense_resident"] = dense_resident
-    total["instructions"] = {k: v for k, v in model.executed.items() if v}
-    total["numerics"] = total_numerics.to_json()
-    host = [
-        {
-            "name": seg["name"],
-            "ops": list(seg["ops"]),
-            "runs": model.host_runs[s],
-            "transfer_words": model.host_words[s],
-            "transfer_words_per_vector": model.host_words[s] / n,
-        }
-        for s, seg in enumerate(sim.segments)
-    ]
-    machine = {"num_pes": cfg.num_pes, "clock_mhz": cfg.clock_mhz, "fifo_depth": cfg.fifo_depth}
-    machine.update({name: getattr(cfg, name) for name in machine_fields})
-    machine["energy_pj_per_event"] = {k: getattr(cfg.energy, k) for k in events}
-    return {"layers": layers, "host": host, "total": total, "machine": machine}
-
-
-def ratios(entry: dict) -> None:
-    """Add speedup and energy saving against the entry's dense baseline."""
-    dense = entry["dense"]
-    entry["speedup"] = dense["cycles"] / entry["cycles"] if entry["cycles"] else 0.0
-    entry["energy_saving"] = dense["energy_pj"] / entry["energy_pj"] if entry["energy_pj"] else 0.0
-
-
-def energy(events: dict[str, int], config) -> float:
-    """Picojoules of the event counts, at the config's energy per event."""
-    return float(sum(count * getattr(config.energy, k) for k, count in events.items()))
-
-
-def energy_breakdown(events: dict[str, int], config) -> dict[str, float]:
-    """Picojoules per event kind."""
-    return {k: float(count * getattr(config.energy, k)) for k, count in events.items()}
 
 
 def align(rows: list[list[str]], left: int) -> list[str]:

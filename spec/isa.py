@@ -2,16 +2,19 @@
 
 Table syntax (in the spirit of riscv-opcodes), one instruction per line, 64-bit words:
 
-    spmv  63..56=0x05 layer=55..44 block=43..28 shift=19..13:s 12..0=0
+    spmv  @compute 63..56=0x05 layer=55..44 block=43..28 shift=19..13:s 12..0=0
         | pseudo-code of the instruction, one or more lines starting with `|`
 
+- `@class` is the instruction's class (one of `CLASSES`; `compute` when omitted): what
+  the generic code (the simulator core, runtime/core.py) knows of the instruction, so
+  that it dispatches on classes, never on a target's mnemonics;
 - `hi..lo=VALUE` is a fixed range (the opcode, or reserved zeros);
 - `name=hi..lo` is an operand field (`name=bit` for one bit); `:s` makes it signed
   (two's complement), otherwise it is unsigned;
 - `#` starts a comment.
 
 `IsaTable.parse` refuses a line whose ranges overlap or leave a bit uncovered, an
-opcode or a mnemonic used twice, and an operand named twice. Mnemonics are
+opcode or a mnemonic used twice, an operand named twice, and an unknown class or two classes. Mnemonics are
 `[A-Za-z_][A-Za-z0-9_.]*` (e.g. `dma.in`), operand names `[A-Za-z_][A-Za-z0-9_]*`. From the table come the encoder and
 decoder here, the assembler grammar and disassembler (spec/asm.py), the simulator's
 dispatch and the ISA reference page (`IsaTable.markdown`).
@@ -23,6 +26,18 @@ import re
 from dataclasses import dataclass
 
 WORD_BITS = 64
+
+CLASSES = {
+    "halt": "ends the program; decoding stops at the first",
+    "sync": "waits until the pipelines have drained",
+    "transfer_in": "moves a symbol from host memory to an on-chip buffer (operands sym, buf)",
+    "transfer_out": "moves an on-chip buffer to a symbol in host memory (operands sym, buf)",
+    "load": "loads memory images (a layer's weights, tables) from DRAM into the PEs",
+    "compute": "runs on the PE array or the element-wise units (operand layer)",
+    "loop": "repeats the instructions that follow it (operands layer, body)",
+    "host": "runs a host segment (operand seg); no accelerator cycles",
+}
+"""The instruction classes an ISA table declares (`@class`), and what each means."""
 
 
 class IsaError(ValueError):
@@ -53,9 +68,10 @@ class Field:
 
 @dataclass(frozen=True)
 class Instruction:
-    """One instruction: its mnemonic, opcode field, operand fields and semantics."""
+    """One instruction: its mnemonic, class, opcode field, operand fields and semantics."""
 
     mnemonic: str
+    kind: str  # its class, one of CLASSES
     opcode: int
     opcode_hi: int
     opcode_lo: int
@@ -181,15 +197,15 @@ class IsaTable:
     def markdown(self) -> str:
         """The ISA reference: a table of encodings and each instruction's semantics."""
         lines = [
-            "| mnemonic | opcode | operands (bits) |",
-            "|---|---|---|",
+            "| mnemonic | opcode | class | operands (bits) |",
+            "|---|---|---|---|",
         ]
         for i in self.instructions:
             ops = ", ".join(
                 f"`{f.name}` {_bit_range(f.hi, f.lo)}" + (" (signed)" if f.signed else "")
                 for f in i.fields
             )
-            lines.append(f"| `{i.mnemonic}` | `{i.opcode:#04x}` | {ops or '-'} |")
+            lines.append(f"| `{i.mnemonic}` | `{i.opcode:#04x}` | {i.kind} | {ops or '-'} |")
         lines.append("")
         for i in self.instructions:
             operands = ", ".join(f.name for f in i.fields)
@@ -209,7 +225,12 @@ def _parse_line(line: str, lineno: int) -> dict:
         raise IsaError(f"line {lineno}: bad mnemonic '{mnemonic}'")
     fixed: list[tuple[int, int, int]] = []
     fields: list[Field] = []
+    kinds = [spec[1:] for spec in specs if spec.startswith("@")] or ["compute"]
+    if len(kinds) != 1 or kinds[0] not in CLASSES:
+        raise IsaError(f"line {lineno}: {mnemonic}: one class of {', '.join(CLASSES)} expected")
     for spec in specs:
+        if spec.startswith("@"):
+            continue
         left, _, right = spec.partition("=")
         if not right:
             raise IsaError(f"line {lineno}: '{spec}' is neither NAME=BITS nor BITS=VALUE")
@@ -246,14 +267,14 @@ def _parse_line(line: str, lineno: int) -> dict:
         raise IsaError(f"line {lineno}: {mnemonic}: bits {_spans(gaps)} are not covered")
     if not fixed:
         raise IsaError(f"line {lineno}: {mnemonic} has no opcode range")
-    return {"mnemonic": mnemonic, "fixed": fixed, "fields": fields, "doc": []}
+    return {"mnemonic": mnemonic, "kind": kinds[0], "fixed": fixed, "fields": fields, "doc": []}
 
 
-def _build(mnemonic: str, fixed: list, fields: list, doc: list) -> Instruction:
+def _build(mnemonic: str, kind: str, fixed: list, fields: list, doc: list) -> Instruction:
     opcode_hi, opcode_lo, opcode = fixed[0]
     fields = sorted(fields, key=lambda f: -f.hi)
-    return Instruction(mnemonic, opcode, opcode_hi, opcode_lo, tuple(fields), tuple(fixed),
-                       "\n".join(doc))  # fmt: skip
+    return Instruction(mnemonic, kind, opcode, opcode_hi, opcode_lo, tuple(fields),
+                       tuple(fixed), "\n".join(doc))  # fmt: skip
 
 
 def _bits(text: str, lineno: int) -> tuple[int, int]:

@@ -7,61 +7,39 @@ step is runtime/ese/arith.py, the specification the golden model
 (backends/ese/golden.py) shares; the products are the simulator's own, from the
 decoded PE images.
 
-Structure (as runtime/eie/sim.py; the target-neutral parts are runtime/common.py):
+What every sparse PE machine does the same way is the simulator core's
+(runtime/core.py): decoding the instruction stream and the column blocks' images,
+residency and capacity, the broadcast/FIFO channel model, cost attribution by
+instruction class, the tallies, the dense baseline's frame, the stats and the tables.
+This file holds what ESE's hardware does its own way:
 
-- `Simulator(container)` checks and decodes the container once: the instruction words
-  (ISA table spec/ese/isa.py), the loop structure (every `seq` and its body), the
-  layer table and every section an instruction refers to. Column blocks are decoded on
-  first use and cached.
+- `Simulator(container)`: the layer table of LSTM/GRU/RNN layers (matrices W, R, Rh
+  per direction), the loop structure (every `seq` and its body), the element-wise
+  units' sections (biases, peepholes, activation tables), and entries of a 12-bit
+  weight code and a 4-bit run.
 - `Simulator.run(inputs)` runs the program on a batch of input sequences. The functional
   simulation is vectorized over the batch: a buffer is an int64 array [batch, ...] of
   codes; a `seq` runs its body once per time step for every row at once, rows past their
   length frozen. Each instruction has one small function (`_Machine.exec_<mnemonic>`)
   whose docstring repeats the ISA pseudo-code.
 - The cycle and energy model (`_CostModel`) is a separate layer over the same dispatch:
-  before an instruction executes it records what the instruction costs (for `spmv`, the
-  non-zero pattern of its source vector); when a `seq` ends, the time steps of every row
-  are scheduled (see `_CostModel.schedule` and backends/ese/README.md).
-- `Stats` holds the results per layer, per host segment and in total, as JSON (the
-  schema of EIE's stats, plus per-step times and the overlap saving) or as a table.
+  inside a `seq` body an instruction records what it costs (for `spmv`, the non-zero
+  pattern of its source vector); when the `seq` ends, the time steps of every row are
+  scheduled (see `_CostModel.schedule` and backends/ese/README.md).
+- `Stats`: the stats JSON is the core's, plus per-step times and the overlap saving.
   Counts are totals over the batch; keys ending in `_per_vector` are per input
   sequence, in `_per_step` per time step.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from dlhwc.runtime.common import (
-    NumericsTally,
-    PeBusy,
-    Program,
-    RunStats,
-    align,
-    assemble_stats,
-    decode_streams,
-    energy_and_host_lines,
-    energy_breakdown,
-    fifo_recurrence,
-    num,
-    numerics_line,
-    one_line,
-    pct,
-    placement_lines,
-    py_name,
-    ratios,
-    saturation_text,
-    segment_lines,
-    words,
-)
-from dlhwc.runtime.common import energy as energy_pj
+from dlhwc.runtime import core
+from dlhwc.runtime.common import align, num, pct, words
 from dlhwc.runtime.ese import arith
-from dlhwc.spec import progress
-from dlhwc.spec.container import Container
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.ese.config import ESEConfig
 from dlhwc.spec.ese.container import ESELayer
@@ -86,10 +64,6 @@ ENERGY_EVENTS = (
 )
 """The counted events; each has an energy per event of the same name in `ESEEnergy`."""
 
-CYCLE_KINDS = ("load", "compute", "transfer", "sync")
-"""How a layer's cycles split: weight loads (outside the time loop; reloads inside it are
-part of compute), the scheduled time steps, host transfers, pipeline drains."""
-
 BODY_OPS = ("load", "spmv", "gates", "cell")
 """The instructions a `seq` body may hold."""
 
@@ -102,36 +76,6 @@ _DIRECTION = {"forward": "fwd", "reverse": "rev", "bidirectional": "bidi"}
 
 
 # -- decoded data ------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class _Block:
-    """One column block of one matrix as the PEs' SRAMs hold it, decoded once."""
-
-    col_start: int
-    col_end: int
-    rows: np.ndarray  # int64 [E]: row of each entry
-    cols: np.ndarray  # int64 [E]: block column of each entry
-    codes: np.ndarray  # int64 [E]: weight code (0 for fillers)
-    work_t: np.ndarray  # int64 [ncols, pes]: max(1, entries): PE cycles per column
-    work_col: np.ndarray  # int64 [ncols]: sum over PEs of work_t
-    entries_col: np.ndarray  # int64 [ncols]
-    fillers_col: np.ndarray  # int64 [ncols]
-    spmat_reads_col: np.ndarray  # int64 [ncols]: SRAM rows read over all PEs
-    load_words: int
-    dense: np.ndarray | None  # float64 [rows, ncols] codes, or None
-
-    @property
-    def ncols(self) -> int:
-        return self.col_end - self.col_start
-
-    @functools.cached_property
-    def by_row(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(rows, cols, codes) sorted by row, and where each row's run starts (once)."""
-        order = np.argsort(self.rows, kind="stable")
-        rows, cols, codes = self.rows[order], self.cols[order], self.codes[order]
-        starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
-        return rows, cols, codes, starts
 
 
 @dataclass(frozen=True)
@@ -176,6 +120,10 @@ class _Layer:
     def split_gru(self) -> bool:
         """A GRU whose h rows of R multiply r * h (matrix Rh)."""
         return self.kind == "GRU" and not self.lbr
+
+    @property
+    def shapes(self) -> list[tuple[int, int]]:
+        return [(m.rows, m.cols) for m in self.matrices.values()]
 
     @property
     def entries(self) -> int:
@@ -230,75 +178,60 @@ def cell_counts(lay: _Layer, d: int) -> tuple[_CellCounts | None, _CellCounts]:
 # -- the simulator ---------------------------------------------------------------------
 
 
-class Simulator(Program):
+class Simulator(core.SparseSimulator):
     """Loads a program container and runs it: `run(inputs) -> (outputs, Stats)`."""
 
     target = "ese"
     isa = ESE_ISA
     config_class = ESEConfig
-    header_keys = ("hw", "symbols", "layers", "host_segments", "resident")
+    machine_fields = ("num_pes", "clock_mhz", "fifo_depth", "ew_lanes", "lut_lanes")
+    prefer_dense = True
+    evict_blocks = False
 
-    def __init__(self, container: Container, source: str = "<container>"):
-        super().__init__(container, source)
-        self.resident = bool(self.header.resident)
-        self.layers = self._layers(self.header.layers)
-        self.program = self.decode_text()
-        self.loops = self._loops()
-        self._check_sections()
-        self.check_host_sections()
-        self.layer_of = self._attribute()
-        self._blocks: dict[tuple[int, int, int, int], _Block] = {}
+    def __init__(self, container, source: str = "<container>"):
         self._cells: dict[int, dict] = {}
-        self.last_host_memory: dict[str, np.ndarray] = {}
-        """Host memory after the last run: every symbol's values by name."""
+        super().__init__(container, source)
 
-    @staticmethod
-    def from_file(path: str | Path) -> Simulator:
-        return Simulator(Container.read(path), str(path))
+    def microseconds(self, cycles):
+        return cycles * (self.config.cycle_ns / 1000.0)
 
     # -- loading ----------------------------------------------------------------------
 
-    def _layers(self, table: list[ESELayer]) -> list[_Layer]:
-        """The layer table (checked by its records, spec/ese/container.py), with each
-        block in the JSON form the cost model reads."""
-        layers = []
-        for i, e in enumerate(table):
-            matrices = {
-                (m.dir, m.mat): _Matrix(m.dir, m.mat, m.rows, m.cols, m.nonzeros, m.entries,
-                                        m.fillers, tuple(b.to_json() for b in m.blocks))
-                for m in e.matrices
-            }  # fmt: skip
-            layers.append(
-                _Layer(
-                    index=i,
-                    name=e.name,
-                    kind=e.kind,
-                    direction=e.direction,
-                    dirs=e.dirs,
-                    hidden=e.hidden,
-                    input=e.input,
-                    gates=e.gates,
-                    layout=e.layout,
-                    formats=arith.CellFormats(**e.formats.to_json()),
-                    clip=e.clip,
-                    activations=tuple(tuple(a) for a in e.activations),
-                    input_forget=e.input_forget,
-                    lbr=e.linear_before_reset,
-                    lut_segments=e.lut_segments,
-                    peepholes=e.peepholes,
-                    rb_h=e.rb_h,
-                    nonzeros=e.nonzeros,
-                    matrices=matrices,
-                )
-            )
-        return layers
+    def parse_layer(self, i: int, e: ESELayer) -> _Layer:
+        """Layer ``i`` of the layer table (checked by its record, spec/ese/container.py),
+        with each block in the JSON form the cost model reads."""
+        matrices = {
+            (m.dir, m.mat): _Matrix(m.dir, m.mat, m.rows, m.cols, m.nonzeros, m.entries,
+                                    m.fillers, tuple(b.to_json() for b in m.blocks))
+            for m in e.matrices
+        }  # fmt: skip
+        return _Layer(
+            index=i,
+            name=e.name,
+            kind=e.kind,
+            direction=e.direction,
+            dirs=e.dirs,
+            hidden=e.hidden,
+            input=e.input,
+            gates=e.gates,
+            layout=e.layout,
+            formats=arith.CellFormats(**e.formats.to_json()),
+            clip=e.clip,
+            activations=tuple(tuple(a) for a in e.activations),
+            input_forget=e.input_forget,
+            lbr=e.linear_before_reset,
+            lut_segments=e.lut_segments,
+            peepholes=e.peepholes,
+            rb_h=e.rb_h,
+            nonzeros=e.nonzeros,
+            matrices=matrices,
+        )
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
+        """What the core checks, and the layer's direction, matrix and block."""
         super().check_operands(index, mnemonic, ops)
         where = f"instruction {index} ({mnemonic})"
         if "layer" in ops:
-            if ops["layer"] >= len(self.layers):
-                raise self.error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
             lay = self.layers[ops["layer"]]
             if ops["dir"] >= lay.dirs:
                 raise self.error(f"{where}: layer '{lay.name}' has no direction {ops['dir']}")
@@ -316,7 +249,7 @@ class Simulator(Program):
                     f"{where}: layer '{lay.name}' is no GRU with linear_before_reset = 0"
                 )
 
-    def _loops(self) -> dict[int, int]:
+    def check_program(self) -> None:
         """The `seq` loops: position of each seq -> its body length, checked.
 
         A body holds only load, spmv, gates and cell of the seq's layer and direction, ends
@@ -358,11 +291,40 @@ class Simulator(Program):
                     raise self.error(f"instruction {i} (spmv): mat=Rh before 'gates'")
             loops[pos] = n
             pos += 1 + n
-        return loops
+        self.loops = loops
 
-    def _check_sections(self) -> None:
-        """Every section an instruction refers to exists, with the shape the header gives."""
-        cfg = self.config
+    def image_keys(self) -> list[tuple[int, int, int, int]]:
+        return [
+            (lay.index, d, mat, b)
+            for lay in self.layers
+            for (d, mat), m in lay.matrices.items()
+            for b in range(len(m.blocks))
+        ]
+
+    def image(self, key: tuple[int, int, int, int]) -> core.Image:
+        """Block b of matrix M of direction d of layer i: sections L{i}.D{d}.{M}.B{b}."""
+        layer, d, mat, block = key
+        lay = self.layers[layer]
+        m = lay.matrices[(d, mat)]
+        bits = 15 + self.config.weight_bits - 1  # 16-bit activations x weight codes
+        return core.Image(
+            lay.name, f"L{layer}.D{d}.{MATRICES[mat]}.B{block}", m.blocks[block], m.rows, bits
+        )
+
+    def split_entry(self, key, spmat: np.ndarray) -> tuple[np.ndarray, ...]:
+        """An entry is a uint16: the low weight_bits a two's complement weight code, the
+        high run_bits the relative row index z. Fillers are entries of weight 0."""
+        wb = self.config.weight_bits
+        codes = spmat & ((1 << wb) - 1)
+        codes = np.where(codes >> (wb - 1), codes - (1 << wb), codes)
+        return codes, spmat >> wb, codes == 0
+
+    def dense_limits(self) -> tuple[int, int]:
+        return DENSE_LIMIT, DENSE_LIMIT
+
+    def check_sections(self) -> None:
+        """The element-wise units' sections of every layer: biases, Rb_h, peepholes,
+        the activation tables."""
         for lay in self.layers:
             g, h, d = lay.gates * lay.hidden, lay.hidden, lay.dirs
             self.section(f"L{lay.index}.bias", "iu", (d, g))
@@ -372,107 +334,6 @@ class Simulator(Program):
                 self.section(f"L{lay.index}.peep", "iu", (d, 3 * h))
             for fn in TABLES:
                 self.section(f"L{lay.index}.lut.{fn}", "iu", (2, lay.lut_segments))
-            for (dr, mat), m in lay.matrices.items():
-                for b, blk in enumerate(m.blocks):
-                    prefix = f"L{lay.index}.D{dr}.{MATRICES[mat]}.B{b}"
-                    ncols = blk["col_end"] - blk["col_start"]
-                    ptr = self.section(f"{prefix}.ptr", "iu", (cfg.num_pes, ncols + 1))
-                    if np.any(ptr[:, 0] != 0) or np.any(np.diff(ptr.astype(np.int64), axis=1) < 0):
-                        raise self.error(
-                            f"section '{prefix}.ptr': pointers must start at 0 and never decrease"
-                        )
-                    counts = ptr[:, -1].astype(np.int64)
-                    if counts.tolist() != list(blk["entries"]):
-                        raise self.error(
-                            f"section '{prefix}.ptr': PE entry counts disagree with the layer table"
-                        )
-                    spmat = self.section(f"{prefix}.spmat", "u", (int(counts.sum()),))
-                    if spmat.dtype.itemsize * 8 != cfg.spmat_entry_bits:
-                        raise self.error(
-                            f"section '{prefix}.spmat' is {spmat.dtype}, not "
-                            f"{cfg.spmat_entry_bits}-bit entries"
-                        )
-
-    def _attribute(self) -> list[int | None]:
-        """The layer each instruction's cost is charged to (None: no layer).
-
-        load, load.cell, seq and body instructions: their layer; dma.in: the next seq's
-        layer (its input); dma.out and barrier: the previous seq's layer. Host segments
-        and `end` cost no accelerator cycles.
-        """
-        seqs = [(i, o["layer"]) for i, (_, m, o) in enumerate(self.program) if m == "seq"]
-        owner: list[int | None] = []
-        for i, (_, mnemonic, ops) in enumerate(self.program):
-            later = [lay for j, lay in seqs if j > i]
-            earlier = [lay for j, lay in seqs if j < i][::-1]
-            if "layer" in ops:
-                owner.append(ops["layer"])
-            elif mnemonic == "dma.in":
-                owner.append((later + earlier + [None])[0])
-            elif mnemonic in ("dma.out", "barrier"):
-                owner.append((earlier + later + [None])[0])
-            else:
-                owner.append(None)
-        return owner
-
-    def block(self, layer: int, d: int, mat: int, block: int) -> _Block:
-        """The decoded column block (decoded on first use, then cached)."""
-        key = (layer, d, mat, block)
-        if key not in self._blocks:
-            self._blocks[key] = self._decode_block(*key)
-        return self._blocks[key]
-
-    def _decode_block(self, layer: int, d: int, mat: int, block: int) -> _Block:
-        """The block's SRAM images as (row, column, weight code) triples, vectorized.
-
-        An entry is a uint16: the low weight_bits a two's complement weight code, the
-        high run_bits the relative row index z (runtime/common.decode_streams).
-        Fillers are entries of weight 0.
-        """
-        cfg = self.config
-        lay = self.layers[layer]
-        m = lay.matrices[(d, mat)]
-        b = m.blocks[block]
-        start, end = int(b["col_start"]), int(b["col_end"])
-        ncols, pes = end - start, cfg.num_pes
-        prefix = f"L{layer}.D{d}.{MATRICES[mat]}.B{block}"
-        ptr = self.container.sections[f"{prefix}.ptr"].astype(np.int64)
-        spmat = self.container.sections[f"{prefix}.spmat"].astype(np.int64)
-        wb = cfg.weight_bits
-        codes = spmat & ((1 << wb) - 1)
-        codes = np.where(codes >> (wb - 1), codes - (1 << wb), codes)
-        z = spmat >> wb
-        try:
-            rows, col, _ = decode_streams(ptr, z, m.rows, pes)
-        except ValueError as e:
-            raise self.error(
-                f"section '{prefix}.spmat': {e} (layer '{lay.name}', {m.rows} rows)"
-            ) from None
-        counts = np.diff(ptr, axis=1)
-        filler = codes == 0
-        work_t = np.maximum(counts, 1).T.copy()
-        epr = cfg.entries_per_read
-        spans = np.where(counts > 0, (ptr[:, 1:] - 1) // epr - ptr[:, :-1] // epr + 1, 0)
-        load_words = words(pes * (ncols + 1) * cfg.ptr_bits)
-        load_words += words(int(counts.sum()) * cfg.spmat_entry_bits)
-        dense = None
-        if m.rows * ncols <= DENSE_LIMIT:
-            dense = np.zeros((m.rows, ncols), dtype=np.float64)
-            np.add.at(dense, (rows, col), codes.astype(np.float64))
-        return _Block(
-            col_start=start,
-            col_end=end,
-            rows=rows,
-            cols=col,
-            codes=codes,
-            work_t=work_t,
-            work_col=work_t.sum(axis=1),
-            entries_col=counts.sum(axis=0),
-            fillers_col=np.bincount(col[filler], minlength=ncols).astype(np.int64),
-            spmat_reads_col=spans.sum(axis=0),
-            load_words=load_words,
-            dense=dense,
-        )
 
     def cell_constants(self, layer: int) -> dict:
         """The element-wise units' contents for a layer: biases, Rb_h, peepholes, tables."""
@@ -491,53 +352,6 @@ class Simulator(Program):
                 "luts": luts,
             }
         return self._cells[layer]
-
-    # -- running ----------------------------------------------------------------------
-
-    def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Stats]:
-        """Run the program on a batch of sequences; returns the outputs by name and the stats."""
-        batch = self.check_inputs(inputs)
-        machine = _Machine(self, batch)
-        model = _CostModel(self, batch)
-        machine.memory = self.host_memory(inputs)
-        pos = 0
-        label = f"ese: {batch:,} sequence{'s' if batch != 1 else ''}"
-        with progress.task(label, len(self.program), "instructions") as task:
-            while pos < len(self.program):
-                task.update(pos, "")
-                self._execute(pos, machine, model)
-                if pos in self.loops:
-                    body = range(pos + 1, pos + 1 + self.loops[pos])
-                    name, steps = machine.loop.layer.name, machine.loop.steps
-                    for s in range(steps):
-                        task.update(pos, f"{name} step {s + 1}/{steps}")
-                        machine.begin_step(s)
-                        for p in body:
-                            self._execute(p, machine, model)
-                    task.update(pos, f"{name}: cycles of {steps} steps")
-                    model.end_seq(machine)
-                    self._guard(pos, machine.end_seq)
-                    pos = body.stop
-                else:
-                    pos += 1
-        self.last_host_memory = dict(machine.memory)
-        return self.outputs(machine.memory), model.stats(machine.numerics)
-
-    def _execute(self, pos: int, machine: _Machine, model: _CostModel) -> None:
-        _, mnemonic, ops = self.program[pos]
-
-        def step():
-            model.charge(pos, mnemonic, ops, machine)
-            machine.dispatch[mnemonic](ops)
-
-        self._guard(pos, step)
-
-    def _guard(self, pos: int, action) -> None:
-        index, mnemonic, _ = self.program[pos]
-        try:
-            action()
-        except DlhwcError as e:
-            raise self.error(f"instruction {index} ({mnemonic}): {e.reason}") from None
 
 
 # -- functional semantics --------------------------------------------------------------
@@ -562,23 +376,15 @@ class _Loop:
     rh: np.ndarray | None = None  # GRU: rnd(r * h) [batch, H]
 
 
-class _Machine:
+class _Machine(core.Machine):
     """The machine state of one run, and one function per instruction."""
 
+    num_buffers = NUM_BUFFERS
+
     def __init__(self, sim: Simulator, batch: int):
-        self.sim = sim
-        self.cfg = sim.config
-        self.batch = batch
-        self.memory: dict[str, np.ndarray] = {}
-        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS
-        self.loaded: set[tuple[int, int, int, int]] = set()
+        super().__init__(sim, batch)
         self.cell_loaded: tuple[int, int] | None = None
         self.loop: _Loop | None = None
-        self.halted = False
-        self.numerics = [NumericsTally() for _ in sim.layers]
-        self.dispatch = {
-            i.mnemonic: getattr(self, "exec_" + py_name(i.mnemonic)) for i in ESE_ISA.instructions
-        }
 
     def exec_end(self, ops: dict[str, int]) -> None:
         """halt: the program is done with this input sequence"""
@@ -617,7 +423,7 @@ class _Machine:
         host tensor's layout.
         """
         sym = self.sim.symbols[ops["sym"]]
-        codes = self._buffer(ops["buf"])
+        codes = self.buffer(ops["buf"])
         if any(w >= 0 and g != w for g, w in zip(codes.shape[1:], sym.shape, strict=False)):
             raise DlhwcError(
                 f"buf[{ops['buf']}] holds {list(codes.shape[1:])}, symbol '{sym.name}' "
@@ -663,20 +469,20 @@ class _Machine:
         if kind == LSTM: buf[yc][dir] = c if L > 0 else 0
         continue after the body
 
-        This starts the loop (`begin_step` and `end_seq` do the rest): every row runs
+        This starts the loop (`begin_step` and `end_loop` do the rest): every row runs
         all T steps at once, the rows with s >= L frozen.
         """
         lay = self.sim.layers[ops["layer"]]
         d, hidden = ops["dir"], lay.hidden
         if self.cell_loaded != (lay.index, d):
             raise DlhwcError(f"layer '{lay.name}' direction {d}: no load.cell before the loop")
-        x = self._buffer(ops["x"])
+        x = self.buffer(ops["x"])
         if x.ndim != 3 or x.shape[2] != lay.input:
             raise DlhwcError(f"buf[{ops['x']}] is not a sequence [T, {lay.input}]")
         steps = x.shape[1]
         lens = np.full(self.batch, steps, dtype=np.int64)
         if ops["has_lens"]:
-            lens = self._buffer(ops["lens"]).reshape(self.batch).astype(np.int64)
+            lens = self.buffer(ops["lens"]).reshape(self.batch).astype(np.int64)
             if np.any((lens < 0) | (lens > steps)):
                 bad = int(lens[(lens < 0) | (lens > steps)][0])
                 raise DlhwcError(f"sequence length {bad} outside 0..{steps}")
@@ -688,12 +494,16 @@ class _Machine:
         for key, shape in shapes.items():
             if ops["fresh"]:
                 self.buf[ops[key]] = np.zeros((self.batch, *shape), dtype=np.int64)
-            elif self._buffer(ops[key]).shape[1:] != shape:
+            elif self.buffer(ops[key]).shape[1:] != shape:
                 raise DlhwcError(f"buf[{ops[key]}] is not {list(shape)} (seq without fresh)")
         zeros = np.zeros((self.batch, hidden), dtype=np.int64)
         h = self._state(ops, "h0", lay, d) if ops["has_h0"] else zeros
         c = self._state(ops, "c0", lay, d) if ops["has_c0"] else zeros.copy()
         self.loop = _Loop(ops, lay, d, steps, lens, h.copy(), c.copy())
+
+    def loop_steps(self) -> int:
+        """Time steps of the running seq (T)."""
+        return self.loop.steps
 
     def begin_step(self, s: int) -> None:
         """Step s of the running seq: each row's time index t and x_t."""
@@ -705,7 +515,7 @@ class _Machine:
         loop.x_t = self.buf[loop.ops["x"]][rows, loop.t]
         loop.acc, loop.rh = {}, None
 
-    def end_seq(self) -> None:
+    def end_loop(self) -> None:
         """The final states of the direction (a zero-length sequence leaves zeros)."""
         loop = self.loop
         ops, d = loop.ops, loop.d
@@ -741,7 +551,7 @@ class _Machine:
             loop.acc[ops["mat"]] = np.zeros((self.batch, m.rows), dtype=np.int64)
         elif ops["mat"] not in loop.acc:
             raise DlhwcError(f"{MATRICES[ops['mat']]} accumulates without a first block")
-        loop.acc[ops["mat"]] += _block_product(blk, a[:, blk.col_start : blk.col_end], m.rows)
+        loop.acc[ops["mat"]] += core.block_product(blk, a[:, blk.col_start : blk.col_end], m.rows)
 
     def source(self, mat: int) -> np.ndarray:
         """The vector a product of matrix ``mat`` reads: x_t, h_{t-1} or r * h_{t-1}."""
@@ -823,14 +633,6 @@ class _Machine:
         loop.c = np.where(active, c_new, loop.c)
         self.buf[loop.ops["y"]][rows, loop.t[rows], d] = loop.h[rows]
 
-    def exec_host(self, ops: dict[str, int]) -> None:
-        """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
-        writes its output symbols, in float, converting with their fixed-point formats
-
-        The segment's ONNX model runs in onnxruntime (runtime/common.HostSegments).
-        """
-        self.sim.run_host(ops["seg"], self.memory)
-
     def _acc(self, mat: int) -> np.ndarray:
         acc = self.loop.acc.get(mat)
         if acc is None:
@@ -838,75 +640,49 @@ class _Machine:
         return acc
 
     def _state(self, ops: dict[str, int], key: str, lay: _Layer, d: int) -> np.ndarray:
-        state = self._buffer(ops[key])
+        state = self.buffer(ops[key])
         if state.shape[1:] != (lay.dirs, lay.hidden):
             raise DlhwcError(f"buf[{ops[key]}] is not a state [{lay.dirs}, {lay.hidden}]")
         return state[:, d]
-
-    def _buffer(self, b: int) -> np.ndarray:
-        codes = self.buf[b]
-        if codes is None:
-            raise DlhwcError(f"buf[{b}] is read before it is written")
-        return codes
 
 
 def _at_bound(codes: np.ndarray) -> np.ndarray:
     return (codes >= (1 << 15) - 1) | (codes <= -(1 << 15))
 
 
-def _block_product(blk: _Block, a: np.ndarray, num_rows: int) -> np.ndarray:
-    """out[b, r] = sum over the block's entries (r, c, w) of w * a[b, c], exact int64.
-
-    A float64 product with the dense codes (exact: every partial sum is an integer below
-    2^53), or, for blocks too large to keep dense, per-row sums of the entries' products.
-    """
-    if blk.dense is not None:
-        return (a.astype(np.float64) @ blk.dense.T).astype(np.int64)
-    out = np.zeros((a.shape[0], num_rows), dtype=np.int64)
-    if blk.rows.size == 0:
-        return out
-    rows, cols, codes, starts = blk.by_row
-    for lo in range(0, a.shape[0], 256):  # batch chunks bound the [chunk, entries] product
-        prod = a[lo : lo + 256, cols] * codes
-        out[lo : lo + 256, rows[starts]] = np.add.reduceat(prod, starts, axis=1)
-    return out
-
-
 # -- cycles and energy -----------------------------------------------------------------
 
 
 @dataclass
-class _Tally(PeBusy):
+class _Tally(core.Tally):
     """Counts of one layer (or of the whole run), totals over the batch."""
 
-    cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
-    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0))
-    busy: int = 0  # PE-cycles of work, sum of w_k(t)
-    pe_busy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per PE
+    EVENTS = ENERGY_EVENTS
+
     spmv_cycles: int = 0  # PE-array cycles of products (with fill, drain and reloads)
     cell_cycles: int = 0  # element-wise/table cycles (gates and cell phases)
     serial_cycles: int = 0  # the time steps' cycles without overlap
     steps: int = 0  # time steps run (rows x directions x active steps)
     runs: int = 0  # (row, direction) loops of at least one step
-    broadcasts: int = 0
-    activations: int = 0  # vector elements scanned by the LNZD units
-    entries: int = 0
-    fillers: int = 0
-    load_words: int = 0
-    host_words: int = 0
     step_cycles: list[int] = field(default_factory=list)  # by step index: summed cycles
     step_count: list[int] = field(default_factory=list)  # by step index: rows x dirs
 
-    def add(self, other: _Tally) -> None:
-        for k in CYCLE_KINDS:
-            self.cycles[k] += other.cycles[k]
-        for k in ENERGY_EVENTS:
-            self.events[k] += other.events[k]
-        self.add_pe_busy(other.pe_busy)
-        for k in ("busy", "spmv_cycles", "cell_cycles", "serial_cycles", "steps", "runs",
-                  "broadcasts", "activations", "entries", "fillers", "load_words",
-                  "host_words"):  # fmt: skip
-            setattr(self, k, getattr(self, k) + getattr(other, k))
+    @property
+    def pe_cycles(self) -> int:
+        return self.spmv_cycles
+
+    def cycle_fields(self, sim, n: int) -> dict:
+        """The core's cycle fields, with the steps and the overlap's saving."""
+        serial, compute = self.serial_cycles, self.cycles["compute"]
+        return {
+            "steps": self.steps,
+            **super().cycle_fields(sim, n),
+            "spmv_cycles": self.spmv_cycles,
+            "cell_cycles": self.cell_cycles,
+            "cycles_without_overlap": serial,
+            "overlap_saving_cycles": serial - compute,
+            "overlap_saving": (serial - compute) / serial if serial else 0.0,
+        }
 
     def add_steps(self, cycles: np.ndarray, counts: np.ndarray) -> None:
         n = len(cycles)
@@ -926,11 +702,11 @@ class _Record:
     load_words: dict[int, int]  # body position -> words of an in-loop load
 
 
-class _CostModel:
+class _CostModel(core.CostModel):
     """Cycles and event counts of each executed instruction (see backends/ese/README.md).
 
     Outside loops an instruction is charged before it executes. Inside a `seq` the body
-    instructions record what they read; `end_seq` then costs every product, phase and
+    instructions record what they read; `end_loop` then costs every product, phase and
     step, and schedules the steps of each row:
 
     The PE array runs one product at a time; the element-wise units run the gates and
@@ -950,113 +726,57 @@ class _CostModel:
     layers run one after the other; each row (input sequence) runs alone.
     """
 
+    tally_class = _Tally
+
     def __init__(self, sim: Simulator, batch: int):
-        self.sim = sim
-        self.cfg = sim.config
-        self.batch = batch
-        self.layers = [_Tally() for _ in sim.layers]
-        self.other = _Tally()
-        self.host_words = [0] * len(sim.segments)
-        self.host_runs = [0] * len(sim.segments)
-        self.charged_loads: set = set()
-        self.executed = dict.fromkeys((i.mnemonic for i in ESE_ISA.instructions), 0)
-        feeds = {}
-        for s, seg in enumerate(sim.segments):
-            for i in seg["inputs"]:
-                feeds.setdefault(("dma.out", i), s)
-            for i in seg["outputs"]:
-                feeds.setdefault(("dma.in", i), s)
-        self.segment_of_transfer = feeds
+        super().__init__(sim, batch)
         self.record: _Record | None = None
         self.seq_pos = 0
 
     def charge(self, pos: int, mnemonic: str, ops: dict[str, int], machine: _Machine) -> None:
-        owner = self.sim.layer_of[pos]
-        tally = self.other if owner is None else self.layers[owner]
         loop = machine.loop
         if loop is not None and loop.s >= 0:  # inside a body
             self.executed[mnemonic] += int(loop.active.sum())
             self._record(pos, mnemonic, ops, machine)
             return
-        self.executed[mnemonic] += self.batch
-        if mnemonic == "seq":
+        if self.sim.kind(mnemonic) == "loop":
             self.seq_pos = pos
-        getattr(self, "cost_" + py_name(mnemonic))(ops, machine, tally)
+        super().charge(pos, mnemonic, ops, machine)
 
     # -- outside loops ------------------------------------------------------------------
 
-    def cost_end(self, ops, machine, tally) -> None:
-        """No cycles."""
-
-    def cost_host(self, ops, machine, tally) -> None:
-        """No accelerator cycles: its transfers are the dma.in/dma.out around it."""
-        self.host_runs[ops["seg"]] += self.batch
-
-    def cost_barrier(self, ops, machine, tally) -> None:
-        """pipeline_stages cycles per row: the pipelines drain."""
-        tally.cycles["sync"] += self.cfg.pipeline_stages * self.batch
-
-    def _transfer(self, mnemonic: str, ops, machine, tally) -> None:
-        """ceil(bits / 32) words per row at host_words_per_cycle words a cycle; host_word
-        energy per word; one buffer access per element."""
+    def transfer_size(self, kind: str, ops, machine, tally):
+        """ceil(bits / 32) words per row; one buffer access per element."""
         sym = self.sim.symbols[ops["sym"]]
-        if mnemonic == "dma.in":
-            host = np.asarray(machine.memory.get(sym.name, np.zeros(0)))
-            size = host.size // self.batch
+        if kind == "transfer_in":
+            size = np.asarray(machine.memory.get(sym.name, np.zeros(0))).size // self.batch
         else:
-            size = int(np.prod(machine._buffer(ops["buf"]).shape[1:]))
-        n = words(size * sym.format.bits)
-        tally.cycles["transfer"] += -(-n // self.cfg.host_words_per_cycle) * self.batch
-        tally.events["host_word"] += n * self.batch
+            size = int(np.prod(machine.buffer(ops["buf"]).shape[1:]))
         tally.events["buffer_access"] += size * self.batch
-        tally.host_words += n * self.batch
-        seg = self.segment_of_transfer.get((mnemonic, ops["sym"]))
-        if seg is not None:
-            self.host_words[seg] += n * self.batch
+        return size, self.batch, sym.format.bits
 
-    def cost_dma_in(self, ops, machine, tally) -> None:
-        """A host-to-chip transfer (see `_transfer`)."""
-        self._transfer("dma.in", ops, machine, tally)
-
-    def cost_dma_out(self, ops, machine, tally) -> None:
-        """A chip-to-host transfer (see `_transfer`)."""
-        self._transfer("dma.out", ops, machine, tally)
-
-    def _load(self, key, load_words: int, tally) -> None:
-        """ceil(words / dma_words_per_cycle) cycles and dram_word energy per word: once per
-        run when the weights are resident, otherwise for every row."""
-        if self.sim.resident:
-            if key in self.charged_loads:
-                return
-            self.charged_loads.add(key)
-            times = 1
-        else:
-            times = self.batch
-        tally.cycles["load"] += -(-load_words // self.cfg.dma_words_per_cycle) * times
-        tally.events["dram_word"] += load_words * times
-        tally.load_words += load_words * times
-
-    def cost_load(self, ops, machine, tally) -> None:
-        """A block's ptr (ptr_bits each) and spmat (spmat_entry_bits each) images."""
-        key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
-        self._load(key, self.sim.block(*key).load_words, tally)
-
-    def cost_load_cell(self, ops, machine, tally) -> None:
-        """Biases (32 bits each), Rb_h (32), peepholes (16) and the two tables (64 bits a
-        segment) of one direction."""
+    def load_size(self, ops) -> tuple[tuple, int]:
+        """A block's ptr (ptr_bits each) and spmat (spmat_entry_bits each) images, or the
+        element-wise units' contents of one direction (load.cell): biases (32 bits each),
+        Rb_h (32), peepholes (16) and the two tables (64 bits a segment)."""
+        if "mat" in ops:
+            return super().load_size(ops)
         lay = self.sim.layers[ops["layer"]]
         h = lay.hidden
         bits = (
             lay.gates * h * 32 + (h * 32 if lay.rb_h else 0) + (3 * h * 16 if lay.peepholes else 0)
         )
         bits += len(TABLES) * lay.lut_segments * 64
-        self._load(("cell", ops["layer"], ops["dir"]), words(bits), tally)
+        return ("cell", ops["layer"], ops["dir"]), words(bits)
 
-    def cost_seq(self, ops, machine, tally) -> None:
-        """Starts recording the loop's body; the loop is costed by `end_seq`."""
-        n = ops["body"]
+    def cost_compute(self, ops, machine, tally) -> None:
+        """Never outside a loop body (`check_program`); recorded there (`_record`)."""
+
+    def cost_loop(self, ops, machine, tally) -> None:
+        """Starts recording the loop's body; the loop is costed by `end_loop`."""
+        pos, n = self.seq_pos, ops["body"]
         phase = []
-        for _, m, o in self.sim.program[self.seq_pos + 1 : self.seq_pos + 1 + n]:
+        for _, m, o in self.sim.program[pos + 1 : pos + 1 + n]:
             if m == "spmv":
                 phase.append(("W", "R", "Rh")[o["mat"]])
             else:
@@ -1075,7 +795,7 @@ class _CostModel:
             key = (ops["layer"], ops["dir"], ops["mat"], ops["block"])
             self.record.load_words[j] = self.sim.block(*key).load_words
 
-    def end_seq(self, machine: _Machine) -> None:
+    def end_loop(self, machine: _Machine) -> None:
         """Cost the finished loop: every product and phase of every active step, then the
         schedule of each row's steps."""
         loop, rec, cfg = machine.loop, self.record, self.cfg
@@ -1100,22 +820,15 @@ class _CostModel:
             nz = np.stack(rec.nz[j])  # [T, batch, ncols]
             flat = nz.reshape(steps * batch, -1) & active.reshape(-1, 1)
             items = flat.sum(axis=1)
-            ends = fifo_recurrence(flat, items, blk.work_t, cfg.fifo_depth).reshape(steps, batch)
+            ends = core.fifo_recurrence(flat, items, blk.work_t, cfg.fifo_depth).reshape(
+                steps, batch
+            )
             reload = -(-pending_load // cfg.dma_words_per_cycle)
             cycles = (ends + cfg.pipeline_stages + reload) * act
             phases[rec.phase[j]] += cycles
-            nzi = flat.astype(np.int64)
-            tally.busy += int((nzi @ blk.work_col).sum())
-            tally.add_pe_busy(nzi.sum(axis=0) @ blk.work_t)
-            tally.broadcasts += int(items.sum())
+            tally.add_product(flat.astype(np.int64), items, blk, cfg)
             tally.activations += blk.ncols * int(act.sum())
-            entries = int((nzi @ blk.entries_col).sum())
-            tally.entries += entries
-            tally.fillers += int((nzi @ blk.fillers_col).sum())
             ev = tally.events
-            ev["spmat_read"] += int((nzi @ blk.spmat_reads_col).sum())
-            ev["ptr_read"] += int(items.sum()) * cfg.num_pes
-            ev["mac"] += entries
             ev["buffer_access"] += blk.ncols * int(act.sum())  # the LNZD scans the vector
             if pending_load:
                 n = pending_load * int(act.sum())
@@ -1165,22 +878,70 @@ class _CostModel:
 
     # -- results ----------------------------------------------------------------------
 
-    def stats(self, numerics: list[NumericsTally]) -> Stats:
-        parts = assemble_stats(
-            self,
-            layer_json=_layer_json,
-            dense_json=_dense_json,
-            totals=_totals,
-            dense_resident=_dense_resident(self.sim.layers, self.cfg),
-            new_tally=_Tally,
-            events=ENERGY_EVENTS,
-            machine_fields=("ew_lanes", "lut_lanes"),
-            numerics=numerics,
-        )
-        return Stats(**parts)
+    def describe(self, lay: _Layer) -> dict:
+        return {
+            "name": lay.name,
+            "kind": lay.kind.lower(),
+            "out_format": f"fixed<16,{lay.formats.fh}>",
+            "direction": lay.direction,
+            "dirs": lay.dirs,
+            "hidden": lay.hidden,
+            "input": lay.input,
+            "gates": lay.gates,
+            "matrices": [_matrix_json(m) for m in lay.matrices.values()],
+        }
+
+    def layer_extra(self, tally: _Tally) -> dict:
+        return {
+            "step_cycles": [
+                c / k if k else 0.0
+                for c, k in zip(tally.step_cycles, tally.step_count, strict=True)
+            ]
+        }
+
+    def dense_cost(self, lay: _Layer, tally: _Tally, n: int, resident: bool):
+        """The same layer, uncompressed, on the same machine (computed, not executed).
+
+        Every weight is a weight_bits value without an index, every element of x_t and h is
+        broadcast, and each PE does ceil(rows / N) MACs per column: a product of a matrix
+        takes cols * ceil(rows / N) + pipeline_stages cycles (plus, when the dense weights
+        of all layers do not fit the SRAMs, their reload every step). The gates and cell
+        phases and the schedule are the compressed layer's, so each direction of a row takes
+        W + R + G + Rh + C for its first step and max(W, C) + R + G + Rh for every other.
+        Transfers and the loads outside the loops are the compressed layer's too.
+        """
+        cfg = self.cfg
+        pes = cfg.num_pes
+        times = {}
+        reads = macs = load_words = 0
+        for (d, mat), m in lay.matrices.items():
+            if d:
+                continue
+            rows_pe = core.rows_per_pe(m.rows, pes)
+            w = words(m.rows * m.cols * cfg.weight_bits)
+            reload = 0 if resident else -(-w // cfg.dma_words_per_cycle)
+            times[MATRICES[mat]] = m.cols * int(rows_pe.max()) + cfg.pipeline_stages + reload
+            reads += m.cols * int(np.sum(-(-(rows_pe * cfg.weight_bits) // cfg.spmat_read_bits)))
+            macs += m.rows * m.cols
+            load_words += w
+        gates, cell = cell_counts(lay, 0)
+        g = gates.cycles(cfg) if gates else 0
+        c = cell.cycles(cfg)
+        wt, rt, rht = times["W"], times["R"], times.get("Rh", 0)
+        first, rest = wt + rt + g + rht + c, max(wt, c) + rt + g + rht
+        compute = tally.runs * first + (tally.steps - tally.runs) * rest
+        events = self.dense_events(tally)
+        events["spmat_read"] = reads * tally.steps
+        events["mac"] = macs * tally.steps
+        for k in ("ew_op", "lut_lookup", "buffer_access", "host_word"):
+            events[k] = tally.events[k]
+        all_words = load_words * lay.dirs
+        events["dram_word"] = all_words if resident else load_words * tally.steps
+        load = -(-all_words // cfg.dma_words_per_cycle) if resident else 0
+        return compute, load, events
 
 
-def _matrix_json(lay: _Layer, m: _Matrix) -> dict:
+def _matrix_json(m: _Matrix) -> dict:
     return {
         "dir": m.dir,
         "mat": MATRICES[m.mat],
@@ -1194,187 +955,11 @@ def _matrix_json(lay: _Layer, m: _Matrix) -> dict:
     }
 
 
-def _cycle_fields(tally: _Tally, cfg: ESEConfig, n: int) -> dict:
-    """Steps, cycles and time (total, per sequence, per step) and the overlap's saving."""
-    cycles = sum(tally.cycles.values())
-    compute = tally.cycles["compute"]
-    steps = max(tally.steps, 1)
-    us = cfg.cycle_ns / 1000.0
-    serial = tally.serial_cycles
-    return {
-        "steps": tally.steps,
-        "cycles": cycles,
-        "cycles_per_vector": cycles / n,
-        "cycles_per_step": compute / steps,
-        "cycles_breakdown": dict(tally.cycles),
-        "time_us": cycles * us,
-        "time_us_per_vector": cycles * us / n,
-        "time_us_per_step": compute * us / steps,
-        "spmv_cycles": tally.spmv_cycles,
-        "cell_cycles": tally.cell_cycles,
-        "cycles_without_overlap": serial,
-        "overlap_saving_cycles": serial - compute,
-        "overlap_saving": (serial - compute) / serial if serial else 0.0,
-    }
-
-
-def _energy_fields(tally: _Tally, cfg: ESEConfig, n: int) -> dict:
-    """Energy (total, per sequence, per step) and its breakdown by event."""
-    energy = energy_pj(tally.events, cfg)
-    return {
-        "energy_pj": energy,
-        "energy_pj_per_vector": energy / n,
-        "energy_pj_per_step": energy / max(tally.steps, 1),
-        "energy_breakdown_pj": energy_breakdown(tally.events, cfg),
-        "events": dict(tally.events),
-    }
-
-
-def _layer_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int) -> dict:
-    entries = lay.entries
-    weights = sum(m.rows * m.cols for m in lay.matrices.values())
-    spmv = tally.spmv_cycles
-    return {
-        "name": lay.name,
-        "kind": lay.kind.lower(),
-        "out_format": f"fixed<16,{lay.formats.fh}>",
-        "direction": lay.direction,
-        "dirs": lay.dirs,
-        "hidden": lay.hidden,
-        "input": lay.input,
-        "gates": lay.gates,
-        "matrices": [_matrix_json(lay, m) for m in lay.matrices.values()],
-        "nonzeros": lay.nonzeros,
-        "entries": entries,
-        "fillers": lay.fillers,
-        "density": lay.nonzeros / max(1, weights),
-        "padding_overhead": lay.fillers / entries if entries else 0.0,
-        "activation_density": tally.broadcasts / tally.activations if tally.activations else 0.0,
-        **_cycle_fields(tally, cfg, n),
-        "step_cycles": [
-            c / k if k else 0.0 for c, k in zip(tally.step_cycles, tally.step_count, strict=True)
-        ],
-        "busy_pe_cycles": tally.busy,
-        "pe_busy_cycles": tally.pe_busy_cycles(cfg.num_pes),
-        "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
-        "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
-        "filler_cycle_fraction": tally.fillers / tally.busy if tally.busy else 0.0,
-        "broadcasts": tally.broadcasts,
-        "entries_processed": tally.entries,
-        "fillers_processed": tally.fillers,
-        "load_words": tally.load_words,
-        "host_words": tally.host_words,
-        **_energy_fields(tally, cfg, n),
-    }
-
-
-def _rows_per_pe(rows: int, pes: int) -> np.ndarray:
-    return np.maximum(rows - np.arange(pes) + pes - 1, 0) // pes
-
-
-def _dense_resident(layers: list[_Layer], cfg: ESEConfig) -> bool:
-    """Whether every matrix's dense weight_bits values fit each PE's sparse-matrix SRAM."""
-    per_pe = sum(
-        -(-m.rows // cfg.num_pes) * m.cols * cfg.weight_bits
-        for lay in layers
-        for m in lay.matrices.values()
-    )
-    return per_pe <= cfg.spmat_sram_bytes * 8
-
-
-def _dense_json(lay: _Layer, tally: _Tally, cfg: ESEConfig, n: int, resident: bool) -> dict:
-    """The same layer, uncompressed, on the same machine (computed, not executed).
-
-    Every weight is a weight_bits value without an index, every element of x_t and h is
-    broadcast, and each PE does ceil(rows / N) MACs per column: a product of a matrix
-    takes cols * ceil(rows / N) + pipeline_stages cycles (plus, when the dense weights
-    of all layers do not fit the SRAMs, their reload every step). The gates and cell
-    phases and the schedule are the compressed layer's, so each direction of a row takes
-    W + R + G + Rh + C for its first step and max(W, C) + R + G + Rh for every other.
-    Transfers and the loads outside the loops are the compressed layer's too.
-    """
-    pes = cfg.num_pes
-    times = {}
-    reads = macs = load_words = 0
-    for (d, mat), m in lay.matrices.items():
-        if d:
-            continue
-        rows_pe = _rows_per_pe(m.rows, pes)
-        w = words(m.rows * m.cols * cfg.weight_bits)
-        reload = 0 if resident else -(-w // cfg.dma_words_per_cycle)
-        times[MATRICES[mat]] = m.cols * int(rows_pe.max()) + cfg.pipeline_stages + reload
-        reads += m.cols * int(np.sum(-(-(rows_pe * cfg.weight_bits) // cfg.spmat_read_bits)))
-        macs += m.rows * m.cols
-        load_words += w
-    gates, cell = cell_counts(lay, 0)
-    g = gates.cycles(cfg) if gates else 0
-    c = cell.cycles(cfg)
-    wt, rt, rht = times["W"], times["R"], times.get("Rh", 0)
-    first, rest = wt + rt + g + rht + c, max(wt, c) + rt + g + rht
-    compute = tally.runs * first + (tally.steps - tally.runs) * rest
-    events = dict.fromkeys(ENERGY_EVENTS, 0)
-    events["spmat_read"] = reads * tally.steps
-    events["mac"] = macs * tally.steps
-    for k in ("ew_op", "lut_lookup", "buffer_access", "host_word"):
-        events[k] = tally.events[k]
-    all_words = load_words * lay.dirs
-    events["dram_word"] = all_words if resident else load_words * tally.steps
-    load = -(-all_words // cfg.dma_words_per_cycle) if resident else 0
-    cycles = compute + load + tally.cycles["transfer"] + tally.cycles["sync"]
-    energy = energy_pj(events, cfg)
-    us = cfg.cycle_ns / 1000.0
-    steps = max(tally.steps, 1)
-    return {
-        "cycles": cycles,
-        "cycles_per_vector": cycles / n,
-        "cycles_per_step": compute / steps,
-        "compute_cycles": compute,
-        "load_cycles": load,
-        "time_us": cycles * us,
-        "time_us_per_vector": cycles * us / n,
-        "time_us_per_step": compute * us / steps,
-        "energy_pj": energy,
-        "energy_pj_per_vector": energy / n,
-        "energy_pj_per_step": energy / steps,
-        "weight_bits": sum(m.rows * m.cols for m in lay.matrices.values()) * cfg.weight_bits,
-        "resident": resident,
-        "events": events,
-    }
-
-
-def _totals(tally: _Tally, layers: list[dict], cfg: ESEConfig, n: int) -> dict:
-    spmv = tally.spmv_cycles
-    us = cfg.cycle_ns / 1000.0
-    dense_cycles = sum(e["dense"]["cycles"] for e in layers)
-    dense_energy = sum(e["dense"]["energy_pj"] for e in layers)
-    total = {
-        "vectors": n,
-        **_cycle_fields(tally, cfg, n),
-        "busy_pe_cycles": tally.busy,
-        "pe_busy_cycles": tally.pe_busy_cycles(cfg.num_pes),
-        "load_efficiency": tally.busy / (cfg.num_pes * spmv) if spmv else 0.0,
-        "mac_utilization": (tally.entries - tally.fillers) / (cfg.num_pes * spmv) if spmv else 0.0,
-        **_energy_fields(tally, cfg, n),
-        "host_words": tally.host_words,
-        "load_words": tally.load_words,
-        "dense": {
-            "cycles": dense_cycles,
-            "cycles_per_vector": dense_cycles / n,
-            "time_us": dense_cycles * us,
-            "time_us_per_vector": dense_cycles * us / n,
-            "energy_pj": dense_energy,
-            "energy_pj_per_vector": dense_energy / n,
-        },
-    }
-    ratios(total)
-    return total
-
-
 # -- stats -----------------------------------------------------------------------------
 
 
 @dataclass
-class Stats(RunStats):
+class Stats(core.SparseStats):
     """What a run cost, per layer, per host segment and in total.
 
     Counts (cycles, events, energy, time) are totals over the batch of `total.vectors`
@@ -1384,58 +969,46 @@ class Stats(RunStats):
     """
 
     TARGET = "ese"
+    UNIT, PER = "sequence", "step"
 
-    def format_table(self) -> str:
-        """The stats as an aligned table, per sequence and per step, for humans."""
-        t, m = self.total, self.machine
-        n = t.get("vectors", 1)
-        try:
-            lines = [
-                f"ESE simulation: {n} sequence{'s' if n != 1 else ''}, {t['steps']} steps, "
-                f"{m.get('num_pes', '?')} PEs at {m.get('clock_mhz', '?')} MHz, weights "
-                + ("resident" if t.get("resident") else "reloaded every step"),
-                "",
-            ]
-            head = [
-                "layer", "kind", "density", "act.dens", "cycles/step", "µs/step", "overlap",
-                "load eff", "padding", "nJ/step", "cycles/seq", "dense cyc", "speedup",
-                "energy saving",
-            ]  # fmt: skip
-            rows = [head]
-            for e in self.layers:
-                rows.append([
-                    e["name"], f"{e['kind']} {_DIRECTION.get(e['direction'], '')}",
-                    pct(e["density"]), pct(e["activation_density"]), num(e["cycles_per_step"]),
-                    f"{e['time_us_per_step']:.3f}", pct(e["overlap_saving"]),
-                    pct(e["load_efficiency"]), pct(e["padding_overhead"]),
-                    f"{e['energy_pj_per_step'] / 1000:.2f}", num(e["cycles_per_vector"]),
-                    num(e["dense"]["cycles_per_vector"]), f"{e['speedup']:.2f}×",
-                    f"{e['energy_saving']:.2f}×",
-                ])  # fmt: skip
+    def table_lines(self, n: int) -> list[str]:
+        t = self.total
+        lines = self.title(n, f", {t['steps']} steps", "reloaded every step")
+        head = [
+            "layer", "kind", "density", "act.dens", "cycles/step", "µs/step", "overlap",
+            "load eff", "padding", "nJ/step", "cycles/seq", "dense cyc", "speedup",
+            "energy saving",
+        ]  # fmt: skip
+        rows = [head]
+        for e in self.layers:
             rows.append([
-                "total", "", "", "", num(t["cycles_per_step"]), f"{t['time_us_per_step']:.3f}",
-                pct(t["overlap_saving"]), pct(t["load_efficiency"]), "",
-                f"{t['energy_pj_per_step'] / 1000:.2f}", num(t["cycles_per_vector"]),
-                num(t["dense"]["cycles_per_vector"]), f"{t['speedup']:.2f}×",
-                f"{t['energy_saving']:.2f}×",
+                e["name"], f"{e['kind']} {_DIRECTION.get(e['direction'], '')}",
+                pct(e["density"]), pct(e["activation_density"]), num(e["cycles_per_step"]),
+                f"{e['time_us_per_step']:.3f}", pct(e["overlap_saving"]),
+                pct(e["load_efficiency"]), pct(e["padding_overhead"]),
+                f"{e['energy_pj_per_step'] / 1000:.2f}", num(e["cycles_per_vector"]),
+                num(e["dense"]["cycles_per_vector"]), f"{e['speedup']:.2f}×",
+                f"{e['energy_saving']:.2f}×",
             ])  # fmt: skip
-            lines += align(rows, left=2)
-            lines.append("")
-            b = t["cycles_breakdown"]
-            lines.append(
-                "cycles/sequence: "
-                + ", ".join(f"{k} {num(b[k] / n)}" for k in CYCLE_KINDS)
-                + f"; products {num(t['spmv_cycles'] / n)}, element-wise "
-                f"{num(t['cell_cycles'] / n)}, saved by overlap "
-                f"{num(t['overlap_saving_cycles'] / n)}; MAC utilization "
-                f"{pct(t.get('mac_utilization', 0.0))}"
-            )
-            lines += energy_and_host_lines(t, self.host, n, "sequence")
-            if numerics_line(self):
-                lines.append(numerics_line(self))
-        except (KeyError, TypeError) as e:
-            raise DlhwcError(f"not an ESE stats file: missing {one_line(e)}") from None
-        return "\n".join(lines) + "\n"
+        rows.append([
+            "total", "", "", "", num(t["cycles_per_step"]), f"{t['time_us_per_step']:.3f}",
+            pct(t["overlap_saving"]), pct(t["load_efficiency"]), "",
+            f"{t['energy_pj_per_step'] / 1000:.2f}", num(t["cycles_per_vector"]),
+            num(t["dense"]["cycles_per_vector"]), f"{t['speedup']:.2f}×",
+            f"{t['energy_saving']:.2f}×",
+        ])  # fmt: skip
+        lines += align(rows, left=2)
+        lines.append("")
+        b = t["cycles_breakdown"]
+        lines.append(
+            "cycles/sequence: "
+            + ", ".join(f"{k} {num(b[k] / n)}" for k in core.CYCLE_KINDS)
+            + f"; products {num(t['spmv_cycles'] / n)}, element-wise "
+            f"{num(t['cell_cycles'] / n)}, saved by overlap "
+            f"{num(t['overlap_saving_cycles'] / n)}; MAC utilization "
+            f"{pct(t.get('mac_utilization', 0.0))}"
+        )
+        return lines
 
 
 def static_report(sim: Simulator) -> str:
@@ -1454,13 +1027,10 @@ def static_report(sim: Simulator) -> str:
         "entries/PE", "ptrs/PE",
     ]  # fmt: skip
     rows = [head]
-    total_entries = total_ptrs = 0
     for lay in sim.layers:
         for (d, mat), m in lay.matrices.items():
             entries_pe = max((max(b["entries"], default=0) for b in m.blocks), default=0)
             ptrs = max((b["col_end"] - b["col_start"] + 1 for b in m.blocks), default=0)
-            total_entries += sum(max(b["entries"], default=0) for b in m.blocks)
-            total_ptrs += sum(b["col_end"] - b["col_start"] + 1 for b in m.blocks)
             rows.append([
                 f"{lay.name} ({lay.kind.lower()})", f"D{d}.{MATRICES[mat]}",
                 f"{m.rows}×{m.cols}", pct(m.nonzeros / max(1, m.rows * m.cols)),
@@ -1469,18 +1039,9 @@ def static_report(sim: Simulator) -> str:
                 f"{entries_pe}/{cfg.spmat_capacity}", f"{ptrs}/{cfg.ptr_capacity}",
             ])  # fmt: skip
     lines += align(rows, left=2)
-    lines.append("")
-    spmat_bytes = total_entries * cfg.spmat_entry_bits // 8
-    ptr_bytes = total_ptrs * cfg.ptr_bits // 8
-    lines.append(
-        f"SRAM per PE (largest share, all blocks): sparse matrix {spmat_bytes} of "
-        f"{cfg.spmat_sram_bytes} bytes, pointers {ptr_bytes} of {cfg.ptr_sram_bytes} bytes"
+    lines += sim.report_tail(
+        "loaded once, kept across steps and sequences", "reloaded every time step"
     )
-    lines.append(
-        "weights resident: "
-        + ("yes (loaded once, kept across steps and sequences)" if sim.resident
-           else "no (reloaded every time step)")
-    )  # fmt: skip
     for lay in sim.layers:
         acts = " / ".join(", ".join(a) for a in lay.activations)
         extras = [
@@ -1494,18 +1055,15 @@ def static_report(sim: Simulator) -> str:
             f"layer {lay.name}: {lay.kind} {lay.direction}, hidden {lay.hidden}, input "
             f"{lay.input}, activations {acts}; " + ", ".join(x for x in extras if x)
         )
-    lines += segment_lines(sim)
-    lines += placement_lines(sim.container.header)
+    lines += sim.report_end()
     return "\n".join(lines) + "\n"
 
 
 def summary_line(stats: Stats) -> str:
     """One line of the run's totals, per sequence and per step."""
-    t = stats.total
-    return (
-        f"ese: {t['vectors']} sequences, {t['steps']} steps, {num(t['cycles_per_step'])} "
-        f"cycles/step ({t['time_us_per_step']:.3f} µs), {t['energy_pj_per_step'] / 1000:.2f} "
-        f"nJ/step, load efficiency {pct(t['load_efficiency'])}, overlap saves "
-        f"{pct(t['overlap_saving'])}; vs dense: speedup {t['speedup']:.2f}×, energy saving "
-        f"{t['energy_saving']:.2f}×"
-    ) + saturation_text(t)
+    return stats.summary_line(f", overlap saves {pct(stats.total['overlap_saving'])}")
+
+
+# The simulator's parts, defined after it (they name it in their annotations).
+Simulator.machine_class, Simulator.cost_model_class = _Machine, _CostModel
+Simulator.stats_class = Stats

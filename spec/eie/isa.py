@@ -19,23 +19,23 @@ precision; `shift` brings a finished sum to the output format (frac fo = fa+fw-s
 from dlhwc.spec.isa import IsaTable
 
 EIE_ISA_TEXT = """
-end       63..56=0x00 55..0=0
+end       @halt         63..56=0x00 55..0=0
     | halt: the program is done with this input vector
-barrier   63..56=0x01 55..0=0
+barrier   @sync         63..56=0x01 55..0=0
     | wait until every PE's activation FIFO and pipeline have drained
-dma.in    63..56=0x02 sym=55..48 buf=47..46 45..0=0
+dma.in    @transfer_in  63..56=0x02 sym=55..48 buf=47..46 45..0=0
     | n = len(symbol[sym])
     | for j in 0..n-1: buf[buf][j] = symbol[sym][j]          # element j to PE j mod N
-dma.out   63..56=0x03 sym=55..48 buf=47..46 45..0=0
+dma.out   @transfer_out 63..56=0x03 sym=55..48 buf=47..46 45..0=0
     | n = len(symbol[sym])
     | for j in 0..n-1: symbol[sym][j] = buf[buf][j]
-load      63..56=0x04 layer=55..44 block=43..28 27..0=0
+load      @load         63..56=0x04 layer=55..44 block=43..28 27..0=0
     | for each PE k:
     |     ptr_sram[k]   = pointers of (layer, block) for PE k     # cols+1 entries
     |     spmat_sram[k] = (v, z) entries of (layer, block) for PE k
     |     codebook[k]   = codebook of layer                       # 2^index_bits codes
     |     bias[k]       = biases of the rows of layer on PE k     # frac fa+fw
-spmv      63..56=0x05 layer=55..44 block=43..28 src=27..26 dst=25..24 first=23 last=22 bias=21 relu=20 shift=19..14:s 13..0=0
+spmv      @compute      63..56=0x05 layer=55..44 block=43..28 src=27..26 dst=25..24 first=23 last=22 bias=21 relu=20 shift=19..14:s 13..0=0
     | if first: acc[row] = 0 for every row of layer
     | for j in columns of block, in order, where a = buf[src][j] != 0:   # LNZD + broadcast
     |     for each PE k (in parallel):
@@ -50,7 +50,7 @@ spmv      63..56=0x05 layer=55..44 block=43..28 src=27..26 dst=25..24 first=23 l
     |         s = sat(acc[r] + (bias[r] if bias else 0), acc_bits)
     |         y = sat(round_half_even(s * 2^-shift), act_bits)
     |         buf[dst][r] = max(y, 0) if relu else y
-host      63..56=0x06 seg=55..48 47..0=0
+host      @host         63..56=0x06 seg=55..48 47..0=0
     | run host segment seg (an ONNX graph) on the host: it reads its input symbols and
     | writes its output symbols, in float, converting with their fixed-point formats
 """

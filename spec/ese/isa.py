@@ -36,25 +36,25 @@ step.
 from dlhwc.spec.isa import IsaTable
 
 ESE_ISA_TEXT = """
-end       63..56=0x00 55..0=0
+end       @halt         63..56=0x00 55..0=0
     | halt: the program is done with this input sequence
-barrier   63..56=0x01 55..0=0
+barrier   @sync         63..56=0x01 55..0=0
     | wait until the PE channels and the element-wise units have drained
-dma.in    63..56=0x02 sym=55..48 buf=47..44 43..0=0
+dma.in    @transfer_in  63..56=0x02 sym=55..48 buf=47..44 43..0=0
     | buf[buf] = symbol[sym]        # this row's whole tensor: a sequence [T, n], states
     |                               # [dirs, n], a length [] or a vector [n], as codes
-dma.out   63..56=0x03 sym=55..48 buf=47..44 43..0=0
+dma.out   @transfer_out 63..56=0x03 sym=55..48 buf=47..44 43..0=0
     | symbol[sym] = buf[buf]        # this row's tensor, codes to host values
-load      63..56=0x04 layer=55..44 dir=43 mat=42..41 block=40..25 24..0=0
+load      @load         63..56=0x04 layer=55..44 dir=43 mat=42..41 block=40..25 24..0=0
     | M = (W, R, Rh)[mat] of direction dir of layer
     | for each PE k:
     |     ptr_sram[k][M]   = pointers of (M, block) for PE k        # cols+1 entries
     |     spmat_sram[k][M] = (w, z) entries of (M, block) for PE k  # 16 bits each
-load.cell 63..56=0x05 layer=55..44 dir=43 42..0=0
+load.cell @load         63..56=0x05 layer=55..44 dir=43 42..0=0
     | element-wise units = direction dir of layer: biases b [gates*H] (frac fl),
     |     GRU's Rb_h [H] (linear_before_reset = 1), LSTM's peepholes P [3H],
     |     the sigmoid and tanh tables (slopes, intercepts) and the layer's formats
-seq       63..56=0x06 layer=55..44 dir=43 rev=42 fresh=41 body=40..31 x=30..27 y=26..23 h0=22..19 c0=18..15 lens=14..11 yh=10..7 yc=6..3 has_h0=2 has_c0=1 has_lens=0
+seq       @loop         63..56=0x06 layer=55..44 dir=43 rev=42 fresh=41 body=40..31 x=30..27 y=26..23 h0=22..19 c0=18..15 lens=14..11 yh=10..7 yc=6..3 has_h0=2 has_c0=1 has_lens=0
     | T = steps of buf[x]                    # [T, input]
     | L = buf[lens] if has_lens else T       # this row's sequence length
     | if fresh:                              # the layer's first direction
@@ -68,7 +68,7 @@ seq       63..56=0x06 layer=55..44 dir=43 rev=42 fresh=41 body=40..31 x=30..27 y
     | buf[yh][dir] = h if L > 0 else 0       # a zero-length sequence leaves zero states
     | if kind == LSTM: buf[yc][dir] = c if L > 0 else 0
     | continue after the body
-spmv      63..56=0x07 layer=55..44 dir=43 mat=42..41 block=40..25 first=24 last=23 22..0=0
+spmv      @compute      63..56=0x07 layer=55..44 dir=43 mat=42..41 block=40..25 first=24 last=23 22..0=0
     | M, acc, a = [(W, acc_W, x_t), (R, acc_R, h), (Rh, acc_Rh, rh)][mat]
     | if first: acc[row] = 0 for every row of M
     | for j in columns of block, in order, where a[j] != 0:   # LNZD + broadcast
@@ -80,13 +80,13 @@ spmv      63..56=0x07 layer=55..44 dir=43 mat=42..41 block=40..25 first=24 last=
     |             acc[row] += w * a[j]                 # exact: no rounding, no saturation
     |             row += N
     | (last marks the last block of M: the sum is complete)
-gates     63..56=0x08 layer=55..44 dir=43 42..0=0
+gates     @compute      63..56=0x08 layer=55..44 dir=43 42..0=0
     | # GRU with linear_before_reset = 0: the reset gate, before R's h rows run
     | p_r = sat16(rnd(acc_W[r] >> (fx+fw-fl)) + rnd(acc_R[r] >> (fh+fr-fl)) + b[r]),
     |       clamped to +-clip
     | r   = f1(p_r)                          # table, frac 15 (fl for Relu)
     | rh  = sat16(rnd(r * h))                # frac fh: the vector of spmv mat=Rh
-cell      63..56=0x09 layer=55..44 dir=43 42..0=0
+cell      @compute      63..56=0x09 layer=55..44 dir=43 42..0=0
     | one step of arith.lstm_step / gru_step / rnn_step on acc_W, acc_R (frac fx+fw,
     | fh+fr), b, the peepholes and tables, h and c:
     |   LSTM: (h', c') = lstm_step(acc_W, acc_R, b, c, P, acts, tables, clip, input_forget)
@@ -97,7 +97,7 @@ cell      63..56=0x09 layer=55..44 dir=43 42..0=0
     | if s < L:                              # rows past their length are frozen
     |     h, c = h', c'
     |     buf[y][t][dir] = h
-host      63..56=0x0a seg=55..48 47..0=0
+host      @host         63..56=0x0a seg=55..48 47..0=0
     | run host segment seg (an ONNX graph) on the host: it reads its input symbols and
     | writes its output symbols, in float, converting with their fixed-point formats
 """

@@ -204,6 +204,8 @@ def test_decode_refuses_unknown_opcode_and_reserved_bits():
         ("a x=63..0", "line 1: a has no opcode range"),
         ("    | doc first", "line 1: semantics before any instruction"),
         ("# nothing", "empty ISA table"),
+        ("a @jump 63..56=1 55..0=0", "line 1: a: one class of halt, sync, transfer_in"),
+        ("a @halt @sync 63..56=1 55..0=0", "line 1: a: one class of"),
     ],
 )
 def test_table_checks(text, message):

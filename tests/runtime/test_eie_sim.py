@@ -25,7 +25,8 @@ from dlhwc.compiler.functions import input_names, main_function
 from dlhwc.compiler.interpreters.interpreter import run_function, run_module
 from dlhwc.compiler.pipeline import compile_for_target
 from dlhwc.compiler.plugins import available_passes
-from dlhwc.runtime.eie.sim import Simulator, Stats, _fifo_recurrence, static_report
+from dlhwc.runtime.core import fifo_recurrence as _fifo_recurrence
+from dlhwc.runtime.eie.sim import Simulator, Stats, static_report
 from dlhwc.spec.container import Container
 from dlhwc.spec.eie.config import EIEConfig
 from dlhwc.spec.eie.isa import EIE_ISA
@@ -647,6 +648,33 @@ def test_malformed_sections_are_one_line_errors(mlp):
     _one_line_error(lambda: Simulator(_rebuilt(container, **{"L1.B0.ptr": ptr})), "L1.B0.ptr")
     other = Container("ese", container.header, container.sections)
     _one_line_error(lambda: Simulator(other), "not eie")
+
+
+def test_residency_comes_from_the_images(mlp):
+    """The simulator derives residency from the images and the config; a header whose
+    `resident` disagrees is a corrupted container, and a header without it is fine."""
+    _, container = mlp
+    assert Simulator(container).resident and container.header["resident"]
+    header = dict(container.header, resident=False)
+    bad = Container(container.target, header, container.sections)
+    _one_line_error(
+        lambda: Simulator(bad, "bad.dlhw"), "bad.dlhw", "corrupted container", "resident=false"
+    )
+    header.pop("resident")
+    assert Simulator(Container(container.target, header, container.sections)).resident
+
+
+def test_an_image_beyond_the_sram_is_refused(mlp):
+    _, container = mlp
+    hw = dict(container.header["hw"], spmat_sram_bytes=8)  # 8 entries per PE
+    header = dict(container.header, hw=hw)
+    small = Container(container.target, header, container.sections)
+    _one_line_error(
+        lambda: Simulator(small, "small.dlhw"),
+        "small.dlhw",
+        "layer 'fc1'",
+        "its sparse-matrix SRAM addresses 8",
+    )
 
 
 def test_bad_inputs_are_one_line_errors(mlp):

@@ -491,6 +491,18 @@ def test_resident_weights_load_once(digits_lstm, digits):
     assert one.total["cycles_breakdown"]["load"] == many.total["cycles_breakdown"]["load"] > 0
 
 
+def test_residency_comes_from_the_images(digits_lstm):
+    _, container = digits_lstm
+    header = dict(container.header, resident=False)
+    bad = Container(container.target, header, container.sections)
+    with pytest.raises(DlhwcError, match="corrupted container: the header says resident=false"):
+        Simulator(bad)
+    hw = dict(container.header["hw"], spmat_sram_bytes=8)
+    small = Container(container.target, dict(container.header, hw=hw), container.sections)
+    with pytest.raises(DlhwcError, match="layer 'lstm'.*sparse-matrix SRAM addresses 4"):
+        Simulator(small)
+
+
 def test_handlers_repeat_the_isa_pseudo_code():
     machine = sim_module._Machine
     for instr in ESE_ISA.instructions:
