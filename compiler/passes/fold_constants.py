@@ -246,8 +246,7 @@ class _Folder:
                 op.operands[i] = self._no_value(op)
                 changed = True
         while op.operands and isinstance(op.operands[-1].owner, onnx_d.NoValueOp):
-            operands = list(op.operands)[:-1]
-            op.operands = operands
+            op.set_inputs(list(op.operands)[:-1])
             changed = True
         return changed
 
