@@ -2,7 +2,7 @@
 
 from xdsl.universe import Universe
 
-from dlhwc.compiler.passes import BUILTIN_PASSES
+from dlhwc.compiler.passes import BUILTIN_PASSES, XDSL_PASSES
 
 
 def _onnx():
@@ -31,5 +31,5 @@ def _ese():
 
 DLHWC_UNIVERSE = Universe(
     all_dialects={"onnx": _onnx, "comp": _comp, "eie": _eie, "ese": _ese},
-    all_passes=dict(BUILTIN_PASSES),
+    all_passes={k: v for k, v in BUILTIN_PASSES.items() if k not in XDSL_PASSES},
 )

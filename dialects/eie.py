@@ -28,9 +28,11 @@ from xdsl.irdl import (
     opt_operand_def,
     prop_def,
     result_def,
+    traits_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
+from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from dlhwc.dialects.comp import FixedAttr, WeightOp
@@ -47,6 +49,7 @@ class FCOp(IRDLOperation):
     """
 
     name = "eie.fc"
+    traits = traits_def(Pure())
 
     input = operand_def(TensorType)
     weight = operand_def(TensorType)

@@ -36,11 +36,13 @@ from xdsl.irdl import (
     irdl_op_definition,
     opt_prop_def,
     prop_def,
+    traits_def,
     var_operand_def,
     var_result_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
+from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from dlhwc.dialects.comp import FixedAttr, WeightOp
@@ -56,6 +58,7 @@ class RNNOp(IRDLOperation):
     """A recurrent layer in fixed point (see the module docstring)."""
 
     name = "ese.rnn"
+    traits = traits_def(Pure())
 
     inputs = var_operand_def()
     outputs = var_result_def()

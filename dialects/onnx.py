@@ -86,8 +86,9 @@ from xdsl.irdl import (
     var_result_def,
 )
 from xdsl.parser import AttrParser, Parser
+from xdsl.pattern_rewriter import RewritePattern
 from xdsl.printer import Printer
-from xdsl.traits import Pure
+from xdsl.traits import HasCanonicalizationPatternsTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 
 # A discardable attribute a target's lowering sets on an op it leaves to the host: why
@@ -378,6 +379,26 @@ def _verify_axis(op: IRDLOperation, default: int) -> None:
 
 
 SEGMENT_SIZES = AttrSizedOperandSegments.attribute_name
+
+
+class IdentityCanonicalization(HasCanonicalizationPatternsTrait):
+    """onnx.Identity's patterns (dialects/onnx_canonicalization.py)."""
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        from dlhwc.dialects.onnx_canonicalization import RemoveIdentity
+
+        return (RemoveIdentity(),)
+
+
+class TransposeCanonicalization(HasCanonicalizationPatternsTrait):
+    """onnx.Transpose's patterns (dialects/onnx_canonicalization.py)."""
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        from dlhwc.dialects.onnx_canonicalization import CancelTransposes
+
+        return (CancelTransposes(),)
 
 
 class OnnxOp(IRDLOperation):
@@ -719,7 +740,7 @@ class TransposeOp(OnnxOp):
 
     name = "onnx.Transpose"
     data = operand_def()
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), TransposeCanonicalization())
     perm = opt_prop_def(DenseArrayBase)
 
 
@@ -815,7 +836,7 @@ class IdentityOp(OnnxOp):
 
     name = "onnx.Identity"
     input = operand_def()
-    traits = traits_def(Pure())
+    traits = traits_def(Pure(), IdentityCanonicalization())
 
 
 @irdl_op_definition

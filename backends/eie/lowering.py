@@ -20,7 +20,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 from xdsl.rewriter import InsertPoint
 
 from dlhwc.backends.program import constant_value
@@ -30,6 +30,7 @@ from dlhwc.dialects import comp, eie
 from dlhwc.dialects import onnx as onnx_d
 from dlhwc.dialects.comp import value_format
 from dlhwc.dialects.onnx import HOST_REASON
+from dlhwc.dialects.onnx_canonicalization import CancelTransposes
 from dlhwc.spec.eie.config import EIEConfig
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.errors import DlhwcError
@@ -105,30 +106,6 @@ class LowerLayer(LoweringPattern):
         if isinstance(op, onnx_d.NodeOp) and not is_conv(op):
             return
         self.run(_lower, op, self.config, rewriter)
-
-
-class CancelTransposes(RewritePattern):
-    """Drop Transpose pairs that undo each other (a convolution's NHWC -> NCHW result
-    read by the next convolution's NCHW -> NHWC input), so that consecutive layers pass
-    their activations on chip instead of through the host."""
-
-    @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: onnx_d.TransposeOp, rewriter: PatternRewriter) -> None:
-        inner = op.data.owner
-        if not isinstance(inner, onnx_d.TransposeOp):
-            return
-        p1, p2 = _perm(inner), _perm(op)
-        if p1 is None or p2 is None or [p1[i] for i in p2] != list(range(len(p1))):
-            return
-        rewriter.replace_all_uses_with(op.results[0], inner.data)
-        rewriter.erase_op(op)
-        if not inner.results[0].uses:
-            rewriter.erase_op(inner)
-
-
-def _perm(op: onnx_d.TransposeOp) -> list[int] | None:
-    perm = op.onnx_attributes().get("perm")
-    return None if perm is None else [int(p) for p in perm]
 
 
 @dataclass

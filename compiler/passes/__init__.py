@@ -59,6 +59,24 @@ def _retrain() -> type[ModulePass]:
     return RetrainPass
 
 
+def _canonicalize() -> type[ModulePass]:
+    from dlhwc.compiler.passes.generic import CanonicalizePass
+
+    return CanonicalizePass
+
+
+def _cse() -> type[ModulePass]:
+    from dlhwc.compiler.passes.generic import CSEPass
+
+    return CSEPass
+
+
+def _dce() -> type[ModulePass]:
+    from dlhwc.compiler.passes.generic import DCEPass
+
+    return DCEPass
+
+
 # name -> a function returning the pass class; passes import lazily so that start-up
 # stays fast.
 BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -70,4 +88,10 @@ BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "huffman": _huffman,
     "convert-onnx-to-eie": _convert_onnx_to_eie,
     "convert-onnx-to-ese": _convert_onnx_to_ese,
+    "canonicalize": _canonicalize,
+    "cse": _cse,
+    "dce": _dce,
 }
+
+XDSL_PASSES = ("canonicalize", "cse", "dce")
+"""xDSL's own passes in the table (stock `xdsl-opt` already has them)."""
