@@ -167,6 +167,10 @@ class WeightOp(IRDLOperation):
 
     value = where(mask, values, 0)              (pruned, not shared)
           = where(mask, codebook[indices], 0)   (shared)
+
+    Hand-written format: `{props} : type loc("name") // summary`, with the one-line
+    summary comment and dense payloads lifted out of the text for fast parsing, neither
+    of which xDSL's declarative format can express.
     """
 
     name = "comp.weight"

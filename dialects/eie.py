@@ -46,6 +46,9 @@ class FCOp(IRDLOperation):
 
     Format: `%y = eie.fc %x, %w[, %b] {in_format = #comp.fixed<16, 12>, ...} :
     (tensor<?x64xf32>, tensor<300x64xf32>[, tensor<300xf32>]) -> tensor<?x300xf32>`
+
+    Hand-written: the layer name follows as `loc("name")`, which xDSL's declarative
+    format does not print.
     """
 
     name = "eie.fc"

@@ -55,7 +55,12 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 @irdl_op_definition
 class RNNOp(IRDLOperation):
-    """A recurrent layer in fixed point (see the module docstring)."""
+    """A recurrent layer in fixed point (see the module docstring).
+
+    Format: `%y, %h = ese.rnn(%x, %w, %r, ...) {props} : (types) -> (types) loc("name")`,
+    hand-written for the trailing layer name, which xDSL's declarative format does not
+    print.
+    """
 
     name = "ese.rnn"
     traits = traits_def(Pure())
