@@ -437,7 +437,7 @@ class OnnxOp(IRDLOperation):
         return required, None if variadic else len(defs)
 
     @classmethod
-    def group_inputs(cls, inputs: list[SSAValue]) -> list[SSAValue | list[SSAValue]]:
+    def group_inputs(cls, inputs: Sequence[SSAValue]) -> list[SSAValue | list[SSAValue]]:
         """The ONNX inputs (positional, trailing omitted ones absent) split over the op's
         operand definitions."""
         low, high = cls.arity()
