@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint typecheck clean
 
 demo: $(STAMP)
 	$(VENV)/bin/python examples/demo.py
@@ -14,6 +14,13 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# mypy checks the sources under the names they install as (dlhwc.compiler, ...): the
+# package-dir mapping is mirrored with symlinks in build/mypy/dlhwc.
+typecheck: $(STAMP)
+	mkdir -p build/mypy/dlhwc
+	for d in compiler dialects backends runtime spec; do ln -sfn ../../../$$d build/mypy/dlhwc/$$d; done
+	$(VENV)/bin/mypy
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)

@@ -3,7 +3,7 @@ its own, and every registered target's (spec/targets.py)."""
 
 from xdsl.universe import Universe
 
-from dlhwc.compiler.passes import dlhwc_passes
+from dlhwc.compiler.passes import XDSL_PASSES, dlhwc_passes
 from dlhwc.spec.targets import targets
 
 
@@ -25,5 +25,5 @@ DLHWC_UNIVERSE = Universe(
         "comp": _comp,
         **{name: target.dialect.load for name, target in targets().items()},
     },
-    all_passes=dlhwc_passes(),
+    all_passes={k: v for k, v in dlhwc_passes().items() if k not in XDSL_PASSES},
 )

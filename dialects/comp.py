@@ -60,9 +60,11 @@ from xdsl.irdl import (
     param_def,
     prop_def,
     result_def,
+    traits_def,
 )
 from xdsl.parser import AttrParser, Parser
 from xdsl.printer import Printer
+from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from dlhwc.dialects import onnx as onnx_d
@@ -165,9 +167,14 @@ class WeightOp(IRDLOperation):
 
     value = where(mask, values, 0)              (pruned, not shared)
           = where(mask, codebook[indices], 0)   (shared)
+
+    Hand-written format: `{props} : type loc("name") // summary`, with the one-line
+    summary comment and dense payloads lifted out of the text for fast parsing, neither
+    of which xDSL's declarative format can express.
     """
 
     name = "comp.weight"
+    traits = traits_def(Pure())
 
     mask = prop_def(DenseIntOrFPElementsAttr)
     values = opt_prop_def(DenseIntOrFPElementsAttr)
@@ -356,6 +363,7 @@ class QuantizeOp(IRDLOperation):
     """
 
     name = "comp.quantize"
+    traits = traits_def(Pure())
 
     T: ClassVar = VarConstraint("T", base(TensorType))
     input = operand_def(T)

@@ -28,9 +28,11 @@ from xdsl.irdl import (
     opt_operand_def,
     prop_def,
     result_def,
+    traits_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
+from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from dlhwc.dialects.comp import FixedAttr, WeightOp
@@ -44,9 +46,13 @@ class FCOp(IRDLOperation):
 
     Format: `%y = eie.fc %x, %w[, %b] {in_format = #comp.fixed<16, 12>, ...} :
     (tensor<?x64xf32>, tensor<300x64xf32>[, tensor<300xf32>]) -> tensor<?x300xf32>`
+
+    Hand-written: the layer name follows as `loc("name")`, which xDSL's declarative
+    format does not print.
     """
 
     name = "eie.fc"
+    traits = traits_def(Pure())
 
     input = operand_def(TensorType)
     weight = operand_def(TensorType)

@@ -36,11 +36,13 @@ from xdsl.irdl import (
     irdl_op_definition,
     opt_prop_def,
     prop_def,
+    traits_def,
     var_operand_def,
     var_result_def,
 )
 from xdsl.parser import Parser
 from xdsl.printer import Printer
+from xdsl.traits import Pure
 from xdsl.utils.exceptions import VerifyException
 
 from dlhwc.dialects.comp import FixedAttr, WeightOp
@@ -53,9 +55,15 @@ GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 @irdl_op_definition
 class RNNOp(IRDLOperation):
-    """A recurrent layer in fixed point (see the module docstring)."""
+    """A recurrent layer in fixed point (see the module docstring).
+
+    Format: `%y, %h = ese.rnn(%x, %w, %r, ...) {props} : (types) -> (types) loc("name")`,
+    hand-written for the trailing layer name, which xDSL's declarative format does not
+    print.
+    """
 
     name = "ese.rnn"
+    traits = traits_def(Pure())
 
     inputs = var_operand_def()
     outputs = var_result_def()

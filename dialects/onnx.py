@@ -1,8 +1,12 @@
 """The `onnx` dialect: one op per ONNX operator, as imported from a model.
 
-Every op takes its ONNX inputs as one positional operand list (an omitted optional input
-in the middle of the list is the result of an `onnx.NoValue`; omitted trailing inputs are
-dropped) and gives its ONNX outputs as results. ONNX attributes are op properties with
+Every op names its operands after its ONNX inputs (`op.A`, `op.X`, `op.W`, ...): a
+required input is an `operand_def`, an optional one an `opt_operand_def`, a variadic one
+(Concat's inputs, a generic node's) a `var_operand_def`. Optional inputs are positional as
+in ONNX: an omitted one in the middle is the result of an `onnx.NoValue`, omitted
+trailing ones are absent (their accessor gives None). An op with several optional inputs
+records how many are present in the `operandSegmentSizes` property, which the textual
+form leaves out (it follows from the operand count). The ONNX outputs are the results. ONNX attributes are op properties with
 their ONNX names; absent attributes take the ONNX default. The ONNX node name is the op's
 location, printed as `loc("name")`.
 
@@ -20,6 +24,15 @@ op type, domain and attributes.
 Custom assembly format of every op but `onnx.Constant`:
 
     %y = onnx.Gemm(%x, %w, %b) {transB = 1 : i64} : (tensor<?x64xf32>, ...) -> tensor<?x300xf32> loc("fc1")
+
+It is hand-written rather than declarative because it carries what xDSL's declarative
+format cannot spell the same way: the ONNX node name as a trailing `loc("name")`, dense
+payloads lifted out of the text for fast parsing (`dlhwc_blob<i>`), and the operand
+segment sizes left implicit.
+
+Every dedicated op is `Pure` (a function of its operands, no side effects), so xDSL's
+`cse`, `dce` and `canonicalize` apply to it; `onnx.Node` has no traits, as any ONNX
+operator may be behind it (RandomNormal draws anew each time it runs).
 """
 
 from __future__ import annotations
@@ -57,17 +70,25 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Dialect, ParametrizedAttribute, SSAValue, TypeAttribute
 from xdsl.irdl import (
+    AttrSizedOperandSegments,
     IRDLOperation,
+    OptionalDef,
+    VarOperandDef,
     irdl_attr_definition,
     irdl_op_definition,
+    operand_def,
+    opt_operand_def,
     opt_prop_def,
     param_def,
     prop_def,
+    traits_def,
     var_operand_def,
     var_result_def,
 )
 from xdsl.parser import AttrParser, Parser
+from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
 from xdsl.printer import Printer
+from xdsl.traits import HasCanonicalizationPatternsTrait, Pure
 from xdsl.utils.exceptions import VerifyException
 
 # A discardable attribute a target's lowering sets on an op it leaves to the host: why
@@ -357,10 +378,31 @@ def _verify_axis(op: IRDLOperation, default: int) -> None:
         )
 
 
-class OnnxOp(IRDLOperation):
-    """Base of every op of the `onnx` dialect (see the module docstring for its format)."""
+SEGMENT_SIZES = AttrSizedOperandSegments.attribute_name
 
-    inputs = var_operand_def()
+
+class IdentityCanonicalization(HasCanonicalizationPatternsTrait):
+    """onnx.Identity's patterns (below)."""
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        return (RemoveIdentity(),)
+
+
+class TransposeCanonicalization(HasCanonicalizationPatternsTrait):
+    """onnx.Transpose's patterns (below)."""
+
+    @classmethod
+    def get_canonicalization_patterns(cls) -> tuple[RewritePattern, ...]:
+        return (CancelTransposes(),)
+
+
+class OnnxOp(IRDLOperation):
+    """Base of every op of the `onnx` dialect (see the module docstring for its format).
+
+    Subclasses declare their operands, named after the ONNX inputs, in ONNX order.
+    """
+
     outputs = var_result_def()
 
     # The most outputs the ONNX operator has (None: any number).
@@ -374,12 +416,63 @@ class OnnxOp(IRDLOperation):
         node_name: str | None = None,
     ):
         super().__init__(
-            operands=[list(inputs)],
+            operands=self.group_inputs(list(inputs)),
             result_types=[list(result_types)],
             properties={k: v for k, v in sorted((attributes or {}).items()) if v is not None},
         )
         if node_name:
             self.location = NameLoc(StringAttr(node_name), NoneAttr())
+
+    @classmethod
+    def arity(cls) -> tuple[int, int | None]:
+        """The fewest and the most ONNX inputs the op takes (None: any number)."""
+        defs = [d for _, d in cls.get_irdl_definition().operands]
+        required = sum(not isinstance(d, VarOperandDef) for d in defs)
+        variadic = any(isinstance(d, VarOperandDef) and not isinstance(d, OptionalDef)
+                       for d in defs)  # fmt: skip
+        return required, None if variadic else len(defs)
+
+    @classmethod
+    def group_inputs(cls, inputs: Sequence[SSAValue]) -> list[SSAValue | list[SSAValue]]:
+        """The ONNX inputs (positional, trailing omitted ones absent) split over the op's
+        operand definitions."""
+        low, high = cls.arity()
+        if len(inputs) < low or (high is not None and len(inputs) > high):
+            most = "any number of" if high is None else f"at most {high}"
+            raise ValueError(
+                f"{cls.name} takes at least {low} and {most} inputs, got {len(inputs)}"
+            )
+        groups: list[SSAValue | list[SSAValue]] = []
+        rest = list(inputs)
+        for _, d in cls.get_irdl_definition().operands:
+            if isinstance(d, OptionalDef):
+                groups.append(rest[:1])
+                rest = rest[1:]
+            elif isinstance(d, VarOperandDef):
+                groups.append(rest)
+                rest = []
+            else:
+                groups.append(rest.pop(0))
+        return groups
+
+    @property
+    def inputs(self) -> tuple[SSAValue, ...]:
+        """The ONNX inputs in ONNX order (every operand, whatever its name)."""
+        return tuple(self.operands)
+
+    def set_inputs(self, inputs: Sequence[SSAValue]) -> None:
+        """Replace the ONNX inputs (the count may change: optional inputs come and go)."""
+        groups = self.group_inputs(list(inputs))
+        self.operands = list(inputs)
+        if SEGMENT_SIZES in self.properties:
+            sizes = [len(g) if isinstance(g, list) else 1 for g in groups]
+            self.properties[SEGMENT_SIZES] = DenseArrayBase.from_list(IntegerType(32), sizes)
+
+    def onnx_input(self, index: int) -> SSAValue | None:
+        """ONNX input ``index``, or None when it is omitted (absent or an `onnx.NoValue`)."""
+        if index >= len(self.operands) or isinstance(self.operands[index].type, NoneType):
+            return None
+        return self.operands[index]
 
     @property
     def onnx_type(self) -> str:
@@ -396,9 +489,14 @@ class OnnxOp(IRDLOperation):
         """The ONNX node name carried as this op's location, if any."""
         return self.location.desc.data if isinstance(self.location, NameLoc) else None
 
+    @property
+    def onnx_properties(self) -> dict[str, Attribute]:
+        """The op's ONNX attributes (its properties but the operand segment sizes)."""
+        return {k: v for k, v in self.properties.items() if k != SEGMENT_SIZES}
+
     def onnx_attributes(self) -> dict[str, object]:
         """The op's ONNX attributes as python values (only those that are set)."""
-        return {k: attr_to_python(v) for k, v in self.properties.items()}
+        return {k: attr_to_python(v) for k, v in self.onnx_properties.items()}
 
     def verify_(self) -> None:
         if self.MAX_OUTPUTS is not None and len(self.outputs) > self.MAX_OUTPUTS:
@@ -408,20 +506,30 @@ class OnnxOp(IRDLOperation):
 
     def print(self, printer: Printer) -> None:
         printer.print_string("(")
-        printer.print_list(self.inputs, printer.print_operand)
+        printer.print_list(self.operands, printer.print_operand)
         printer.print_string(")")
-        if self.properties:
+        props = self.onnx_properties
+        if props:
             printer.print_string(" ")
-            printer.print_attr_dict(self.properties)
+            printer.print_attr_dict(props)
         printer.print_string(" : ")
-        printer.print_function_type(self.inputs.types, self.outputs.types)
+        printer.print_function_type(self.operand_types, self.result_types)
         print_name_loc(printer, self)
 
     @classmethod
     def parse(cls, parser: Parser) -> OnnxOp:
+        pos = parser.pos
         operands = parser.parse_comma_separated_list(
             Parser.Delimiter.PAREN, parser.parse_unresolved_operand
         )
+        low, high = cls.arity()
+        if len(operands) < low or (high is not None and len(operands) > high):
+            most = "" if high is None else f" and at most {high}"
+            parser.raise_error(
+                f"{cls.name} takes at least {low}{most} operands, got {len(operands)}",
+                pos,
+                parser.pos,
+            )
         props = parse_attribute_dict(parser)
         parser.parse_punctuation(":")
         pos = parser.pos
@@ -436,7 +544,7 @@ class OnnxOp(IRDLOperation):
         op = cls.__new__(cls)
         IRDLOperation.__init__(
             op,
-            operands=[resolved],
+            operands=cls.group_inputs(resolved),
             result_types=[list(fn_type.outputs.data)],
             properties=dict(sorted(props.items())),
         )
@@ -452,6 +560,10 @@ class GemmOp(OnnxOp):
     """Y = alpha * op(A) @ op(B) + beta * C, op transposing when transA/transB is 1."""
 
     name = "onnx.Gemm"
+    A = operand_def()
+    B = operand_def()
+    C = opt_operand_def()
+    traits = traits_def(Pure())
     alpha = opt_prop_def(FloatAttr)
     beta = opt_prop_def(FloatAttr)
     transA = opt_prop_def(IntegerAttr)
@@ -460,14 +572,12 @@ class GemmOp(OnnxOp):
     def verify_(self) -> None:
         """Operands A [M, K] and B [K, N] (as transposed), C broadcastable to Y [M, N]."""
         super().verify_()
-        if not 2 <= len(self.inputs) <= 3 or len(self.outputs) != 1:
-            raise VerifyException(
-                f"{_label(self)} takes A, B and an optional C, and has one result"
-            )
+        if len(self.outputs) != 1:
+            raise VerifyException(f"{_label(self)} has one result")
         trans_a, trans_b = _int_prop(self, "transA", 0), _int_prop(self, "transB", 0)
         if trans_a not in (0, 1) or trans_b not in (0, 1):
             raise VerifyException(f"{_label(self)}: transA and transB are 0 or 1")
-        a, b = static_shape(self.inputs[0]), static_shape(self.inputs[1])
+        a, b = static_shape(self.A), static_shape(self.B)
         if a is None or b is None:
             return
         if len(a) != 2 or len(b) != 2:
@@ -483,7 +593,7 @@ class GemmOp(OnnxOp):
                 raise VerifyException(f"{_label(self)}: the result must be 2-D, got rank {len(y)}")
             _check_dim(self, "the result's rows", y[0], m)
             _check_dim(self, "the result's columns", y[1], n)
-        c = static_shape(self.inputs[2]) if len(self.inputs) == 3 else None
+        c = static_shape(self.C) if self.C is not None else None
         if c is not None and c != ():
             if len(c) > 2:
                 raise VerifyException(f"{_label(self)}: C must have rank <= 2, got {len(c)}")
@@ -499,6 +609,9 @@ class MatMulOp(OnnxOp):
     """Y = A @ B with numpy matmul broadcasting."""
 
     name = "onnx.MatMul"
+    A = operand_def()
+    B = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -506,6 +619,9 @@ class AddOp(OnnxOp):
     """C = A + B, broadcasting."""
 
     name = "onnx.Add"
+    A = operand_def()
+    B = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -513,6 +629,9 @@ class SubOp(OnnxOp):
     """C = A - B, broadcasting."""
 
     name = "onnx.Sub"
+    A = operand_def()
+    B = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -520,6 +639,9 @@ class MulOp(OnnxOp):
     """C = A * B, broadcasting."""
 
     name = "onnx.Mul"
+    A = operand_def()
+    B = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -527,6 +649,9 @@ class DivOp(OnnxOp):
     """C = A / B, broadcasting; integer division truncates toward zero."""
 
     name = "onnx.Div"
+    A = operand_def()
+    B = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -534,6 +659,8 @@ class ReluOp(OnnxOp):
     """Y = max(X, 0)."""
 
     name = "onnx.Relu"
+    X = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -541,6 +668,8 @@ class SigmoidOp(OnnxOp):
     """Y = 1 / (1 + exp(-X))."""
 
     name = "onnx.Sigmoid"
+    X = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -548,6 +677,8 @@ class TanhOp(OnnxOp):
     """Y = tanh(X)."""
 
     name = "onnx.Tanh"
+    X = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -555,6 +686,8 @@ class SoftmaxOp(OnnxOp):
     """Y = exp(X) / sum(exp(X)) along one axis (default -1)."""
 
     name = "onnx.Softmax"
+    input = operand_def()
+    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
     def verify_(self) -> None:
@@ -567,6 +700,8 @@ class LogSoftmaxOp(OnnxOp):
     """Y = X - log(sum(exp(X))) along one axis (default -1)."""
 
     name = "onnx.LogSoftmax"
+    input = operand_def()
+    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
     def verify_(self) -> None:
@@ -579,6 +714,8 @@ class FlattenOp(OnnxOp):
     """Y = X reshaped to [prod(shape[:axis]), prod(shape[axis:])] (default axis 1)."""
 
     name = "onnx.Flatten"
+    input = operand_def()
+    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
 
@@ -587,6 +724,9 @@ class ReshapeOp(OnnxOp):
     """Y = X reshaped to input `shape`: 0 copies the input dim unless allowzero, -1 is inferred."""
 
     name = "onnx.Reshape"
+    data = operand_def()
+    shape = operand_def()
+    traits = traits_def(Pure())
     allowzero = opt_prop_def(IntegerAttr)
 
 
@@ -595,6 +735,8 @@ class TransposeOp(OnnxOp):
     """Y = X with its axes permuted by perm (default: reversed)."""
 
     name = "onnx.Transpose"
+    data = operand_def()
+    traits = traits_def(Pure(), TransposeCanonicalization())
     perm = opt_prop_def(DenseArrayBase)
 
 
@@ -603,6 +745,9 @@ class SqueezeOp(OnnxOp):
     """Y = X without the size-1 axes listed in input `axes` (all size-1 axes if omitted)."""
 
     name = "onnx.Squeeze"
+    data = operand_def()
+    axes = opt_operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -610,6 +755,9 @@ class UnsqueezeOp(OnnxOp):
     """Y = X with size-1 axes inserted at the output positions in input `axes`."""
 
     name = "onnx.Unsqueeze"
+    data = operand_def()
+    axes = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -617,6 +765,8 @@ class ConcatOp(OnnxOp):
     """Y = the inputs concatenated along axis."""
 
     name = "onnx.Concat"
+    inputs = var_operand_def()
+    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
 
@@ -625,6 +775,9 @@ class GatherOp(OnnxOp):
     """Y = take(data, indices, axis); negative indices count from the end."""
 
     name = "onnx.Gather"
+    data = operand_def()
+    indices = operand_def()
+    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
 
@@ -633,6 +786,13 @@ class SliceOp(OnnxOp):
     """Y = data[starts:ends:steps] on `axes`, all four given as inputs."""
 
     name = "onnx.Slice"
+    data = operand_def()
+    starts = operand_def()
+    ends = operand_def()
+    axes = opt_operand_def()
+    steps = opt_operand_def()
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -640,6 +800,8 @@ class ShapeOp(OnnxOp):
     """Y = shape(X)[start:end] as int64."""
 
     name = "onnx.Shape"
+    data = operand_def()
+    traits = traits_def(Pure())
     start = opt_prop_def(IntegerAttr)
     end = opt_prop_def(IntegerAttr)
 
@@ -649,6 +811,9 @@ class ExpandOp(OnnxOp):
     """Y = X broadcast bidirectionally with input `shape`."""
 
     name = "onnx.Expand"
+    input = operand_def()
+    shape = operand_def()
+    traits = traits_def(Pure())
 
 
 @irdl_op_definition
@@ -656,6 +821,8 @@ class ConstantOfShapeOp(OnnxOp):
     """Y = a tensor of shape `input` filled with value (default float32 0)."""
 
     name = "onnx.ConstantOfShape"
+    input = operand_def()
+    traits = traits_def(Pure())
     value = opt_prop_def(DenseIntOrFPElementsAttr)
 
 
@@ -664,6 +831,8 @@ class IdentityOp(OnnxOp):
     """Y = X."""
 
     name = "onnx.Identity"
+    input = operand_def()
+    traits = traits_def(Pure(), IdentityCanonicalization())
 
 
 @irdl_op_definition
@@ -671,6 +840,11 @@ class DropoutOp(OnnxOp):
     """Inference only: Y = X and mask = all true; training_mode true is refused."""
 
     name = "onnx.Dropout"
+    data = operand_def()
+    ratio = opt_operand_def()
+    training_mode = opt_operand_def()
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
     MAX_OUTPUTS: ClassVar[int | None] = 2
     seed = opt_prop_def(IntegerAttr)
 
@@ -680,11 +854,13 @@ class CastOp(OnnxOp):
     """Y = X converted to element type `to` (an onnx.TensorProto data type id)."""
 
     name = "onnx.Cast"
+    input = operand_def()
+    traits = traits_def(Pure())
     to = opt_prop_def(IntegerAttr)
     saturate = opt_prop_def(IntegerAttr)
 
 
-def verify_recurrent(op: OnnxOp, gates: int) -> None:
+def verify_recurrent(op: LSTMOp | GRUOp | RNNOp, gates: int) -> None:
     """The shapes an ONNX recurrent op promises, for G gates and D directions:
     X [T, B, I] (layout 0) or [B, T, I] (layout 1), W [D, G*H, I], R [D, G*H, H],
     B [D, 2*G*H]; hidden_size H, when given, agrees with them."""
@@ -696,13 +872,11 @@ def verify_recurrent(op: OnnxOp, gates: int) -> None:
     layout = _int_prop(op, "layout", 0)
     if layout not in (0, 1):
         raise VerifyException(f"{_label(op)}: layout {layout} is not 0 or 1")
-    if len(op.inputs) < 3:
-        raise VerifyException(f"{_label(op)} takes at least X, W and R")
     hidden = _int_prop(op, "hidden_size", -1)
     if "hidden_size" in op.properties and hidden < 1:
         raise VerifyException(f"{_label(op)}: hidden_size {hidden} must be >= 1")
     dirs = 2 if direction == "bidirectional" else 1
-    x, w, r = (static_shape(v) for v in op.inputs[:3])
+    x, w, r = static_shape(op.X), static_shape(op.W), static_shape(op.R)
     for what, shape in (("X", x), ("W", w), ("R", r)):
         if shape is not None and len(shape) != 3:
             raise VerifyException(f"{_label(op)}: {what} must be 3-D, got rank {len(shape)}")
@@ -721,7 +895,7 @@ def verify_recurrent(op: OnnxOp, gates: int) -> None:
         _check_dim(op, "R's direction dimension", r[0], dirs)
         _check_dim(op, f"R's rows ({gates} gates x hidden_size)", r[1], rows)
         _check_dim(op, "R's columns (hidden_size)", r[2], hidden_size)
-    b = static_shape(op.inputs[3]) if len(op.inputs) > 3 else None
+    b = static_shape(op.B) if op.B is not None else None
     if b is not None and len(b) == 2:
         _check_dim(op, "B's direction dimension", b[0], dirs)
         _check_dim(op, "B's length (2 x gates x hidden_size)", b[1], 2 * rows if rows else None)
@@ -732,6 +906,16 @@ class LSTMOp(OnnxOp):
     """LSTM over a sequence; gates i,o,f,c; outputs Y, Y_h, Y_c (see onnx_rnn.LSTM)."""
 
     name = "onnx.LSTM"
+    X = operand_def()
+    W = operand_def()
+    R = operand_def()
+    B = opt_operand_def()
+    sequence_lens = opt_operand_def()
+    initial_h = opt_operand_def()
+    initial_c = opt_operand_def()
+    P = opt_operand_def()
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
     MAX_OUTPUTS: ClassVar[int | None] = 3
     activation_alpha = opt_prop_def(DenseArrayBase)
     activation_beta = opt_prop_def(DenseArrayBase)
@@ -752,6 +936,14 @@ class GRUOp(OnnxOp):
     """GRU over a sequence; gates z,r,h; outputs Y, Y_h (see onnx_rnn.GRU)."""
 
     name = "onnx.GRU"
+    X = operand_def()
+    W = operand_def()
+    R = operand_def()
+    B = opt_operand_def()
+    sequence_lens = opt_operand_def()
+    initial_h = opt_operand_def()
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
     MAX_OUTPUTS: ClassVar[int | None] = 2
     activation_alpha = opt_prop_def(DenseArrayBase)
     activation_beta = opt_prop_def(DenseArrayBase)
@@ -772,6 +964,14 @@ class RNNOp(OnnxOp):
     """Simple RNN over a sequence; outputs Y, Y_h (see onnx_rnn.RNN)."""
 
     name = "onnx.RNN"
+    X = operand_def()
+    W = operand_def()
+    R = operand_def()
+    B = opt_operand_def()
+    sequence_lens = opt_operand_def()
+    initial_h = opt_operand_def()
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    traits = traits_def(Pure())
     MAX_OUTPUTS: ClassVar[int | None] = 2
     activation_alpha = opt_prop_def(DenseArrayBase)
     activation_beta = opt_prop_def(DenseArrayBase)
@@ -794,6 +994,7 @@ class ConstantOp(OnnxOp):
     """
 
     name = "onnx.Constant"
+    traits = traits_def(Pure())
     value = prop_def(DenseIntOrFPElementsAttr)
 
     def __init__(self, value: DenseIntOrFPElementsAttr | np.ndarray, node_name: str | None = None):
@@ -806,7 +1007,7 @@ class ConstantOp(OnnxOp):
         return array_from_dense(self.value)
 
     def verify_(self) -> None:
-        if len(self.inputs) or len(self.outputs) != 1:
+        if len(self.outputs) != 1:
             raise VerifyException("onnx.Constant takes no operands and has one result")
         if self.outputs[0].type != self.value.get_type():
             raise VerifyException(
@@ -840,6 +1041,7 @@ class NoValueOp(OnnxOp):
     """An omitted optional input: the result stands for 'no value' (type none)."""
 
     name = "onnx.NoValue"
+    traits = traits_def(Pure())
 
     def __init__(self):
         super().__init__([], [NoneType()])
@@ -858,6 +1060,7 @@ class NodeOp(OnnxOp):
     """
 
     name = "onnx.Node"
+    inputs = var_operand_def()
     MAX_OUTPUTS: ClassVar[int | None] = None
     op_type = prop_def(StringAttr)
     domain = prop_def(StringAttr)
@@ -934,3 +1137,43 @@ __all__ = [
     "OpaqueType",
     "UnrankedTensorType",
 ]
+
+
+# -- canonicalization patterns (xDSL's `canonicalize` pass) ---------------------------
+
+
+class RemoveIdentity(RewritePattern):
+    """Identity(x) -> x, when the result has x's type."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: IdentityOp, rewriter: PatternRewriter) -> None:
+        if len(op.results) != 1 or op.results[0].type != op.input.type:
+            return
+        rewriter.replace_all_uses_with(op.results[0], op.input)
+        rewriter.erase_op(op)
+
+
+class CancelTransposes(RewritePattern):
+    """Transpose(Transpose(x)) -> x when the second undoes the first (both with an
+    explicit perm); the inner Transpose goes too once nothing else reads it.
+
+    The EIE lowering applies it to a convolution's NHWC -> NCHW result read by the next
+    convolution's NCHW -> NHWC input, so that consecutive layers pass their activations
+    on chip instead of through the host."""
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: TransposeOp, rewriter: PatternRewriter) -> None:
+        inner = op.data.owner
+        if not isinstance(inner, TransposeOp):
+            return
+        p1, p2 = _perm(inner), _perm(op)
+        if p1 is None or p2 is None or [p1[i] for i in p2] != list(range(len(p1))):
+            return
+        rewriter.replace_all_uses_with(op.results[0], inner.data)
+        rewriter.erase_op(op)
+        if not inner.results[0].uses:
+            rewriter.erase_op(inner)
+
+
+def _perm(op: TransposeOp) -> list[int] | None:
+    return None if op.perm is None else [int(p) for p in op.perm.get_values()]

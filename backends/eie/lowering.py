@@ -8,7 +8,6 @@ from typing import ClassVar
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects import func
 from xdsl.dialects.builtin import (
     DenseArrayBase,
     Float32Type,
@@ -21,13 +20,16 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
+from xdsl.rewriter import InsertPoint
 
 from dlhwc.backends.program import constant_value
 from dlhwc.compiler.passes.weights import PATCHES, erase_weight, is_conv
+from dlhwc.compiler.rewriting import LoweringPattern, apply_once
 from dlhwc.dialects import comp, eie
 from dlhwc.dialects import onnx as onnx_d
 from dlhwc.dialects.comp import value_format
-from dlhwc.dialects.onnx import HOST_REASON
+from dlhwc.dialects.onnx import HOST_REASON, CancelTransposes
 from dlhwc.spec.eie.config import EIEConfig
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.errors import DlhwcError
@@ -85,40 +87,24 @@ class ConvertOnnxToEiePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         config = EIEConfig.load(self.hw) if self.hw else EIEConfig()
-        for fn in op.walk():
-            if isinstance(fn, func.FuncOp):
-                for layer in list(fn.body.block.ops):
-                    if layer.parent and (
-                        isinstance(layer, onnx_d.GemmOp | onnx_d.MatMulOp) or is_conv(layer)
-                    ):
-                        _lower(layer, config)
-                _cancel_transposes(fn)
+        apply_once(op, LowerLayer(config))
+        apply_once(op, CancelTransposes())
 
 
-def _cancel_transposes(fn: func.FuncOp) -> None:
-    """Drop Transpose pairs that undo each other (a convolution's NHWC -> NCHW result
-    read by the next convolution's NCHW -> NHWC input), so that consecutive layers pass
-    their activations on chip instead of through the host."""
-    for op in list(fn.body.block.ops):
-        if not isinstance(op, onnx_d.TransposeOp) or op.parent is None:
-            continue
-        inner = op.operands[0].owner
-        if not isinstance(inner, onnx_d.TransposeOp):
-            continue
-        p1, p2 = _perm(inner), _perm(op)
-        if p1 is None or p2 is None or [p1[i] for i in p2] != list(range(len(p1))):
-            continue
-        op.results[0].replace_all_uses_with(inner.operands[0])
-        op.detach()
-        op.erase()
-        if not inner.results[0].uses:
-            inner.detach()
-            inner.erase()
+@dataclass
+class LowerLayer(LoweringPattern):
+    """A Gemm, MatMul or Conv starting a layer EIE can run, with the ops it fuses, to
+    one `eie.fc`; any other such op is marked with why it stays on the host."""
 
+    config: EIEConfig
 
-def _perm(op: onnx_d.TransposeOp) -> list[int] | None:
-    perm = op.onnx_attributes().get("perm")
-    return None if perm is None else [int(p) for p in perm]
+    @op_type_rewrite_pattern
+    def match_and_rewrite(
+        self, op: onnx_d.GemmOp | onnx_d.MatMulOp | onnx_d.NodeOp, rewriter: PatternRewriter
+    ) -> None:
+        if isinstance(op, onnx_d.NodeOp) and not is_conv(op):
+            return
+        self.run(_lower, op, self.config, rewriter)
 
 
 @dataclass
@@ -153,7 +139,7 @@ class _Layer:
     host_ops: list[Operation] = field(default_factory=list)
 
 
-def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
+def _lower(op: onnx_d.OnnxOp, config: EIEConfig, rewriter: PatternRewriter) -> None:
     layer = _match(op)
     if isinstance(layer, str):
         op.attributes[HOST_REASON] = StringAttr(layer)
@@ -187,14 +173,14 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
     )
     weight = _eie_weight(layer.weight, codebook, layer, name, config, fmt)
     weight.output.name_hint = layer.weight.output.name_hint
-    block = op.parent_block()
-    block.insert_op_before(weight, layer.chain[0])
+    first = InsertPoint.before(layer.chain[0])
+    rewriter.insert_op(weight, first)
     bias_value = layer.bias
     if bias is not None and (layer.beta != 1.0 or list(layer.bias.type.get_shape()) != [rows]):
         bias_op = onnx_d.ConstantOp(bias, f"{name}.bias")
-        block.insert_op_before(bias_op, layer.chain[0])
+        rewriter.insert_op(bias_op, first)
         bias_value = bias_op.results[0]
-    x = _host_input(layer, name, block)
+    x = _host_input(layer, name, rewriter)
     result_type = layer.quantize.output.type
     if layer.conv is not None:
         n, out, ho, wo = layer.conv.out_shape
@@ -203,23 +189,22 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig) -> None:
         x, weight.output, bias_value, result_type, in_format, out_format, layer.relu,
         config.acc_bits, name,
     )  # fmt: skip
-    block.insert_op_before(fc, layer.quantize)
+    rewriter.insert_op(fc, InsertPoint.before(layer.quantize))
     hint = layer.quantize.output.name_hint or layer.chain[-1].results[0].name_hint
     result = fc.output
     if layer.conv is not None:
         back = _transpose(fc.output, [0, 3, 1, 2], layer.quantize.output.type, f"{name}.nchw")
-        block.insert_op_before(back, layer.quantize)
+        rewriter.insert_op(back, InsertPoint.before(layer.quantize))
         result = back.results[0]
         fc.output.name_hint = f"{hint}_nhwc" if hint else None
     result.name_hint = hint
-    layer.quantize.output.replace_all_uses_with(result)
+    rewriter.replace_all_uses_with(layer.quantize.output, result)
     for dead in [layer.quantize, *reversed(layer.chain)]:
-        dead.detach()
-        dead.erase()
+        rewriter.erase_op(dead)
     if not layer.weight.output.uses:
-        erase_weight(layer.weight)
+        erase_weight(layer.weight, rewriter)
     if layer.bias is not None and bias_value is not layer.bias and not layer.bias.uses:
-        erase_weight(layer.bias.owner)
+        erase_weight(layer.bias.owner, rewriter)
 
 
 def _scaled_codebook(w: comp.WeightOp, alpha: float) -> tuple[np.ndarray, FixedFormat | None]:
@@ -232,15 +217,15 @@ def _scaled_codebook(w: comp.WeightOp, alpha: float) -> tuple[np.ndarray, FixedF
     return quantize(scaled, fmt), fmt
 
 
-def _host_input(layer: _Layer, name: str, block) -> SSAValue:
+def _host_input(layer: _Layer, name: str, rewriter: PatternRewriter) -> SSAValue:
     """The value `eie.fc` reads: x, transposed for Gemm's transA, or a convolution's
     patch vectors (channels-last), made by host ops inserted before the layer."""
     x = layer.x
-    first = layer.chain[0]
+    first = InsertPoint.before(layer.chain[0])
     if layer.trans_a:
         n_in, n_batch = x.type.get_shape()
         t = _transpose(x, [1, 0], TensorType(Float32Type(), [n_batch, n_in]), f"{name}.xT")
-        block.insert_op_before(t, first)
+        rewriter.insert_op(t, first)
         return t.results[0]
     conv = layer.conv
     if conv is None:
@@ -249,7 +234,7 @@ def _host_input(layer: _Layer, name: str, block) -> SSAValue:
     _, _, ho, wo = conv.out_shape
     if conv.pointwise:
         t = _transpose(x, [0, 2, 3, 1], TensorType(Float32Type(), [n, h, w, c]), f"{name}.nhwc")
-        block.insert_op_before(t, first)
+        rewriter.insert_op(t, first)
         return t.results[0]
     kh, kw = conv.kernel
     k = kh * kw
@@ -274,8 +259,7 @@ def _host_input(layer: _Layer, name: str, block) -> SSAValue:
         patches.results[0], [0, 2, 3, 1], TensorType(Float32Type(), [n, ho, wo, c * k]),
         f"{name}.patches_nhwc",
     )  # fmt: skip
-    for new in (kernel, patches, t):
-        block.insert_op_before(new, first)
+    rewriter.insert_op([kernel, patches, t], first)
     if x.name_hint:
         patches.results[0].name_hint = f"{x.name_hint}_patches"
     return t.results[0]
@@ -287,27 +271,23 @@ def _transpose(value: SSAValue, perm: list[int], typ: TensorType, name: str) -> 
 
 def _match(op: onnx_d.OnnxOp) -> _Layer | str:
     """The layer starting at ``op``, or why it stays on the host."""
-    operands = list(op.operands)
     alpha = beta = 1.0
     trans_a = False
     conv = None
     bias = None
     if isinstance(op, onnx_d.GemmOp):
         attrs = op.onnx_attributes()
-        x, w = operands[0], operands[1]
+        x, w, bias = op.A, op.B, op.onnx_input(2)
         transpose = not attrs.get("transB", 0)
         trans_a = bool(attrs.get("transA", 0))
         alpha, beta = float(attrs.get("alpha", 1.0)), float(attrs.get("beta", 1.0))
-        if len(operands) > 2 and not isinstance(operands[2].type, onnx_d.NoneType):
-            bias = operands[2]
     elif isinstance(op, onnx_d.MatMulOp):
-        x, w = operands
+        x, w = op.A, op.B
         transpose = True
     else:
-        x, w = operands[0], operands[1]
+        # Conv, a generic node: X, W and the optional B by their ONNX positions.
+        x, w, bias = op.operands[0], op.operands[1], op.onnx_input(2)
         transpose = False
-        if len(operands) > 2 and not isinstance(operands[2].type, onnx_d.NoneType):
-            bias = operands[2]
         conv = _conv_geometry(op, x, w)
         if isinstance(conv, str):
             return conv
@@ -332,7 +312,7 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | str:
     rows = shape[0 if (conv or not transpose) else 1]
     user = _sole_user(value)
     if bias is None and conv is None and isinstance(user, onnx_d.AddOp):
-        other = user.operands[1] if user.operands[0] is value else user.operands[0]
+        other = user.B if user.A is value else user.A
         if _is_constant(other) and _bias_shape_ok(other, rows):
             bias, value = other, user.results[0]
             chain.append(user)

@@ -162,8 +162,8 @@ class _ProgramBuilder(ProgramBuilder):
         )
         self.container.add(f"L{index}.codebook", codebook)
         bias = None
-        if len(op.operands) > 2:
-            bias_value = constant_value(op.operands[2]).reshape(-1)
+        if op.bias is not None:
+            bias_value = constant_value(op.bias).reshape(-1)
             bias = to_codes(bias_value, FixedFormat(cfg.acc_bits, fa.frac + fw.frac))
             self.container.add(f"L{index}.bias", bias.astype(np.int64))
         reach = accumulator_reach_bits(w.mask_array(), w.indices_array(), codebook, bias, fa)

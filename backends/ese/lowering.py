@@ -8,11 +8,13 @@ from typing import ClassVar
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, FloatAttr, IntegerAttr, ModuleOp, StringAttr, i64
 from xdsl.ir import Attribute, SSAValue
 from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
+from xdsl.rewriter import InsertPoint
 
+from dlhwc.compiler.rewriting import LoweringPattern, apply_once
 from dlhwc.dialects import comp, ese
 from dlhwc.dialects import onnx as onnx_d
 from dlhwc.dialects.comp import value_format
@@ -22,7 +24,7 @@ from dlhwc.spec.ese.config import ESEConfig
 from dlhwc.spec.ese.lut import HARDWARE_ACTIVATIONS, LUT_FUNCTIONS
 from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for
 
-_RNN_OPS = (onnx_d.LSTMOp, onnx_d.GRUOp, onnx_d.RNNOp)
+Recurrent = onnx_d.LSTMOp | onnx_d.GRUOp | onnx_d.RNNOp
 # Ops that move or relabel elements without changing a value: a fixed-point format
 # survives them.
 DEFAULT_ACTIVATIONS = {
@@ -84,18 +86,28 @@ class ConvertOnnxToEsePass(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         config = ESEConfig.load(self.hw) if self.hw else ESEConfig()
-        for fn in op.walk():
-            if isinstance(fn, func.FuncOp):
-                for layer in list(fn.body.block.ops):
-                    if isinstance(layer, _RNN_OPS):
-                        _lower(layer, config)
+        apply_once(op, LowerRecurrent(config))
+
+
+@dataclass
+class LowerRecurrent(LoweringPattern):
+    """An LSTM, GRU or RNN that ESE can run to one `ese.rnn`; any other is marked with
+    why it stays on the host."""
+
+    config: ESEConfig
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(
+        self, op: onnx_d.LSTMOp | onnx_d.GRUOp | onnx_d.RNNOp, rewriter: PatternRewriter
+    ) -> None:
+        self.run(_lower, op, self.config, rewriter)
 
 
 class _StaysOnHost(Exception):
     """Raised while matching: the op is valid ONNX that ESE cannot run."""
 
 
-def _lower(op: onnx_d.OnnxOp, config: ESEConfig) -> None:
+def _lower(op: Recurrent, config: ESEConfig, rewriter: PatternRewriter) -> None:
     kind = op.onnx_type
     name = op.node_name or kind
     try:
@@ -106,15 +118,14 @@ def _lower(op: onnx_d.OnnxOp, config: ESEConfig) -> None:
         print(f"dlhwc: note: {label} stays on the host: {e}", file=sys.stderr)
         return
     rnn = ese.RNNOp(list(op.operands), [r.type for r in op.results], properties, op.node_name)
-    op.parent_block().insert_op_before(rnn, op)
+    rewriter.insert_op(rnn, InsertPoint.before(op))
     for old, new in zip(op.results, rnn.results, strict=True):
         new.name_hint = old.name_hint
-        old.replace_all_uses_with(new)
-    op.detach()
-    op.erase()
+        rewriter.replace_all_uses_with(old, new)
+    rewriter.erase_op(op)
 
 
-def _properties(op: onnx_d.OnnxOp, kind: str, name: str, config: ESEConfig) -> dict[str, Attribute]:
+def _properties(op: Recurrent, kind: str, name: str, config: ESEConfig) -> dict[str, Attribute]:
     """The ese.rnn properties of ``op``; raises _StaysOnHost or DlhwcError."""
     attrs = op.onnx_attributes()
     direction = str(attrs.get("direction", "forward"))
@@ -127,14 +138,14 @@ def _properties(op: onnx_d.OnnxOp, kind: str, name: str, config: ESEConfig) -> d
             f"(ESE has {', '.join(HARDWARE_ACTIVATIONS)})"
         )
     for index, what in ((1, "W"), (2, "R"), (3, "B"), (7, "P")):
-        value = _operand(op, index)
+        value = op.onnx_input(index)
         if (value is not None or index < 3) and not _is_constant(value):
             raise _StaysOnHost(f"its {what} is computed at run time (ESE preloads weights)")
     # Unquantized weights mean quantize did not run: an error, before the input format
     # (which quantize provides too) would quietly keep the op on the host.
-    for index, what in ((1, "W"), (2, "R")):
-        _check_weight(op.operands[index].owner, what, name, config)
-    x_format = value_format(op.operands[0])
+    for value, what in ((op.W, "W"), (op.R, "R")):
+        _check_weight(value.owner, what, name, config)
+    x_format = value_format(op.X)
     if x_format is None:
         raise _StaysOnHost(
             "its input X has no fixed-point format (no comp.quantize or ese.rnn before it "
@@ -145,7 +156,7 @@ def _properties(op: onnx_d.OnnxOp, kind: str, name: str, config: ESEConfig) -> d
             f"layer '{name}': its input X is {x_format}, ESE reads 16-bit activations "
             "(quantize{act-bits=16})"
         )
-    hidden = attrs.get("hidden_size") or op.operands[2].type.get_shape()[-1]
+    hidden = attrs.get("hidden_size") or op.R.type.get_shape()[-1]
     h_format = _hidden_format(op, kind, activations, name)
     props: dict[str, Attribute] = {
         "kind": StringAttr(kind),
@@ -166,12 +177,6 @@ def _properties(op: onnx_d.OnnxOp, kind: str, name: str, config: ESEConfig) -> d
     if isinstance(clip, FloatAttr):
         props["clip"] = clip
     return props
-
-
-def _operand(op: onnx_d.OnnxOp, index: int) -> SSAValue | None:
-    if index >= len(op.operands) or isinstance(op.operands[index].type, onnx_d.NoneType):
-        return None
-    return op.operands[index]
 
 
 def _activations(names: object, kind: str, dirs: int) -> list[str]:
@@ -211,7 +216,7 @@ def _check_weight(owner, what: str, name: str, config: ESEConfig) -> None:
         )
 
 
-def _hidden_format(op: onnx_d.OnnxOp, kind: str, activations: list[str], name: str) -> FixedFormat:
+def _hidden_format(op: Recurrent, kind: str, activations: list[str], name: str) -> FixedFormat:
     """h_format: the widest range of the formats Y and Y_h are quantized to, of +-1 when
     the activations bound |h| < 1, and of initial_h; an error when none is known."""
     fracs = []
@@ -244,9 +249,9 @@ def _hidden_format(op: onnx_d.OnnxOp, kind: str, activations: list[str], name: s
     return FixedFormat(16, min(fracs))
 
 
-def _initial_h_frac(op: onnx_d.OnnxOp) -> int | None:
+def _initial_h_frac(op: Recurrent) -> int | None:
     """The 16-bit frac that holds initial_h's values, if known."""
-    value = _operand(op, 5)
+    value = op.onnx_input(5)  # initial_h
     if value is None:
         return None
     if isinstance(value.owner, onnx_d.ConstantOp | comp.WeightOp):
@@ -260,7 +265,7 @@ def _initial_h_frac(op: onnx_d.OnnxOp) -> int | None:
     return None if fmt is None else fmt.frac + 16 - fmt.bits
 
 
-def _bounded_by_one(op: onnx_d.OnnxOp, kind: str, activations: list[str]) -> bool:
+def _bounded_by_one(op: Recurrent, kind: str, activations: list[str]) -> bool:
     per_dir = len(DEFAULT_ACTIVATIONS[kind])
     for d in range(len(activations) // per_dir):
         acts = activations[d * per_dir : (d + 1) * per_dir]
@@ -270,7 +275,7 @@ def _bounded_by_one(op: onnx_d.OnnxOp, kind: str, activations: list[str]) -> boo
         elif kind == "GRU":
             # h' = (1-z)*n + z*h is a convex combination when z is a sigmoid; it stays
             # within (-1, 1) from a zero initial state.
-            ok = acts[0] == "Sigmoid" and acts[1] in LUT_FUNCTIONS and _operand(op, 5) is None
+            ok = acts[0] == "Sigmoid" and acts[1] in LUT_FUNCTIONS and op.onnx_input(5) is None
         else:
             ok = acts[0] in LUT_FUNCTIONS
         if not ok:

@@ -75,7 +75,7 @@ def node_proto(op: onnx_d.OnnxOp, inputs: list[str], outputs: list[str]) -> onnx
     """The ONNX node of ``op`` with the given input and output tensor names."""
     attrs = op.attrs.data if isinstance(op, onnx_d.NodeOp) and op.attrs else {}
     if not isinstance(op, onnx_d.NodeOp):
-        attrs = op.properties
+        attrs = op.onnx_properties
     node = onnx.helper.make_node(
         op.onnx_type, inputs, outputs, name=op.node_name or "", domain=op.onnx_domain or None
     )
@@ -556,7 +556,7 @@ class _ModuleExporter:
                     f"definition differs at the model's opset {self.opsets[domain]}"
                 )
         else:
-            attrs = dict(op.properties)
+            attrs = dict(op.onnx_properties)
             domain = ""
             inputs = _legacy_form(op, self.opsets[""], inputs, attrs)
             if "activations" in attrs:

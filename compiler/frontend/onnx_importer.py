@@ -703,13 +703,16 @@ class _Importer:
             if inputs is None:
                 return None
         cls = onnx_d.OPS_BY_TYPE[node.op_type]
-        declared = set(cls.get_irdl_definition().properties)
+        declared = set(cls.get_irdl_definition().properties) - {onnx_d.SEGMENT_SIZES}
         if not set(attrs) <= declared:
             return None  # an attribute this form of the op does not have
         if any(isinstance(v, onnx_d.ProtoAttr) for v in attrs.values()):
             return None
         if len(result_types) > (cls.MAX_OUTPUTS or len(result_types)):
             return None
+        low, high = cls.arity()
+        if len(inputs) < low or (high is not None and len(inputs) > high):
+            return None  # an input count this form of the op does not take
         return cls(inputs, result_types, attrs, node.name or None)
 
     def _constant(self, node: onnx.NodeProto, attrs: dict) -> onnx_d.OnnxOp | None:

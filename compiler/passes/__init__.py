@@ -47,6 +47,24 @@ def _retrain() -> type[ModulePass]:
     return RetrainPass
 
 
+def _canonicalize() -> type[ModulePass]:
+    from dlhwc.compiler.passes.generic import CanonicalizePass
+
+    return CanonicalizePass
+
+
+def _cse() -> type[ModulePass]:
+    from dlhwc.compiler.passes.generic import CSEPass
+
+    return CSEPass
+
+
+def _dce() -> type[ModulePass]:
+    from dlhwc.compiler.passes.generic import DCEPass
+
+    return DCEPass
+
+
 # name -> a function returning the pass class; passes import lazily so that start-up
 # stays fast.
 BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
@@ -56,7 +74,13 @@ BUILTIN_PASSES: dict[str, Callable[[], type[ModulePass]]] = {
     "retrain": _retrain,
     "quantize": _quantize,
     "huffman": _huffman,
+    "canonicalize": _canonicalize,
+    "cse": _cse,
+    "dce": _dce,
 }
+
+XDSL_PASSES = ("canonicalize", "cse", "dce")
+"""xDSL's own passes in the table (stock `xdsl-opt` already has them)."""
 
 
 def target_passes() -> dict[str, Callable[[], type[ModulePass]]]:

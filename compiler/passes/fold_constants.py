@@ -88,8 +88,8 @@ class _Folder:
     def visit(self, op: Operation) -> bool:
         if isinstance(op, onnx_d.IdentityOp | onnx_d.DropoutOp) and self._bypass(op):
             return True
-        if isinstance(op, onnx_d.CastOp) and op.operands[0].type == op.results[0].type:
-            op.results[0].replace_all_uses_with(op.operands[0])  # a cast to its own type
+        if isinstance(op, onnx_d.CastOp) and op.input.type == op.results[0].type:
+            op.results[0].replace_all_uses_with(op.input)  # a cast to its own type
             return True
         if isinstance(op, onnx_d.LSTMOp | onnx_d.GRUOp | onnx_d.RNNOp):
             return self._zero_states(op)
@@ -108,13 +108,14 @@ class _Folder:
             return self._reshape_in_place(op)
         return False
 
-    def _bypass(self, op: Operation) -> bool:
-        if op.operands[0].type != op.results[0].type:
+    def _bypass(self, op: onnx_d.IdentityOp | onnx_d.DropoutOp) -> bool:
+        source = op.input if isinstance(op, onnx_d.IdentityOp) else op.data
+        if source.type != op.results[0].type:
             return False  # the op also carries a type refinement (e.g. to a return)
         if isinstance(op, onnx_d.DropoutOp):
-            if len(op.operands) > 2 or (len(op.results) > 1 and op.results[1].uses):
+            if op.training_mode is not None or (len(op.results) > 1 and op.results[1].uses):
                 return False
-        op.results[0].replace_all_uses_with(op.operands[0])
+        op.results[0].replace_all_uses_with(source)
         return True
 
     def _fold(self, op: onnx_d.OnnxOp, values: list) -> bool:
@@ -160,26 +161,26 @@ class _Folder:
 
     def _shape_vector(self, op: onnx_d.OnnxOp) -> list[_Dim] | None:
         if isinstance(op, onnx_d.ShapeOp):
-            typ = op.operands[0].type
+            typ = op.data.type
             if not isinstance(typ, TensorType):
                 return None
             shape = typ.get_shape()
-            dims = [d if d >= 0 else (op.operands[0], i) for i, d in enumerate(shape)]
+            dims = [d if d >= 0 else (op.data, i) for i, d in enumerate(shape)]
             attrs = op.onnx_attributes()
             return _slice_list(dims, attrs.get("start", 0), attrs.get("end"))
         if isinstance(op, onnx_d.CastOp | onnx_d.SqueezeOp | onnx_d.UnsqueezeOp):
-            source = self.vector(op.operands[0])
+            source = self.vector(op.input if isinstance(op, onnx_d.CastOp) else op.data)
             if source is None or len(source) != 1:
                 return None
             return list(source)
         if isinstance(op, onnx_d.GatherOp):
-            source, index = self.vector(op.operands[0]), self.constant_value(op.operands[1])
+            source, index = self.vector(op.data), self.constant_value(op.indices)
             if source is None or index is None or index.ndim > 1:
                 return None
             return [source[int(i)] for i in index.reshape(-1)]
-        if isinstance(op, onnx_d.SliceOp) and len(op.operands) in (3, 4):
-            source = self.vector(op.operands[0])
-            starts, ends = (self.constant_value(v) for v in op.operands[1:3])
+        if isinstance(op, onnx_d.SliceOp) and op.steps is None:
+            source = self.vector(op.data)
+            starts, ends = self.constant_value(op.starts), self.constant_value(op.ends)
             if source is None or starts is None or ends is None:
                 return None
             return _slice_list(source, int(starts[0]), int(ends[0]))
@@ -189,7 +190,7 @@ class _Folder:
                 return None
             return [d for p in parts for d in p]
         if isinstance(op, onnx_d.MulOp):
-            a, b = (self.vector(v) for v in op.operands)
+            a, b = self.vector(op.A), self.vector(op.B)
             if a is None or b is None or len(a) != len(b):
                 return None
             if all(isinstance(d, int) for d in a + b):
@@ -197,12 +198,12 @@ class _Folder:
         return None
 
     def _reshape_in_place(self, op: onnx_d.ReshapeOp) -> bool:
-        target = self.vector(op.operands[1]) if len(op.operands) > 1 else None
+        target = self.vector(op.shape)
         if target is None or all(isinstance(d, int) for d in target):
             return False
         if op.onnx_attributes().get("allowzero", 0):
             return False
-        source = op.operands[0]
+        source = op.data
         shape = []
         for i, d in enumerate(target):
             if isinstance(d, int):
@@ -217,7 +218,7 @@ class _Folder:
             return False
         const = onnx_d.ConstantOp(np.array(shape, dtype=np.int64), None)
         self.block.insert_op_before(const, op)
-        op.operands[1] = const.outputs[0]
+        op.operands[1] = const.outputs[0]  # shape (named operands are read-only)
         return True
 
     def _same_dim(self, dim: tuple[SSAValue, int], value: SSAValue, index: int) -> bool:
@@ -229,7 +230,7 @@ class _Folder:
                 perm = owner.onnx_attributes().get("perm")
                 if perm is None:
                     return False
-                seen, i = owner.operands[0], perm[i]
+                seen, i = owner.data, perm[i]
             elif isinstance(owner, onnx_d.IdentityOp | onnx_d.ReluOp | onnx_d.SigmoidOp
                             | onnx_d.TanhOp):  # fmt: skip
                 seen = owner.operands[0]
@@ -246,8 +247,7 @@ class _Folder:
                 op.operands[i] = self._no_value(op)
                 changed = True
         while op.operands and isinstance(op.operands[-1].owner, onnx_d.NoValueOp):
-            operands = list(op.operands)[:-1]
-            op.operands = operands
+            op.set_inputs(list(op.operands)[:-1])
             changed = True
         return changed
 

@@ -382,8 +382,8 @@ def layer_output(value: SSAValue) -> SSAValue:
     """The end of the layer that starts at ``value`` (a Gemm/MatMul/Conv result): through
     a sole-use bias Add of a constant, then a sole-use Relu, Sigmoid or Tanh."""
     user = _sole_user(value)
-    if isinstance(user, onnx_d.AddOp) and len(user.operands) == 2:
-        other = user.operands[1] if user.operands[0] is value else user.operands[0]
+    if isinstance(user, onnx_d.AddOp):
+        other = user.B if user.A is value else user.A
         if isinstance(other.owner, onnx_d.ConstantOp | comp.WeightOp):
             value = user.results[0]
             user = _sole_user(value)

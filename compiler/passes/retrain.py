@@ -701,12 +701,12 @@ def _straight_through(spec: None, x: list) -> tuple[np.ndarray, object]:
     return x[0], None
 
 
-def _prepare_dropout(op: Operation) -> None:
+def _prepare_dropout(op: onnx_d.OnnxOp) -> None:
     """Dropout in inference mode, the identity, as the reference interpreter runs it;
     retrain does not drop units while training either."""
     _only_first_result(op)
-    if len(op.operands) > 2:
-        mode = op.operands[2]
+    mode = op.onnx_input(2)  # training_mode (the op may also be a generic onnx.Node)
+    if mode is not None:
         if not isinstance(mode.owner, onnx_d.NoValueOp) and (
             not isinstance(mode.owner, onnx_d.ConstantOp) or mode.owner.to_array().any()
         ):

@@ -23,6 +23,7 @@ import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, TensorType
 from xdsl.ir import Operation
+from xdsl.pattern_rewriter import PatternRewriter
 
 from dlhwc.dialects import comp
 from dlhwc.dialects import onnx as onnx_d
@@ -177,15 +178,19 @@ def replace_source(slot: WeightSlot, new: comp.WeightOp) -> None:
         erase_weight(old)
 
 
-def erase_weight(op: Operation) -> None:
-    """Remove an unused weight op from the IR and free its payload now.
+def erase_weight(op: Operation, rewriter: PatternRewriter | None = None) -> None:
+    """Remove an unused weight op from the IR (through ``rewriter`` in a rewrite pattern)
+    and free its payload now.
 
     An erased op stays alive in a reference cycle (op <-> its results) until Python's
     cycle collector runs, and with it its properties: the bytes of a weight, hundreds of
     MB for a large layer. Dropping them at once keeps the next pass's peak memory down.
     """
-    op.detach()
-    op.erase()
+    if rewriter is not None:
+        rewriter.erase_op(op)
+    else:
+        op.detach()
+        op.erase()
     op.properties.clear()
     op.attributes.clear()
 
