@@ -175,3 +175,20 @@ def test_user_error_is_one_line(tmp_path, capsys, toml, message):
     assert status == 1
     assert err.count("\n") == 1 and err.startswith("dlhwc: error: ") and message in err
     assert not out.exists()
+
+
+def test_commands_that_model_only_the_sparse_targets(digits, tmp_path, capsys):
+    """`report --html` and `explore` refuse a plugin's program in one line; the ledger's
+    static estimate leaves its columns empty ("-") rather than failing."""
+    page = tmp_path / "p.html"
+    status, _, err = dlhwc("report", digits / "p.dlhw", "--html", page, capsys=capsys)
+    assert status == 1 and err.count("\n") == 1 and not page.exists()
+    assert "report --html draws the sparse PE machines (eie, ese), not a 'dense' program" in err
+    status, _, err = dlhwc("explore", MLP, "--target", "dense", "--train", TEST, "--data", TEST,
+                           "--out", tmp_path / "x", capsys=capsys)  # fmt: skip
+    assert (
+        status == 1 and err == "dlhwc: error: explore searches the targets eie, ese, not 'dense'\n"
+    )
+    status, _, err = dlhwc("compile", MLP, "--target", "dense", "--emit", "comp",
+                           "--ledger-after-all", "-o", tmp_path / "c.mlir", capsys=capsys)  # fmt: skip
+    assert status == 0 and "IR Dump" not in err and "quantize" in err
