@@ -92,11 +92,11 @@ class _Builder(ProgramBuilder):
             self.emit("dma.in", sym=sym, buf=self.buffers[source])
         src = self.buffers[source]
         dst = self._free_buffer(avoid=src)
-        layer, tiles = self._layer(op)
+        layer, tiles_k, tiles_n = self._layer(op)
         self.emit("load", layer=layer)
-        for t in range(tiles):
+        for t in range(tiles_k * tiles_n):
             self.emit("wtile", op.layer_name, layer=layer, tile=t)
-            first = int(t % -(-op.input.type.get_shape()[-1] // self.config.array_rows) == 0)
+            first = int(t % tiles_k == 0)  # t = n * KT + k: an output tile starts
             self.emit("mmtile", op.layer_name, layer=layer, tile=t, src=src, first=first)
         self.emit("act", op.layer_name, layer=layer, dst=dst, bias=int(op.bias is not None),
                   relu=int(op.relu.value.data), shift=op.shift)  # fmt: skip
@@ -122,8 +122,8 @@ class _Builder(ProgramBuilder):
                 return b
         raise DlhwcError(f"the program needs more than {NUM_BUFFERS} live activation buffers")
 
-    def _layer(self, op: FCOp) -> tuple[int, int]:
-        """Add the layer's table entry and sections; (its index, its tile count)."""
+    def _layer(self, op: FCOp) -> tuple[int, int, int]:
+        """Add the layer's table entry and sections; (its index, KT, NT)."""
         cfg, name = self.config, op.layer_name or f"fc{len(self.layers)}"
         w = op.weight.owner
         rows, cols = w.shape
@@ -153,4 +153,4 @@ class _Builder(ProgramBuilder):
             "in_format": [fa.bits, fa.frac], "weight_format": [fw.bits, fw.frac],
             "out_format": [fo.bits, fo.frac],
         })  # fmt: skip
-        return index, len(tiles)
+        return index, -(-cols // cfg.array_rows), -(-rows // cfg.array_cols)

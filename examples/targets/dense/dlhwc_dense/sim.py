@@ -199,7 +199,9 @@ class _Machine:
     def exec_dma_in(self, ops) -> None:
         """buf[buf][v] = codes of symbol[sym][v]: round half to even, saturate."""
         sym = self.sim.symbols[ops["sym"]]
-        values = np.asarray(self.memory.get(sym.name))
+        if sym.name not in self.memory:
+            raise DlhwcError(f"symbol '{sym.name}' has no value in host memory yet")
+        values = np.asarray(self.memory[sym.name])
         if values.ndim != len(sym.shape) + 1 or list(values.shape[1:]) != list(sym.shape):
             raise DlhwcError(f"symbol '{sym.name}' holds {list(values.shape)}, not [batch, "
                              f"{', '.join(map(str, sym.shape))}]")  # fmt: skip
@@ -232,12 +234,10 @@ class _Machine:
         a = source[:, k * R : (k + 1) * R]
         w = self.sim.container.sections[f"L{layer}.weights"][tile, : a.shape[1]]
         part = a @ w.astype(np.int64)  # [batch, C], exact int64
-        if tile == 0:
+        if tile == 0 and self.sim.record_layers:
+            self.inputs[lay.name] = from_codes(source, lay.in_format)
+        if layer not in self.acc:
             self.acc[layer] = np.zeros((len(a), lay.tiles_n * C), dtype=np.int64)
-            if self.sim.record_layers:
-                self.inputs[lay.name] = from_codes(source, lay.in_format)
-        elif layer not in self.acc:
-            raise DlhwcError(f"layer '{lay.name}' accumulates before its tile 0")
         acc = self.acc[layer][:, n * C : (n + 1) * C]
         if ops["first"]:
             acc[...] = part
