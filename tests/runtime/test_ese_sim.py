@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import dlhwc.runtime.ese.sim as sim_module
 from dlhwc.backends.docs import readme_path, updated
-from dlhwc.backends.ese import target as ese_target
+from dlhwc.backends.ese.target import TARGET as ese_target
 from dlhwc.compiler.cli import main
 from dlhwc.compiler.interpreters.interpreter import main_function, run_function
 from dlhwc.compiler.pipeline import compile_for_target
