@@ -79,7 +79,8 @@ class Config:
             raise ValueError("act_bits + weight_bits + log2(act_buffer_entries) must be <= 62")
         for e in dataclasses.fields(self.energy):
             value = getattr(self.energy, e.name)
-            if not (isinstance(value, float) and math.isfinite(value) and 0 <= value <= 1e9):
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and 0 <= value <= 1e9):
                 raise ValueError(f"energy.{e.name} must be in [0, 1e9] pJ, got {value!r}")
 
     @property
