@@ -1,7 +1,8 @@
 # Both targets create the virtual environment they need (.venv) on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+DENSE := examples/targets/dense
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DENSE)/pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test lint typecheck clean
 
@@ -22,10 +23,13 @@ typecheck: $(STAMP)
 	for d in compiler dialects backends runtime spec; do ln -sfn ../../../$$d build/mypy/dlhwc/$$d; done
 	$(VENV)/bin/mypy
 
-$(STAMP): pyproject.toml
+# dlhwc, then the example target (an out-of-tree plugin: examples/targets/dense), built
+# with the tools the first install brought (setuptools, wheel), without the network.
+$(STAMP): pyproject.toml $(DENSE)/pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	$(VENV)/bin/python -m pip install -q --no-deps --no-build-isolation -e $(DENSE)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

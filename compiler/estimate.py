@@ -33,7 +33,8 @@ The figures are per product: per input vector for a fully connected layer, per p
 for a convolution, per time step for a recurrent layer (both its W and R products).
 Only the layers of the kinds the target runs are estimated (EIE: Gemm, MatMul, Conv;
 ESE: LSTM, GRU, RNN); the others stay on the host, and so may a layer the lowering
-finds it cannot place.
+finds it cannot place. Other targets (plugins such as examples/targets/dense) get no
+estimate.
 `dlhwc run prog.dlhw --stats` and `dlhwc report` give the measured numbers.
 """
 
@@ -81,8 +82,10 @@ def estimate(module: ModuleOp, target: str, config) -> dict[str, Estimate]:
     """The estimate of every matrix slot ``target`` runs, keyed like the compression
     ledger's rows (the layer's name, or ``layer:weight`` for a layer with several
     matrices)."""
-    runs = TARGET_RUNS[target]
-    if not 1 <= config.run_bits <= 8:  # no relative-index format to lay the weights out in
+    runs = TARGET_RUNS.get(target)
+    if runs is None or not 1 <= getattr(config, "run_bits", 0) <= 8:
+        # A target this model does not describe (a plugin's: the ledger shows "-"), or
+        # no relative-index format to lay the weights out in.
         return {}
     slots = find_weights(module, role="matrix")
     per_consumer: dict[int, int] = {}

@@ -197,6 +197,11 @@ class Setup:
 def check_options(opts: Options) -> None:
     """Refuse bad numbers and names before any file is read."""
     if opts.target not in TARGETS:
+        from dlhwc.spec.targets import targets
+
+        if opts.target in targets():  # a plugin: its search space is not modeled here
+            raise DlhwcError(f"explore searches the targets {', '.join(TARGETS)}, not "
+                             f"'{opts.target}'")  # fmt: skip
         raise DlhwcError(f"unknown target '{opts.target}' (targets: {', '.join(TARGETS)})")
     if not (math.isfinite(opts.max_drop) and opts.max_drop >= 0):
         raise DlhwcError(f"--max-drop must be a finite number of points >= 0, not {opts.max_drop}")

@@ -57,6 +57,9 @@ class Section:
 
 # -- the page -----------------------------------------------------------------------------
 
+PAGE_TARGETS = ("eie", "ese")
+"""The targets whose programs and stats the page knows how to draw (PEs, blocks)."""
+
 
 def program_page(
     sim,
@@ -71,6 +74,11 @@ def program_page(
     ``stats_file`` names the file they were read from, for errors) and Pareto points."""
     figures = _Figures()
     target = sim.container.target
+    if target not in PAGE_TARGETS:
+        raise DlhwcError(
+            f"report --html draws the sparse PE machines ({', '.join(PAGE_TARGETS)}), not "
+            f"a '{target}' program; `dlhwc report` without --html gives its table"
+        )
     if stats is not None:
         _check_stats(sim, stats, stats_file)
     try:

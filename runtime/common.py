@@ -104,6 +104,8 @@ class Program:
             if instr.kind == "halt":
                 return program
         halts = [i.mnemonic for i in self.isa.instructions if i.kind == "halt"]
+        if not halts:
+            raise self.error(f"the {self.target} ISA declares no instruction of class halt")
         raise self.error(f"the program has no '{halts[0]}' instruction")
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:

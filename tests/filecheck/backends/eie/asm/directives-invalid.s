@@ -15,7 +15,7 @@
 
 # CHECK:  dlhwc: error: {{.*}}directives-invalid.s:36:10: section 'weights': <u2 [2, 3] is 12 bytes, the data has 14{{$}}
 # NOTGT:  dlhwc: error: {{.*}}.1.s:26:1: missing .target: the program must start with '.target NAME'{{$}}
-# BADTGT: dlhwc: error: {{.*}}.2.s:27:9: unknown target 'npu' (targets: eie, ese){{$}}
+# BADTGT: dlhwc: error: {{.*}}.2.s:27:9: unknown target 'npu' (targets: {{.*}}eie, ese{{.*}}){{$}}
 # JSON:   dlhwc: error: {{.*}}.3.s:29:18: malformed .header: Expecting ',' delimiter{{$}}
 # HEX:    dlhwc: error: {{.*}}.4.s:31:22: bad hex digit 'g' in section data{{$}}
 # DTYPE:  dlhwc: error: {{.*}}.5.s:32:12: bad dtype 'u3'{{$}}

@@ -17,7 +17,7 @@
 
 # OPCODE:   dlhwc: error: {{.*}}.opcode: word 1: unknown opcode 0x7f in word 0x7f00000000000000{{$}}
 # RESERVED: dlhwc: error: {{.*}}.reserved: word 1: end: bits 55..0 of 0x0000000000000001 must be 0x0{{$}}
-# TARGET:   dlhwc: error: {{.*}}.target: unknown target 'npu' (targets: eie, ese){{$}}
+# TARGET:   dlhwc: error: {{.*}}.target: unknown target 'npu' (targets: {{.*}}eie, ese{{.*}}){{$}}
 # DTYPE:    dlhwc: error: {{.*}}.dtype: section 'text' must be a 1-D array of <u8 instruction words, not <u4 [2]{{$}}
 # CORRUPT:  dlhwc: error: {{.*}}.corrupt: container checksum mismatch: the file is corrupted{{$}}
 # MAGIC:    dlhwc: error: {{.*}}disasm-invalid.s: not a dlhwc program container (bad magic){{$}}
