@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(DENSE)/pyproject.toml |
 demo: $(STAMP)
 	$(VENV)/bin/python examples/demo.py
 
-test: $(STAMP)
+test: typecheck
 	$(VENV)/bin/python -m pytest -q
 
-lint: $(STAMP)
+lint: typecheck
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

@@ -75,8 +75,8 @@ def test_missing_field_and_unregistered_target():
     del header["layers"][0]["rows"]
     with pytest.raises(SchemaError, match=r"header.layers\[0\]: missing field 'rows'"):
         _read(header)
-    with pytest.raises(SchemaError, match="no Layer record is registered for target 'dense'"):
-        _read(_eie_header(), "dense")
+    with pytest.raises(SchemaError, match="no Layer record is registered for target 'tpu'"):
+        _read(_eie_header(), "tpu")
 
 
 def test_ese_layer_checks_its_kind():

@@ -118,11 +118,11 @@ def _lower(op: Recurrent, config: ESEConfig, rewriter: PatternRewriter) -> None:
         print(f"dlhwc: note: {label} stays on the host: {e}", file=sys.stderr)
         return
     rnn = ese.RNNOp(list(op.operands), [r.type for r in op.results], properties, op.node_name)
-    rewriter.insert_op(rnn, InsertPoint.before(op))
+    rewriter.insert(rnn, InsertPoint.before(op))
     for old, new in zip(op.results, rnn.results, strict=True):
         new.name_hint = old.name_hint
         rewriter.replace_all_uses_with(old, new)
-    rewriter.erase_op(op)
+    rewriter.erase(op)
 
 
 def _properties(op: Recurrent, kind: str, name: str, config: ESEConfig) -> dict[str, Attribute]:

@@ -187,7 +187,7 @@ def erase_weight(op: Operation, rewriter: PatternRewriter | None = None) -> None
     MB for a large layer. Dropping them at once keeps the next pass's peak memory down.
     """
     if rewriter is not None:
-        rewriter.erase_op(op)
+        rewriter.erase(op)
     else:
         op.detach()
         op.erase()
