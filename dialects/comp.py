@@ -56,6 +56,7 @@ from xdsl.irdl import (
     irdl_attr_definition,
     irdl_op_definition,
     operand_def,
+    opt_operand_def,
     opt_prop_def,
     param_def,
     prop_def,
@@ -386,6 +387,77 @@ class QuantizeOp(IRDLOperation):
 
     def result_format(self, value: SSAValue) -> FixedFormat:
         return self.format.format
+
+
+class FixedFCOp(onnx_d.LayerFormat, IRDLOperation):
+    """Base of the targets' fully connected layer ops on fixed-point codes (eie.fc, ...).
+
+    out = requant(W @ x + b) with optional ReLU: operands the activation [batch, cols],
+    a quantized `comp.weight` [rows, cols] and optionally the bias [rows]; the result is
+    in out_format, the exact sum saturated to acc_bits first. A target's op subclasses it
+    with its `name` and the checks its hardware adds; the layer name prints as
+    `loc("name")` (hand-written format: xDSL's declarative one does not print it).
+    """
+
+    traits = traits_def(Pure())
+
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    output = result_def(TensorType)
+
+    in_format = prop_def(FixedAttr)
+    out_format = prop_def(FixedAttr)
+    relu = prop_def(IntegerAttr)
+    acc_bits = prop_def(IntegerAttr)
+
+    def __init__(self, x: SSAValue, weight: SSAValue, bias: SSAValue | None,
+                 result_type: TensorType, in_format: FixedFormat, out_format: FixedFormat,
+                 relu: bool, acc_bits: int, layer_name: str | None = None):  # fmt: skip
+        super().__init__(
+            operands=[x, weight, [bias] if bias is not None else []],
+            result_types=[result_type],
+            properties={
+                "in_format": FixedAttr.get(in_format),
+                "out_format": FixedAttr.get(out_format),
+                "relu": IntegerAttr(int(relu), i64),
+                "acc_bits": IntegerAttr(acc_bits, i64),
+            },
+        )
+        if layer_name:
+            self.location = NameLoc(StringAttr(layer_name), NoneAttr())
+
+    @property
+    def layer_name(self) -> str | None:
+        return self.location.desc.data if isinstance(self.location, NameLoc) else None
+
+    @property
+    def weight_op(self) -> WeightOp:
+        return self.weight.owner
+
+    @property
+    def weight_format(self) -> FixedFormat:
+        return self.weight_op.fixed_format
+
+    def result_format(self, value: SSAValue) -> FixedFormat:
+        return self.out_format.format
+
+    @property
+    def shift(self) -> int:
+        """Right shift from the accumulator (frac fa+fw) to the output format."""
+        return self.in_format.format.frac + self.weight_format.frac - self.out_format.format.frac
+
+    def verify_(self) -> None:
+        w = self.weight.owner
+        if not isinstance(w, WeightOp) or w.format is None or len(w.shape) != 2:
+            raise VerifyException(f"{self.name} needs a quantized 2-D comp.weight as its weight")
+        rows, cols = w.shape
+        cols_in = self.input.type.get_shape()[-1]
+        if cols_in != cols:
+            raise VerifyException(f"{self.name} input has {cols_in} columns, the weight {cols}")
+        rows_out = self.output.type.get_shape()[-1]
+        if rows_out != rows:
+            raise VerifyException(f"{self.name} output has {rows_out} rows, the weight {rows}")
 
 
 # Ops that only move or reshape their first operand's values.

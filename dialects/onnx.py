@@ -342,6 +342,39 @@ def print_name_loc(printer: Printer, op: IRDLOperation) -> None:
         printer.print_string(")")
 
 
+class LayerFormat:
+    """The textual form of a layer op with operands (input, weight, optional bias):
+    `%x, %w[, %b] {properties} : (types) -> type loc("name")` (eie.fc, and a target's
+    layer op alike). A declarative format cannot print the trailing `loc("name")`."""
+
+    def print(self, printer: Printer) -> None:
+        printer.print_string(" ")
+        printer.print_list(self.operands, printer.print_operand)
+        printer.print_string(" ")
+        printer.print_attr_dict(self.properties)
+        printer.print_string(" : ")
+        printer.print_function_type(self.operand_types, self.result_types)
+        print_name_loc(printer, self)
+
+    @classmethod
+    def parse(cls, parser: Parser) -> IRDLOperation:
+        operands = parser.parse_comma_separated_list(
+            Parser.Delimiter.NONE, parser.parse_unresolved_operand
+        )
+        props = parser.parse_optional_attr_dict()
+        parser.parse_punctuation(":")
+        fn_type = parser.parse_function_type()
+        resolved = parser.resolve_operands(operands, fn_type.inputs.data, parser.pos)
+        op = cls.__new__(cls)
+        IRDLOperation.__init__(
+            op,
+            operands=[resolved[0], resolved[1], resolved[2:]],
+            result_types=[fn_type.outputs.data[0]],
+            properties=props,
+        )
+        return op
+
+
 def static_shape(value: SSAValue) -> tuple[int, ...] | None:
     """The shape of a ranked tensor value (None for a dynamic dimension), else None."""
     typ = value.type
@@ -551,19 +584,48 @@ class OnnxOp(IRDLOperation):
         return op
 
 
+class PureOp(OnnxOp):
+    """An onnx op without side effects: xDSL's CSE and DCE may merge or drop it."""
+
+    traits = traits_def(Pure())
+
+
+class UnaryOp(PureOp):
+    """An elementwise op of one input X."""
+
+    X = operand_def()
+
+
+class BinaryOp(PureOp):
+    """An elementwise op of inputs A and B, broadcasting."""
+
+    A = operand_def()
+    B = operand_def()
+
+
+class NormalizeOp(PureOp):
+    """An op normalizing its input along one axis (default -1)."""
+
+    input = operand_def()
+    axis = opt_prop_def(IntegerAttr)
+
+    def verify_(self) -> None:
+        super().verify_()
+        _verify_axis(self, -1)
+
+
 # Dedicated ops, in the newest opset's form. The numpy kernels in
 # compiler/interpreters/onnx_ops.py and onnx_rnn.py are their living definition.
 
 
 @irdl_op_definition
-class GemmOp(OnnxOp):
+class GemmOp(PureOp):
     """Y = alpha * op(A) @ op(B) + beta * C, op transposing when transA/transB is 1."""
 
     name = "onnx.Gemm"
     A = operand_def()
     B = operand_def()
     C = opt_operand_def()
-    traits = traits_def(Pure())
     alpha = opt_prop_def(FloatAttr)
     beta = opt_prop_def(FloatAttr)
     transA = opt_prop_def(IntegerAttr)
@@ -605,184 +667,143 @@ class GemmOp(OnnxOp):
 
 
 @irdl_op_definition
-class MatMulOp(OnnxOp):
+class MatMulOp(BinaryOp):
     """Y = A @ B with numpy matmul broadcasting."""
 
     name = "onnx.MatMul"
-    A = operand_def()
-    B = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class AddOp(OnnxOp):
+class AddOp(BinaryOp):
     """C = A + B, broadcasting."""
 
     name = "onnx.Add"
-    A = operand_def()
-    B = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class SubOp(OnnxOp):
+class SubOp(BinaryOp):
     """C = A - B, broadcasting."""
 
     name = "onnx.Sub"
-    A = operand_def()
-    B = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class MulOp(OnnxOp):
+class MulOp(BinaryOp):
     """C = A * B, broadcasting."""
 
     name = "onnx.Mul"
-    A = operand_def()
-    B = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class DivOp(OnnxOp):
+class DivOp(BinaryOp):
     """C = A / B, broadcasting; integer division truncates toward zero."""
 
     name = "onnx.Div"
-    A = operand_def()
-    B = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class ReluOp(OnnxOp):
+class ReluOp(UnaryOp):
     """Y = max(X, 0)."""
 
     name = "onnx.Relu"
-    X = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class SigmoidOp(OnnxOp):
+class SigmoidOp(UnaryOp):
     """Y = 1 / (1 + exp(-X))."""
 
     name = "onnx.Sigmoid"
-    X = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class TanhOp(OnnxOp):
+class TanhOp(UnaryOp):
     """Y = tanh(X)."""
 
     name = "onnx.Tanh"
-    X = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class SoftmaxOp(OnnxOp):
+class SoftmaxOp(NormalizeOp):
     """Y = exp(X) / sum(exp(X)) along one axis (default -1)."""
 
     name = "onnx.Softmax"
-    input = operand_def()
-    traits = traits_def(Pure())
-    axis = opt_prop_def(IntegerAttr)
-
-    def verify_(self) -> None:
-        super().verify_()
-        _verify_axis(self, -1)
 
 
 @irdl_op_definition
-class LogSoftmaxOp(OnnxOp):
+class LogSoftmaxOp(NormalizeOp):
     """Y = X - log(sum(exp(X))) along one axis (default -1)."""
 
     name = "onnx.LogSoftmax"
-    input = operand_def()
-    traits = traits_def(Pure())
-    axis = opt_prop_def(IntegerAttr)
-
-    def verify_(self) -> None:
-        super().verify_()
-        _verify_axis(self, -1)
 
 
 @irdl_op_definition
-class FlattenOp(OnnxOp):
+class FlattenOp(PureOp):
     """Y = X reshaped to [prod(shape[:axis]), prod(shape[axis:])] (default axis 1)."""
 
     name = "onnx.Flatten"
     input = operand_def()
-    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
 
 @irdl_op_definition
-class ReshapeOp(OnnxOp):
+class ReshapeOp(PureOp):
     """Y = X reshaped to input `shape`: 0 copies the input dim unless allowzero, -1 is inferred."""
 
     name = "onnx.Reshape"
     data = operand_def()
     shape = operand_def()
-    traits = traits_def(Pure())
     allowzero = opt_prop_def(IntegerAttr)
 
 
 @irdl_op_definition
-class TransposeOp(OnnxOp):
+class TransposeOp(PureOp):
     """Y = X with its axes permuted by perm (default: reversed)."""
 
     name = "onnx.Transpose"
     data = operand_def()
-    traits = traits_def(Pure(), TransposeCanonicalization())
+    traits = traits_def(TransposeCanonicalization())
     perm = opt_prop_def(DenseArrayBase)
 
 
 @irdl_op_definition
-class SqueezeOp(OnnxOp):
+class SqueezeOp(PureOp):
     """Y = X without the size-1 axes listed in input `axes` (all size-1 axes if omitted)."""
 
     name = "onnx.Squeeze"
     data = operand_def()
     axes = opt_operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class UnsqueezeOp(OnnxOp):
+class UnsqueezeOp(PureOp):
     """Y = X with size-1 axes inserted at the output positions in input `axes`."""
 
     name = "onnx.Unsqueeze"
     data = operand_def()
     axes = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class ConcatOp(OnnxOp):
+class ConcatOp(PureOp):
     """Y = the inputs concatenated along axis."""
 
     name = "onnx.Concat"
     inputs = var_operand_def()
-    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
 
 @irdl_op_definition
-class GatherOp(OnnxOp):
+class GatherOp(PureOp):
     """Y = take(data, indices, axis); negative indices count from the end."""
 
     name = "onnx.Gather"
     data = operand_def()
     indices = operand_def()
-    traits = traits_def(Pure())
     axis = opt_prop_def(IntegerAttr)
 
 
 @irdl_op_definition
-class SliceOp(OnnxOp):
+class SliceOp(PureOp):
     """Y = data[starts:ends:steps] on `axes`, all four given as inputs."""
 
     name = "onnx.Slice"
@@ -792,51 +813,47 @@ class SliceOp(OnnxOp):
     axes = opt_operand_def()
     steps = opt_operand_def()
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class ShapeOp(OnnxOp):
+class ShapeOp(PureOp):
     """Y = shape(X)[start:end] as int64."""
 
     name = "onnx.Shape"
     data = operand_def()
-    traits = traits_def(Pure())
     start = opt_prop_def(IntegerAttr)
     end = opt_prop_def(IntegerAttr)
 
 
 @irdl_op_definition
-class ExpandOp(OnnxOp):
+class ExpandOp(PureOp):
     """Y = X broadcast bidirectionally with input `shape`."""
 
     name = "onnx.Expand"
     input = operand_def()
     shape = operand_def()
-    traits = traits_def(Pure())
 
 
 @irdl_op_definition
-class ConstantOfShapeOp(OnnxOp):
+class ConstantOfShapeOp(PureOp):
     """Y = a tensor of shape `input` filled with value (default float32 0)."""
 
     name = "onnx.ConstantOfShape"
     input = operand_def()
-    traits = traits_def(Pure())
     value = opt_prop_def(DenseIntOrFPElementsAttr)
 
 
 @irdl_op_definition
-class IdentityOp(OnnxOp):
+class IdentityOp(PureOp):
     """Y = X."""
 
     name = "onnx.Identity"
     input = operand_def()
-    traits = traits_def(Pure(), IdentityCanonicalization())
+    traits = traits_def(IdentityCanonicalization())
 
 
 @irdl_op_definition
-class DropoutOp(OnnxOp):
+class DropoutOp(PureOp):
     """Inference only: Y = X and mask = all true; training_mode true is refused."""
 
     name = "onnx.Dropout"
@@ -844,23 +861,21 @@ class DropoutOp(OnnxOp):
     ratio = opt_operand_def()
     training_mode = opt_operand_def()
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(Pure())
     MAX_OUTPUTS: ClassVar[int | None] = 2
     seed = opt_prop_def(IntegerAttr)
 
 
 @irdl_op_definition
-class CastOp(OnnxOp):
+class CastOp(PureOp):
     """Y = X converted to element type `to` (an onnx.TensorProto data type id)."""
 
     name = "onnx.Cast"
     input = operand_def()
-    traits = traits_def(Pure())
     to = opt_prop_def(IntegerAttr)
     saturate = opt_prop_def(IntegerAttr)
 
 
-def verify_recurrent(op: LSTMOp | GRUOp | RNNOp, gates: int) -> None:
+def verify_recurrent(op: RecurrentOp, gates: int) -> None:
     """The shapes an ONNX recurrent op promises, for G gates and D directions:
     X [T, B, I] (layout 0) or [B, T, I] (layout 1), W [D, G*H, I], R [D, G*H, H],
     B [D, 2*G*H]; hidden_size H, when given, agrees with them."""
@@ -901,11 +916,37 @@ def verify_recurrent(op: LSTMOp | GRUOp | RNNOp, gates: int) -> None:
         _check_dim(op, "B's length (2 x gates x hidden_size)", b[1], 2 * rows if rows else None)
 
 
+class RecurrentOp(PureOp):
+    """The operands and attributes ONNX's LSTM, GRU and RNN share; GATES gates a direction."""
+
+    X = operand_def()
+    W = operand_def()
+    R = operand_def()
+    B = opt_operand_def()
+    sequence_lens = opt_operand_def()
+    initial_h = opt_operand_def()
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+    MAX_OUTPUTS: ClassVar[int | None] = 2
+    GATES: ClassVar[int] = 1
+    activation_alpha = opt_prop_def(DenseArrayBase)
+    activation_beta = opt_prop_def(DenseArrayBase)
+    activations = opt_prop_def(ArrayAttr)
+    clip = opt_prop_def(FloatAttr)
+    direction = opt_prop_def(StringAttr)
+    hidden_size = opt_prop_def(IntegerAttr)
+    layout = opt_prop_def(IntegerAttr)
+
+    def verify_(self) -> None:
+        super().verify_()
+        verify_recurrent(self, self.GATES)
+
+
 @irdl_op_definition
-class LSTMOp(OnnxOp):
+class LSTMOp(RecurrentOp):
     """LSTM over a sequence; gates i,o,f,c; outputs Y, Y_h, Y_c (see onnx_rnn.LSTM)."""
 
     name = "onnx.LSTM"
+    # xDSL takes a subclass's fields before its bases': all eight restate ONNX's order.
     X = operand_def()
     W = operand_def()
     R = operand_def()
@@ -914,87 +955,35 @@ class LSTMOp(OnnxOp):
     initial_h = opt_operand_def()
     initial_c = opt_operand_def()
     P = opt_operand_def()
-    irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(Pure())
     MAX_OUTPUTS: ClassVar[int | None] = 3
-    activation_alpha = opt_prop_def(DenseArrayBase)
-    activation_beta = opt_prop_def(DenseArrayBase)
-    activations = opt_prop_def(ArrayAttr)
-    clip = opt_prop_def(FloatAttr)
-    direction = opt_prop_def(StringAttr)
-    hidden_size = opt_prop_def(IntegerAttr)
-    layout = opt_prop_def(IntegerAttr)
+    GATES: ClassVar[int] = 4
     input_forget = opt_prop_def(IntegerAttr)
-
-    def verify_(self) -> None:
-        super().verify_()
-        verify_recurrent(self, 4)
 
 
 @irdl_op_definition
-class GRUOp(OnnxOp):
+class GRUOp(RecurrentOp):
     """GRU over a sequence; gates z,r,h; outputs Y, Y_h (see onnx_rnn.GRU)."""
 
     name = "onnx.GRU"
-    X = operand_def()
-    W = operand_def()
-    R = operand_def()
-    B = opt_operand_def()
-    sequence_lens = opt_operand_def()
-    initial_h = opt_operand_def()
-    irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(Pure())
-    MAX_OUTPUTS: ClassVar[int | None] = 2
-    activation_alpha = opt_prop_def(DenseArrayBase)
-    activation_beta = opt_prop_def(DenseArrayBase)
-    activations = opt_prop_def(ArrayAttr)
-    clip = opt_prop_def(FloatAttr)
-    direction = opt_prop_def(StringAttr)
-    hidden_size = opt_prop_def(IntegerAttr)
-    layout = opt_prop_def(IntegerAttr)
+    GATES: ClassVar[int] = 3
     linear_before_reset = opt_prop_def(IntegerAttr)
-
-    def verify_(self) -> None:
-        super().verify_()
-        verify_recurrent(self, 3)
 
 
 @irdl_op_definition
-class RNNOp(OnnxOp):
+class RNNOp(RecurrentOp):
     """Simple RNN over a sequence; outputs Y, Y_h (see onnx_rnn.RNN)."""
 
     name = "onnx.RNN"
-    X = operand_def()
-    W = operand_def()
-    R = operand_def()
-    B = opt_operand_def()
-    sequence_lens = opt_operand_def()
-    initial_h = opt_operand_def()
-    irdl_options = (AttrSizedOperandSegments(as_property=True),)
-    traits = traits_def(Pure())
-    MAX_OUTPUTS: ClassVar[int | None] = 2
-    activation_alpha = opt_prop_def(DenseArrayBase)
-    activation_beta = opt_prop_def(DenseArrayBase)
-    activations = opt_prop_def(ArrayAttr)
-    clip = opt_prop_def(FloatAttr)
-    direction = opt_prop_def(StringAttr)
-    hidden_size = opt_prop_def(IntegerAttr)
-    layout = opt_prop_def(IntegerAttr)
-
-    def verify_(self) -> None:
-        super().verify_()
-        verify_recurrent(self, 1)
 
 
 @irdl_op_definition
-class ConstantOp(OnnxOp):
+class ConstantOp(PureOp):
     """Y = value: a tensor held in the IR as bytes (initializers and Constant nodes).
 
     Format: `%w = onnx.Constant dense<...> : tensor<...> loc("name")`.
     """
 
     name = "onnx.Constant"
-    traits = traits_def(Pure())
     value = prop_def(DenseIntOrFPElementsAttr)
 
     def __init__(self, value: DenseIntOrFPElementsAttr | np.ndarray, node_name: str | None = None):
@@ -1037,11 +1026,10 @@ class ConstantOp(OnnxOp):
 
 
 @irdl_op_definition
-class NoValueOp(OnnxOp):
+class NoValueOp(PureOp):
     """An omitted optional input: the result stands for 'no value' (type none)."""
 
     name = "onnx.NoValue"
-    traits = traits_def(Pure())
 
     def __init__(self):
         super().__init__([], [NoneType()])
@@ -1150,7 +1138,7 @@ class RemoveIdentity(RewritePattern):
         if len(op.results) != 1 or op.results[0].type != op.input.type:
             return
         rewriter.replace_all_uses_with(op.results[0], op.input)
-        rewriter.erase_op(op)
+        rewriter.erase(op)
 
 
 class CancelTransposes(RewritePattern):
@@ -1170,9 +1158,9 @@ class CancelTransposes(RewritePattern):
         if p1 is None or p2 is None or [p1[i] for i in p2] != list(range(len(p1))):
             return
         rewriter.replace_all_uses_with(op.results[0], inner.data)
-        rewriter.erase_op(op)
+        rewriter.erase(op)
         if not inner.results[0].uses:
-            rewriter.erase_op(inner)
+            rewriter.erase(inner)
 
 
 def _perm(op: TransposeOp) -> list[int] | None:

@@ -23,8 +23,9 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import PatternRewriter, op_type_rewrite_pattern
 from xdsl.rewriter import InsertPoint
 
+from dlhwc.backends.fc import Epilogue, check_act_bits, is_constant, match_epilogue
 from dlhwc.backends.program import constant_value
-from dlhwc.compiler.passes.weights import PATCHES, erase_weight, is_conv
+from dlhwc.compiler.passes.weights import PATCHES, is_conv
 from dlhwc.compiler.rewriting import LoweringPattern, apply_once
 from dlhwc.dialects import comp, eie
 from dlhwc.dialects import onnx as onnx_d
@@ -34,8 +35,6 @@ from dlhwc.spec.eie.config import EIEConfig
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, quantize
-
-_ACTIVATIONS = (onnx_d.ReluOp,)
 
 MIN_WEIGHT_BITS = 8
 """The fewest bits (sign included) the largest codebook entry may keep when the lowering
@@ -128,10 +127,7 @@ class _Layer:
     x: SSAValue
     weight: comp.WeightOp
     transpose: bool  # the stored weight is [in, out]
-    bias: SSAValue | None
-    relu: bool
-    chain: list[Operation]  # the ops replaced, in order
-    quantize: comp.QuantizeOp
+    ops: Epilogue  # the ops fused and replaced, the bias among them
     alpha: float = 1.0
     beta: float = 1.0
     trans_a: bool = False
@@ -149,21 +145,17 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig, rewriter: PatternRewriter) -> N
     if in_format is None:
         op.attributes[HOST_REASON] = StringAttr("its input has no fixed-point format")
         return
-    out_format = layer.quantize.format.format
-    for what, fmt in (("input", in_format), ("output", out_format)):
-        if fmt.bits != config.act_bits:
-            raise DlhwcError(
-                f"layer '{name}': {what} activations are {fmt.bits}-bit, the EIE machine "
-                f"computes on {config.act_bits}-bit activations (quantize{{act-bits={config.act_bits}}})"
-            )
+    ops = layer.ops
+    out_format = ops.quantize.format.format
+    check_act_bits(name, in_format, out_format, config.act_bits, "the EIE machine")
     rows = layer.weight.shape[0 if (layer.conv or not layer.transpose) else 1]
     bias = None
-    if layer.bias is not None:
-        bias = np.broadcast_to(constant_value(layer.bias).reshape(-1), (rows,)) * layer.beta
+    if ops.bias is not None:
+        bias = np.broadcast_to(constant_value(ops.bias).reshape(-1), (rows,)) * layer.beta
         bias = bias.astype(np.float32)
     for what, values in (("weight", layer.weight.dense()), ("bias", bias)):
         if values is not None and not np.all(np.isfinite(values)):
-            tensor = layer.weight.node_name if what == "weight" else layer.bias.name_hint
+            tensor = layer.weight.node_name if what == "weight" else ops.bias.name_hint
             raise DlhwcError(
                 f"layer '{name}': its {what} '{tensor or name}' has NaN or infinite values"
             )
@@ -173,38 +165,31 @@ def _lower(op: onnx_d.OnnxOp, config: EIEConfig, rewriter: PatternRewriter) -> N
     )
     weight = _eie_weight(layer.weight, codebook, layer, name, config, fmt)
     weight.output.name_hint = layer.weight.output.name_hint
-    first = InsertPoint.before(layer.chain[0])
-    rewriter.insert_op(weight, first)
-    bias_value = layer.bias
-    if bias is not None and (layer.beta != 1.0 or list(layer.bias.type.get_shape()) != [rows]):
+    first = InsertPoint.before(ops.chain[0])
+    rewriter.insert(weight, first)
+    bias_value = ops.bias
+    if bias is not None and (layer.beta != 1.0 or list(ops.bias.type.get_shape()) != [rows]):
         bias_op = onnx_d.ConstantOp(bias, f"{name}.bias")
-        rewriter.insert_op(bias_op, first)
+        rewriter.insert(bias_op, first)
         bias_value = bias_op.results[0]
     x = _host_input(layer, name, rewriter)
-    result_type = layer.quantize.output.type
+    result_type = ops.quantize.output.type
     if layer.conv is not None:
         n, out, ho, wo = layer.conv.out_shape
         result_type = TensorType(Float32Type(), [n, ho, wo, out])
     fc = eie.FCOp(
-        x, weight.output, bias_value, result_type, in_format, out_format, layer.relu,
+        x, weight.output, bias_value, result_type, in_format, out_format, ops.relu,
         config.acc_bits, name,
     )  # fmt: skip
-    rewriter.insert_op(fc, InsertPoint.before(layer.quantize))
-    hint = layer.quantize.output.name_hint or layer.chain[-1].results[0].name_hint
+    rewriter.insert(fc, InsertPoint.before(ops.quantize))
     result = fc.output
     if layer.conv is not None:
-        back = _transpose(fc.output, [0, 3, 1, 2], layer.quantize.output.type, f"{name}.nchw")
-        rewriter.insert_op(back, InsertPoint.before(layer.quantize))
+        back = _transpose(fc.output, [0, 3, 1, 2], ops.quantize.output.type, f"{name}.nchw")
+        rewriter.insert(back, InsertPoint.before(ops.quantize))
         result = back.results[0]
+        hint = ops.quantize.output.name_hint or ops.chain[-1].results[0].name_hint
         fc.output.name_hint = f"{hint}_nhwc" if hint else None
-    result.name_hint = hint
-    rewriter.replace_all_uses_with(layer.quantize.output, result)
-    for dead in [layer.quantize, *reversed(layer.chain)]:
-        rewriter.erase_op(dead)
-    if not layer.weight.output.uses:
-        erase_weight(layer.weight, rewriter)
-    if layer.bias is not None and bias_value is not layer.bias and not layer.bias.uses:
-        erase_weight(layer.bias.owner, rewriter)
+    ops.replace(rewriter, result, layer.weight, bias_value)
 
 
 def _scaled_codebook(w: comp.WeightOp, alpha: float) -> tuple[np.ndarray, FixedFormat | None]:
@@ -221,11 +206,11 @@ def _host_input(layer: _Layer, name: str, rewriter: PatternRewriter) -> SSAValue
     """The value `eie.fc` reads: x, transposed for Gemm's transA, or a convolution's
     patch vectors (channels-last), made by host ops inserted before the layer."""
     x = layer.x
-    first = InsertPoint.before(layer.chain[0])
+    first = InsertPoint.before(layer.ops.chain[0])
     if layer.trans_a:
         n_in, n_batch = x.type.get_shape()
         t = _transpose(x, [1, 0], TensorType(Float32Type(), [n_batch, n_in]), f"{name}.xT")
-        rewriter.insert_op(t, first)
+        rewriter.insert(t, first)
         return t.results[0]
     conv = layer.conv
     if conv is None:
@@ -234,7 +219,7 @@ def _host_input(layer: _Layer, name: str, rewriter: PatternRewriter) -> SSAValue
     _, _, ho, wo = conv.out_shape
     if conv.pointwise:
         t = _transpose(x, [0, 2, 3, 1], TensorType(Float32Type(), [n, h, w, c]), f"{name}.nhwc")
-        rewriter.insert_op(t, first)
+        rewriter.insert(t, first)
         return t.results[0]
     kh, kw = conv.kernel
     k = kh * kw
@@ -259,7 +244,7 @@ def _host_input(layer: _Layer, name: str, rewriter: PatternRewriter) -> SSAValue
         patches.results[0], [0, 2, 3, 1], TensorType(Float32Type(), [n, ho, wo, c * k]),
         f"{name}.patches_nhwc",
     )  # fmt: skip
-    rewriter.insert_op([kernel, patches, t], first)
+    rewriter.insert([kernel, patches, t], first)
     if x.name_hint:
         patches.results[0].name_hint = f"{x.name_hint}_patches"
     return t.results[0]
@@ -294,7 +279,7 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | str:
     if not isinstance(w.owner, comp.WeightOp):
         if isinstance(op, onnx_d.MatMulOp) and not isinstance(w.owner, onnx_d.ConstantOp):
             return "both operands are activations (activation x activation)"
-        if not _is_constant(w):
+        if not is_constant(w):
             return "its weight is computed at run time (EIE preloads its weights)"
         return "its weight is not compressed (no compression pass reached it)"
     if conv is None and len(w.type.get_shape()) != 2:
@@ -306,27 +291,11 @@ def _match(op: onnx_d.OnnxOp) -> _Layer | str:
     if trans_a and x.type.get_shape()[1] >= 0:
         # x is [in, batch]: its batch must be the dynamic axis the program batches over.
         return "transA=1 with a static batch axis"
-    chain: list[Operation] = [op]
-    value = op.results[0]
-    shape = w.type.get_shape()
-    rows = shape[0 if (conv or not transpose) else 1]
-    user = _sole_user(value)
-    if bias is None and conv is None and isinstance(user, onnx_d.AddOp):
-        other = user.B if user.A is value else user.A
-        if _is_constant(other) and _bias_shape_ok(other, rows):
-            bias, value = other, user.results[0]
-            chain.append(user)
-            user = _sole_user(value)
-    if bias is not None and not (_is_constant(bias) and _bias_shape_ok(bias, rows)):
-        return "its bias is not a constant vector"
-    relu = False
-    if isinstance(user, _ACTIVATIONS):
-        relu, value = True, user.results[0]
-        chain.append(user)
-        user = _sole_user(value)
-    if not isinstance(user, comp.QuantizeOp):
-        return "its result has no fixed-point format (no comp.quantize)"
-    return _Layer(x, w.owner, transpose, bias, relu, chain, user, alpha, beta, trans_a, conv)
+    rows = w.type.get_shape()[0 if (conv or not transpose) else 1]
+    ops = match_epilogue(op, bias, rows, fuse_add=conv is None)
+    if isinstance(ops, str):
+        return ops
+    return _Layer(x, w.owner, transpose, ops, alpha, beta, trans_a, conv)
 
 
 def _conv_geometry(op: onnx_d.NodeOp, x: SSAValue, w: SSAValue) -> _Conv | str:
@@ -367,22 +336,6 @@ def _conv_geometry(op: onnx_d.NodeOp, x: SSAValue, w: SSAValue) -> _Conv | str:
     opset = op.opset.value.data if isinstance(op, onnx_d.NodeOp) else 17
     # ONNX pads are [x1_begin, x2_begin, x1_end, x2_end].
     return _Conv(kernel, strides, tuple(pads), dilations, out_shape, opset)
-
-
-def _sole_user(value: SSAValue) -> Operation | None:
-    uses = list(value.uses)
-    return uses[0].operation if len(uses) == 1 else None
-
-
-def _is_constant(value: SSAValue) -> bool:
-    return isinstance(value.owner, onnx_d.ConstantOp | comp.WeightOp)
-
-
-def _bias_shape_ok(value: SSAValue, rows: int) -> bool:
-    """A bias EIE can hold: [N], [1, N] (any leading 1s), or a scalar broadcast to N."""
-    shape = value.type.get_shape()
-    size = int(np.prod(shape))
-    return size == 1 or (size == rows and all(d == 1 for d in shape[:-1]))
 
 
 def range_safe_weight_format(
