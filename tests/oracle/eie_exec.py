@@ -22,10 +22,7 @@ import numpy as np
 from dlhwc.spec.container import Container
 from dlhwc.spec.eie.isa import EIE_ISA
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes
-
-
-class OracleError(Exception):
-    """The container breaks a rule of the guide."""
+from tests.oracle.host import HostSegments, OracleError
 
 
 def sat(q: np.ndarray, bits: int) -> np.ndarray:
@@ -122,12 +119,12 @@ def run(container: Container, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
         return FixedFormat(*entry)
 
     memory = {k: np.asarray(v) for k, v in inputs.items()}
+    segments = HostSegments(container, memory)
     buf: list[np.ndarray | None] = [None] * 4  # codes [vectors, n]
     lead: list[tuple] = [()] * 4
     acc: dict[int, np.ndarray] = {}
     blocks: dict[tuple[int, int], _Block] = {}
     loaded: set[tuple[int, int]] = set()
-    sessions: dict[int, object] = {}
 
     for word in container.sections["text"].tolist():
         instr, ops = EIE_ISA.decode(int(word))
@@ -173,23 +170,7 @@ def run(container: Container, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
                 buf[ops["dst"]] = finish(s, ops, hw)
                 lead[ops["dst"]] = lead[ops["src"]]
         elif m == "host":
-            seg = header["host_segments"][ops["seg"]]
-            if ops["seg"] not in sessions:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.add_session_config_entry("session.disable_quant_qdq", "1")
-                model = container.sections[seg["section"]].tobytes()
-                sessions[ops["seg"]] = ort.InferenceSession(
-                    model, options, providers=["CPUExecutionProvider"]
-                )
-            session = sessions[ops["seg"]]
-            feeds = {
-                g.name: memory[symbols[s]["name"]]
-                for g, s in zip(session.get_inputs(), seg["inputs"], strict=True)
-            }
-            for s, value in zip(seg["outputs"], session.run(None, feeds), strict=True):
-                memory[symbols[s]["name"]] = np.asarray(value)
+            segments.run(ops["seg"])
         else:
             raise OracleError(f"no rule for {m}")
     return {s["name"]: memory[s["name"]] for s in symbols if s["kind"] == "output"}

@@ -19,11 +19,7 @@ import numpy as np
 from dlhwc.spec.container import Container
 from dlhwc.spec.ese.isa import ESE_ISA
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes
-
-
-class OracleError(Exception):
-    """The container breaks a rule of the guide."""
-
+from tests.oracle.host import HostSegments, OracleError
 
 # -- the guide's arithmetic --------------------------------------------------------------------
 
@@ -181,6 +177,7 @@ def run(container: Container, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     header = container.header
     symbols, layers = header["symbols"], header["layers"]
     memory = {k: np.asarray(v) for k, v in inputs.items()}
+    segments = HostSegments(container, memory)
     for s in symbols:
         if s["kind"] == "constant":
             memory[s["name"]] = container.sections[s["section"]]
@@ -189,7 +186,6 @@ def run(container: Container, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
     buf: dict[int, np.ndarray] = {}
     blocks: dict[tuple, tuple] = {}
     cells: dict[tuple, _Cell] = {}
-    sessions: dict[int, object] = {}
     program = [ESE_ISA.decode(int(w)) for w in container.sections["text"].tolist()]
 
     def fmt(sym) -> FixedFormat:
@@ -235,23 +231,7 @@ def run(container: Container, inputs: dict[str, np.ndarray]) -> dict[str, np.nda
             rows = np.flatnonzero(live)
             buf[loop["y"]][rows, loop["t"][rows], loop["dir"]] = loop["h"][rows]
         elif m == "host":
-            seg = header["host_segments"][ops["seg"]]
-            if ops["seg"] not in sessions:
-                import onnxruntime as ort
-
-                options = ort.SessionOptions()
-                options.add_session_config_entry("session.disable_quant_qdq", "1")
-                model = container.sections[seg["section"]].tobytes()
-                sessions[ops["seg"]] = ort.InferenceSession(
-                    model, options, providers=["CPUExecutionProvider"]
-                )
-            session = sessions[ops["seg"]]
-            feeds = {
-                g.name: memory[symbols[s]["name"]]
-                for g, s in zip(session.get_inputs(), seg["inputs"], strict=True)
-            }
-            for s, value in zip(seg["outputs"], session.run(None, feeds), strict=True):
-                memory[symbols[s]["name"]] = np.asarray(value)
+            segments.run(ops["seg"])
         elif m not in ("barrier", "end"):
             raise OracleError(f"no rule for {m}")
         return pc + 1
