@@ -50,6 +50,11 @@ class Program:
     isa: IsaTable
     config_class: type
     header_keys: tuple[str, ...] = ("hw", "symbols", "host_segments")
+    layers: list
+    """The layer table, parsed by the target (each layer has `index` and `name`)."""
+    reads: str | None = None
+    writes: str | None = None
+    """The operand naming the buffer a compute instruction reads and writes (attribution)."""
 
     def __init__(self, container: Container, source: str = "<container>"):
         self.container = container
@@ -76,6 +81,16 @@ class Program:
                 container.host_model(seg["section"])
             except DlhwcError as e:
                 raise self.error(e.reason) from None
+        self.last_host_memory: dict[str, np.ndarray] = {}
+        """Host memory after the last run: every symbol's values by name."""
+        self.record_layers = False
+        """Keep each layer's inputs and outputs of a run (`last_layer_inputs/outputs`)."""
+        self.last_layer_outputs: dict[str, np.ndarray] = {}
+        """Each layer's output values of the last run by layer name, [batch, rows] (what
+        the layer wrote to its destination buffer), where the target records them."""
+        self.last_layer_inputs: dict[str, np.ndarray] = {}
+        """Each layer's input values of the last run by layer name, [batch, cols] (for
+        `dlhwc verify`, which replays the golden model on exactly these inputs)."""
 
     @classmethod
     def from_file(cls, path: str | Path):
@@ -122,6 +137,45 @@ class Program:
                 )
         if "seg" in ops and ops["seg"] >= len(self.segments):
             raise self.error(f"{where}: no host segment {ops['seg']}")
+
+    def kind(self, mnemonic: str) -> str:
+        """The class the ISA table declares for ``mnemonic``."""
+        return self.isa.by_mnemonic[mnemonic].kind
+
+    def attribute(self) -> list[int | None]:
+        """The layer each instruction's cost is charged to (None: no layer), by class.
+
+        An instruction with a `layer` operand: that layer. Otherwise, among the compute
+        and loop instructions (the anchors): transfer_in, the next anchor reading its
+        buffer (`reads`), else the next, else the previous; transfer_out, the last anchor
+        that wrote its buffer (`writes`), else the previous, else the next; sync, the
+        previous, else the next. halt and host cost no accelerator cycles.
+        """
+        anchors = [
+            (i, ops)
+            for i, (_, m, ops) in enumerate(self.program)
+            if self.kind(m) in ("compute", "loop") and "layer" in ops
+        ]
+        owner: list[int | None] = []
+        for i, (_, mnemonic, ops) in enumerate(self.program):
+            kind = self.kind(mnemonic)
+            later = [o for j, o in anchors if j > i]
+            earlier = [o for j, o in anchors if j < i][::-1]
+            if "layer" in ops:
+                owner.append(ops["layer"])
+                continue
+            if kind == "transfer_in":
+                candidates = [o for o in later if o.get(self.reads) == ops["buf"]]
+                candidates += later + earlier
+            elif kind == "transfer_out":
+                candidates = [o for o in earlier if o.get(self.writes) == ops["buf"]]
+                candidates += earlier + later
+            elif kind == "sync":
+                candidates = earlier + later
+            else:
+                candidates = []
+            owner.append(candidates[0]["layer"] if candidates else None)
+        return owner
 
     def section(self, name: str, dtype_kind: str, shape: tuple[int, ...] | None) -> np.ndarray:
         """Section ``name``, checked: a numpy dtype kind among ``dtype_kind`` ("iu": an
@@ -221,6 +275,44 @@ class Program:
     def run_host(self, seg: int, memory: dict[str, np.ndarray]) -> None:
         """Run host segment ``seg`` on the host memory (see `HostSegments.run`)."""
         self.host_segments.run(seg, self.symbols, memory)
+
+
+class Machine:
+    """The machine state of one run: host memory, on-chip buffers, loaded blocks; a
+    target's `_Machine` adds one function per instruction, `exec_<mnemonic>`."""
+
+    num_buffers: ClassVar[int]
+
+    def __init__(self, sim: Program, batch: int):
+        self.sim = sim
+        self.cfg = sim.config
+        self.batch = batch
+        self.memory: dict[str, np.ndarray] = {}  # host memory: symbol name -> values
+        self.buf: list[np.ndarray | None] = [None] * self.num_buffers  # codes [vectors, ...]
+        self.loaded: set[tuple] = set()
+        self.numerics = [NumericsTally() for _ in sim.layers]
+        self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> its input values
+        self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> its output values
+        self.halted = False
+        self.dispatch = {
+            i.mnemonic: getattr(self, "exec_" + py_name(i.mnemonic)) for i in sim.isa.instructions
+        }
+
+    def exec_host(self, ops: dict[str, int]) -> None:
+        """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
+        writes its output symbols, in float, converting with their fixed-point formats
+
+        The segment's ONNX model runs in onnxruntime on [batch, *shape] float arrays
+        (runtime/common.HostSegments).
+        """
+        self.sim.run_host(ops["seg"], self.memory)
+
+    def buffer(self, b: int) -> np.ndarray:
+        """buf[b], which must have been written."""
+        codes = self.buf[b]
+        if codes is None:
+            raise DlhwcError(f"buf[{b}] is read before it is written")
+        return codes
 
 
 class HostSegments:

@@ -14,7 +14,8 @@ The core owns everything such a machine does whatever its layers compute:
 - the channel model: the entries of each column per PE (`decode_streams`) and the
   broadcast/FIFO recurrence that gives a product's cycles (`fifo_recurrence`);
 - cost attribution by instruction class, as the ISA table declares it (spec/isa.py
-  CLASSES): which layer an instruction's cost goes to (`SparseSimulator.attribute`),
+  CLASSES): which layer an instruction's cost goes to (`Program.attribute`, runtime/common.py,
+  which every target's simulator shares),
   and the cost of the classes every target shares (`CostModel`: halt, sync, transfer_in,
   transfer_out, load, host);
 - the event tallies (`Tally`), the dense baseline's common rules, the stats JSON and
@@ -37,6 +38,7 @@ from typing import ClassVar
 import numpy as np
 
 from dlhwc.runtime.common import (
+    Machine,
     NumericsTally,
     Program,
     RunStats,
@@ -46,7 +48,6 @@ from dlhwc.runtime.common import (
     one_line,
     pct,
     placement_lines,
-    py_name,
     saturation_text,
     segment_lines,
     words,
@@ -252,8 +253,6 @@ class SparseSimulator(Program):
     cost_model_class: type[CostModel]  # the cycle and energy model
     stats_class: type[SparseStats]  # the run's stats
     machine_fields: tuple[str, ...] = ("num_pes", "clock_mhz", "fifo_depth")
-    reads: str | None = None
-    writes: str | None = None
     prefer_dense = False
     """Multiply with a block's dense copy whenever it has one (dense activations), rather
     than when that touches fewer values than gathering the non-zero columns' entries."""
@@ -275,20 +274,6 @@ class SparseSimulator(Program):
         self.resident = self.check_capacity()
         self.layer_of = self.attribute()
         self._blocks: dict[tuple, Block] = {}
-        self.last_host_memory: dict[str, np.ndarray] = {}
-        """Host memory after the last run: every symbol's values by name."""
-        self.record_layers = False
-        """Keep each layer's inputs and outputs of a run (`last_layer_inputs/outputs`)."""
-        self.last_layer_outputs: dict[str, np.ndarray] = {}
-        """Each layer's output values of the last run by layer name, [batch, rows] (what
-        the layer wrote to its destination buffer), where the target records them."""
-        self.last_layer_inputs: dict[str, np.ndarray] = {}
-        """Each layer's input values of the last run by layer name, [batch, cols] (for
-        `dlhwc verify`, which replays the golden model on exactly these inputs)."""
-
-    def kind(self, mnemonic: str) -> str:
-        """The class the ISA table declares for ``mnemonic``."""
-        return self.isa.by_mnemonic[mnemonic].kind
 
     def check_program(self) -> None:
         """Checks of the instruction stream beyond each instruction's operands."""
@@ -458,43 +443,6 @@ class SparseSimulator(Program):
             prefer_dense=self.prefer_dense,
         )
 
-    # -- attribution ----------------------------------------------------------------------
-
-    def attribute(self) -> list[int | None]:
-        """The layer each instruction's cost is charged to (None: no layer), by class.
-
-        An instruction with a `layer` operand: that layer. Otherwise, among the compute
-        and loop instructions (the anchors): transfer_in, the next anchor reading its
-        buffer (`reads`), else the next, else the previous; transfer_out, the last anchor
-        that wrote its buffer (`writes`), else the previous, else the next; sync, the
-        previous, else the next. halt and host cost no accelerator cycles.
-        """
-        anchors = [
-            (i, ops)
-            for i, (_, m, ops) in enumerate(self.program)
-            if self.kind(m) in ("compute", "loop") and "layer" in ops
-        ]
-        owner: list[int | None] = []
-        for i, (_, mnemonic, ops) in enumerate(self.program):
-            kind = self.kind(mnemonic)
-            later = [o for j, o in anchors if j > i]
-            earlier = [o for j, o in anchors if j < i][::-1]
-            if "layer" in ops:
-                owner.append(ops["layer"])
-                continue
-            if kind == "transfer_in":
-                candidates = [o for o in later if o.get(self.reads) == ops["buf"]]
-                candidates += later + earlier
-            elif kind == "transfer_out":
-                candidates = [o for o in earlier if o.get(self.writes) == ops["buf"]]
-                candidates += earlier + later
-            elif kind == "sync":
-                candidates = earlier + later
-            else:
-                candidates = []
-            owner.append(candidates[0]["layer"] if candidates else None)
-        return owner
-
     # -- running ----------------------------------------------------------------------
 
     def run(self, inputs: dict[str, np.ndarray], chunk: int = CHUNK_VECTORS):
@@ -614,44 +562,6 @@ class SparseSimulator(Program):
 
     def report_end(self) -> list[str]:
         return segment_lines(self) + placement_lines(self.container.header)
-
-
-class Machine:
-    """The machine state of one run: host memory, on-chip buffers, loaded blocks; a
-    target's `_Machine` adds one function per instruction, `exec_<mnemonic>`."""
-
-    num_buffers: ClassVar[int]
-
-    def __init__(self, sim: SparseSimulator, batch: int):
-        self.sim = sim
-        self.cfg = sim.config
-        self.batch = batch
-        self.memory: dict[str, np.ndarray] = {}  # host memory: symbol name -> values
-        self.buf: list[np.ndarray | None] = [None] * self.num_buffers  # codes [vectors, ...]
-        self.loaded: set[tuple] = set()
-        self.numerics = [NumericsTally() for _ in sim.layers]
-        self.layer_inputs: dict[str, np.ndarray] = {}  # layer name -> its input values
-        self.layer_outputs: dict[str, np.ndarray] = {}  # layer name -> its output values
-        self.halted = False
-        self.dispatch = {
-            i.mnemonic: getattr(self, "exec_" + py_name(i.mnemonic)) for i in sim.isa.instructions
-        }
-
-    def exec_host(self, ops: dict[str, int]) -> None:
-        """run host segment seg (an ONNX graph) on the host: it reads its input symbols and
-        writes its output symbols, in float, converting with their fixed-point formats
-
-        The segment's ONNX model runs in onnxruntime on [batch, *shape] float arrays
-        (runtime/common.HostSegments).
-        """
-        self.sim.run_host(ops["seg"], self.memory)
-
-    def buffer(self, b: int) -> np.ndarray:
-        """buf[b], which must have been written."""
-        codes = self.buf[b]
-        if codes is None:
-            raise DlhwcError(f"buf[{b}] is read before it is written")
-        return codes
 
 
 # -- tallies and costs -------------------------------------------------------------------
@@ -785,7 +695,7 @@ def ratios(entry: dict) -> None:
 
 class CostModel:
     """Cycles and event counts of each executed instruction, charged to the layer
-    `SparseSimulator.attribute` picks, by the instruction's class:
+    `Program.attribute` picks, by the instruction's class:
 
     halt            no cycles
     sync            pipeline_stages cycles per vector: the pipelines drain

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dlhwc.runtime.common import (
+    Machine,
     NumericsTally,
     Program,
     RunStats,
@@ -45,7 +46,6 @@ ENERGY_EVENTS = ("mac", "weight_read", "act_read", "act_write", "acc_access", "d
 """The counted events; each has an energy per event of the same name in `Energy`."""
 CYCLE_KINDS = ("load", "weights", "stream", "activate", "transfer")
 """DRAM to weight SRAM, tile shift-in, streaming vectors, the `act` unit, host DMA."""
-LAYER_OPS = ("load", "wtile", "mmtile", "act")
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,7 @@ class Simulator(Program):
     isa = ISA
     config_class = Config
     header_keys = ("hw", "symbols", "layers", "host_segments")
+    reads, writes = "src", "dst"  # mmtile's and act's buffers, for cost attribution
 
     def __init__(self, container, source: str = "<container>"):
         super().__init__(container, source)
@@ -85,11 +86,7 @@ class Simulator(Program):
         self.resident = sum(lay.tiles for lay in self.layers) * self.tile_bytes <= (
             cfg.weight_sram_bytes
         )
-        self.layer_of = self._attribute()
-        self.record_layers = False  # keep each layer's inputs and outputs (dlhwc verify)
-        self.last_layer_inputs: dict[str, np.ndarray] = {}
-        self.last_layer_outputs: dict[str, np.ndarray] = {}
-        self.last_host_memory: dict[str, np.ndarray] = {}
+        self.layer_of = self.attribute()  # by the ISA's instruction classes
 
     def _layers(self, table) -> list[_Layer]:
         R, C = self.config.array_rows, self.config.array_cols
@@ -143,18 +140,6 @@ class Simulator(Program):
                 self.section(f"L{lay.index}.bias", "i", (lay.rows,))
         self.check_host_sections()
 
-    def _attribute(self) -> list[int | None]:
-        """The layer each instruction's cost goes to: its own; dma.in: the next layer's;
-        dma.out: the previous layer's; host and end: none."""
-        layer = [o["layer"] if m in LAYER_OPS else None for _, m, o in self.program]
-        owner: list[int | None] = []
-        for i, (_, mnemonic, _) in enumerate(self.program):
-            after = [x for x in layer[i:] if x is not None]
-            before = [x for x in layer[:i] if x is not None][::-1]
-            order = {"dma.in": after + before, "dma.out": before + after}.get(mnemonic)
-            owner.append(layer[i] if order is None else (order or [None])[0])
-        return owner
-
     def run(self, inputs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], Stats]:
         """Run the program on a batch; returns the outputs by name and the stats."""
         batch = self.check_inputs(inputs)
@@ -163,27 +148,28 @@ class Simulator(Program):
         for i, (index, mnemonic, ops) in enumerate(self.program):
             try:
                 cost.charge(i, mnemonic, ops, machine)
-                getattr(machine, "exec_" + py_name(mnemonic))(ops)
+                machine.dispatch[mnemonic](ops)
             except DlhwcError as e:
                 raise self.error(f"instruction {index} ({mnemonic}): {e.reason}") from None
         self.last_host_memory = machine.memory
-        self.last_layer_inputs, self.last_layer_outputs = machine.inputs, machine.outputs
+        self.last_layer_inputs, self.last_layer_outputs = (
+            machine.layer_inputs,
+            machine.layer_outputs,
+        )
         return self.outputs(machine.memory), cost.stats(machine.numerics)
 
 
-class _Machine:
+class _Machine(Machine):
     """The machine state of one run, and one function per instruction (isa.py)."""
 
+    num_buffers = NUM_BUFFERS
+
     def __init__(self, sim: Simulator, batch: int):
-        self.sim, self.cfg, self.batch = sim, sim.config, batch
-        self.memory: dict[str, np.ndarray] = {}
-        self.buf: list[np.ndarray | None] = [None] * NUM_BUFFERS
+        super().__init__(sim, batch)
+        self.sim: Simulator = sim
         self.sram: int | None = None  # the layer whose tiles the weight SRAM holds
         self.array: tuple[int, int] | None = None  # the (layer, tile) held stationary
         self.acc: dict[int, np.ndarray] = {}
-        self.numerics = [NumericsTally() for _ in sim.layers]
-        self.inputs: dict[str, np.ndarray] = {}
-        self.outputs: dict[str, np.ndarray] = {}
 
     def vectors(self, b: int, n: int) -> np.ndarray:
         codes = self.buf[b]
@@ -234,7 +220,7 @@ class _Machine:
         w = self.sim.container.sections[f"L{layer}.weights"][tile, : a.shape[1]]
         part = a @ w.astype(np.int64)  # [batch, C], exact int64
         if tile == 0 and self.sim.record_layers:
-            self.inputs[lay.name] = from_codes(source, lay.in_format)
+            self.layer_inputs[lay.name] = from_codes(source, lay.in_format)
         if layer not in self.acc:
             self.acc[layer] = np.zeros((len(a), lay.tiles_n * C), dtype=np.int64)
         acc = self.acc[layer][:, n * C : (n + 1) * C]
@@ -258,12 +244,8 @@ class _Machine:
             y, exact = np.maximum(y, 0), np.maximum(exact, 0)
         self.numerics[lay.index].record(y, y != exact)
         if self.sim.record_layers:
-            self.outputs[lay.name] = from_codes(y, lay.out_format)
+            self.layer_outputs[lay.name] = from_codes(y, lay.out_format)
         self.buf[ops["dst"]] = y
-
-    def exec_host(self, ops) -> None:
-        """run host segment seg in onnxruntime (runtime/common.HostSegments)."""
-        self.sim.run_host(ops["seg"], self.memory)
 
 
 @dataclass
