@@ -23,6 +23,7 @@ stats) is the simulator core's, runtime/core.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -313,6 +314,156 @@ class Machine:
         if codes is None:
             raise DlhwcError(f"buf[{b}] is read before it is written")
         return codes
+
+
+@dataclass
+class Tally:
+    """Counts of one layer (or of the instructions outside layers), totals over the
+    batch: cycles by kind and events by kind (each event has an energy of its name in
+    the config's `energy`). A target's subclass sets CYCLE_KINDS and EVENTS and may add
+    counters; `add` adds them field by field."""
+
+    CYCLE_KINDS: ClassVar[tuple[str, ...]] = ()
+    EVENTS: ClassVar[tuple[str, ...]] = ()
+
+    cycles: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    load_words: int = 0
+    host_words: int = 0
+
+    def __post_init__(self):
+        self.cycles = self.cycles or dict.fromkeys(self.CYCLE_KINDS, 0)
+        self.events = self.events or dict.fromkeys(self.EVENTS, 0)
+
+    def add(self, other: Tally) -> None:
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, dict):
+                for k in mine:
+                    mine[k] += theirs[k]
+            elif isinstance(mine, np.ndarray):
+                if theirs.size:
+                    setattr(self, f.name, mine + theirs if mine.size else theirs.copy())
+            elif isinstance(mine, list):
+                mine.extend([0] * (len(theirs) - len(mine)))
+                for s, value in enumerate(theirs):
+                    mine[s] += value
+            else:
+                setattr(self, f.name, mine + theirs)
+
+
+class CostModel:
+    """Cycles and event counts of each executed instruction, charged to the layer
+    `Program.attribute` picks, by the instruction's class (an instruction runs `repeats`
+    times a run: once per vector unless the target says otherwise):
+
+    halt            no cycles
+    sync            pipeline_stages cycles per run of it: the pipelines drain
+    host            no accelerator cycles (its transfers are the transfer_in/out around it)
+    transfer_in/out ceil(words / host_words_per_cycle) cycles per vector moved, host_word
+                    energy per 32-bit word (`transfer`, sized by the target)
+    load            ceil(words / dma_words_per_cycle) cycles, dram_word energy per word,
+                    once per run when the weights are resident, else every run of it
+                    (`load`, sized by the target's `load_size`)
+    compute, loop   the target's `cost_compute` and `cost_loop`
+
+    A target's `cost_<mnemonic>` takes the place of its class's cost for that
+    instruction. Charged before the instruction executes, from the actual data in the
+    machine's buffers. A target subclasses it with its `Tally` class (`tally_class`),
+    the sizes of its transfers and loads, and its compute costs.
+    """
+
+    tally_class: ClassVar[type[Tally]] = Tally
+
+    def __init__(self, sim: Program, batch: int):
+        self.sim = sim
+        self.cfg = sim.config
+        self.batch = batch
+        self.layers = [self.tally_class() for _ in sim.layers]
+        self.other = self.tally_class()  # instructions attributed to no layer
+        self.host_words = [0] * len(sim.segments)
+        self.host_runs = [0] * len(sim.segments)
+        self.charged_loads: set[tuple] = set()
+        self.executed = dict.fromkeys((i.mnemonic for i in sim.isa.instructions), 0)
+        feeds = {}
+        for s, seg in enumerate(sim.segments):
+            for i in seg["inputs"]:
+                feeds.setdefault(("transfer_out", i), s)
+            for i in seg["outputs"]:
+                feeds.setdefault(("transfer_in", i), s)
+        self.segment_of_transfer = feeds
+        self.dispatch = {
+            i.mnemonic: getattr(self, "cost_" + py_name(i.mnemonic), None)
+            or getattr(self, "cost_" + i.kind)
+            for i in sim.isa.instructions
+        }
+
+    @property
+    def repeats(self) -> int:
+        """How many times an instruction runs in a run of the batch: once per vector."""
+        return self.batch
+
+    def tally(self, pos: int) -> Tally:
+        owner = self.sim.layer_of[pos]
+        return self.other if owner is None else self.layers[owner]
+
+    def charge(self, pos: int, mnemonic: str, ops: dict[str, int], machine) -> None:
+        self.executed[mnemonic] += self.repeats
+        self.dispatch[mnemonic](ops, machine, self.tally(pos))
+
+    def cost_halt(self, ops, machine, tally) -> None:
+        """No cycles: the last product's drain is part of its cycles."""
+
+    def cost_sync(self, ops, machine, tally) -> None:
+        tally.cycles["sync"] += self.cfg.pipeline_stages * self.repeats
+
+    def cost_host(self, ops, machine, tally) -> None:
+        self.host_runs[ops["seg"]] += self.batch
+
+    def cost_transfer_in(self, ops, machine, tally) -> None:
+        self.transfer("transfer_in", ops, machine, tally)
+
+    def cost_transfer_out(self, ops, machine, tally) -> None:
+        self.transfer("transfer_out", ops, machine, tally)
+
+    def transfer(self, kind: str, ops, machine, tally) -> None:
+        """ceil(elements * bits / 32) words per vector (the target's `transfer_size`)."""
+        size = self.transfer_size(kind, ops, machine, tally)
+        if size is None:
+            return
+        per_row, rows, bits = size
+        row_words = words(per_row * bits)
+        tally.cycles["transfer"] += -(-row_words // self.cfg.host_words_per_cycle) * rows
+        tally.events["host_word"] += row_words * rows
+        tally.host_words += row_words * rows
+        seg = self.segment_of_transfer.get((kind, ops["sym"]))
+        if seg is not None:
+            self.host_words[seg] += row_words * rows
+
+    def transfer_size(self, kind: str, ops, machine, tally) -> tuple[int, int, int] | None:
+        """(elements per vector, vectors, bits per element) of a transfer, after counting
+        its buffer accesses; None: nothing moves."""
+        raise NotImplementedError
+
+    def cost_load(self, ops, machine, tally) -> None:
+        key, load_words = self.load_size(ops)
+        self.load(key, load_words, tally)
+
+    def load(self, key, load_words: int, tally) -> None:
+        if self.sim.resident:
+            if key in self.charged_loads:
+                return
+            self.charged_loads.add(key)
+            times = 1
+        else:
+            times = self.repeats
+        tally.cycles["load"] += -(-load_words // self.cfg.dma_words_per_cycle) * times
+        tally.events["dram_word"] += load_words * times
+        tally.load_words += load_words * times
+
+    def load_size(self, ops) -> tuple[tuple, int]:
+        """(what the load brings in, its 32-bit words)."""
+        raise NotImplementedError
 
 
 class HostSegments:

@@ -14,11 +14,11 @@ The core owns everything such a machine does whatever its layers compute:
 - the channel model: the entries of each column per PE (`decode_streams`) and the
   broadcast/FIFO recurrence that gives a product's cycles (`fifo_recurrence`);
 - cost attribution by instruction class, as the ISA table declares it (spec/isa.py
-  CLASSES): which layer an instruction's cost goes to (`Program.attribute`, runtime/common.py,
-  which every target's simulator shares),
-  and the cost of the classes every target shares (`CostModel`: halt, sync, transfer_in,
-  transfer_out, load, host);
-- the event tallies (`Tally`), the dense baseline's common rules, the stats JSON and
+  CLASSES): which layer an instruction's cost goes to (`Program.attribute`) and the cost
+  of the classes every target shares (`CostModel`: halt, sync, transfer_in,
+  transfer_out, load, host), both in runtime/common.py, which every target's simulator
+  uses;
+- the event tallies (`SparseTally`), the dense baseline's common rules, the stats JSON and
   the frame of the tables.
 
 A target (runtime/<target>/sim.py) supplies only what its hardware does differently:
@@ -30,7 +30,6 @@ and the columns of its tables.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -38,10 +37,12 @@ from typing import ClassVar
 import numpy as np
 
 from dlhwc.runtime.common import (
+    CostModel,
     Machine,
     NumericsTally,
     Program,
     RunStats,
+    Tally,
     energy_and_host_lines,
     num,
     numerics_line,
@@ -250,7 +251,7 @@ class SparseSimulator(Program):
 
     header_keys = ("hw", "symbols", "layers", "host_segments")
     machine_class: type[Machine]  # the machine state and functional semantics
-    cost_model_class: type[CostModel]  # the cycle and energy model
+    cost_model_class: type[SparseCostModel]  # the cycle and energy model
     stats_class: type[SparseStats]  # the run's stats
     machine_fields: tuple[str, ...] = ("num_pes", "clock_mhz", "fifo_depth")
     prefer_dense = False
@@ -568,40 +569,18 @@ class SparseSimulator(Program):
 
 
 @dataclass
-class Tally:
-    """Counts of one layer (or of the whole run), totals over the batch; a target's
-    subclass sets EVENTS (its energy events) and may add counters (added field by field)."""
+class SparseTally(Tally):
+    """The counts of a sparse PE machine: cycles of CYCLE_KINDS, the target's EVENTS, and
+    the PE array's work (added field by field, as `Tally` adds)."""
 
-    EVENTS: ClassVar[tuple[str, ...]] = ()
+    CYCLE_KINDS: ClassVar[tuple[str, ...]] = CYCLE_KINDS
 
-    cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
-    events: dict[str, int] = field(default_factory=dict)
     busy: int = 0  # PE-cycles of work, sum of w_k(t)
     pe_busy: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per PE
     broadcasts: int = 0  # non-zero activations broadcast
     activations: int = 0  # activations scanned by the LNZD unit
     entries: int = 0  # entries processed (kept weights and fillers)
     fillers: int = 0  # fillers processed
-    load_words: int = 0
-    host_words: int = 0
-
-    def __post_init__(self):
-        self.events = self.events or dict.fromkeys(self.EVENTS, 0)
-
-    def add(self, other: Tally) -> None:
-        for f in dataclasses.fields(self):
-            mine, theirs = getattr(self, f.name), getattr(other, f.name)
-            if isinstance(mine, dict):
-                for k in mine:
-                    mine[k] += theirs[k]
-            elif isinstance(mine, np.ndarray):
-                self.add_pe_busy(theirs)
-            elif isinstance(mine, list):
-                mine.extend([0] * (len(theirs) - len(mine)))
-                for s, value in enumerate(theirs):
-                    mine[s] += value
-            else:
-                setattr(self, f.name, mine + theirs)
 
     def add_pe_busy(self, cycles: np.ndarray) -> None:
         """Add busy cycles per PE ([pes]; nothing when empty)."""
@@ -693,102 +672,13 @@ def ratios(entry: dict) -> None:
     entry["energy_saving"] = dense["energy_pj"] / entry["energy_pj"] if entry["energy_pj"] else 0.0
 
 
-class CostModel:
-    """Cycles and event counts of each executed instruction, charged to the layer
-    `Program.attribute` picks, by the instruction's class:
+class SparseCostModel(CostModel):
+    """The cost model of a sparse PE machine: `CostModel`'s classes, loads of column
+    blocks (their images), and the stats with each layer's dense baseline. A target
+    subclasses it with its `SparseTally` class (`tally_class`), the sizes of its
+    transfers, and its compute costs."""
 
-    halt            no cycles
-    sync            pipeline_stages cycles per vector: the pipelines drain
-    host            no accelerator cycles (its transfers are the transfer_in/out around it)
-    transfer_in/out ceil(words / host_words_per_cycle) cycles per vector, host_word
-                    energy per 32-bit word (`transfer`)
-    load            ceil(words / dma_words_per_cycle) cycles, dram_word energy per word,
-                    once per run when the weights are resident, else for every vector
-    compute, loop   the target's `cost_compute` and `cost_loop`
-
-    Charged before the instruction executes, from the decoded blocks and the actual
-    data in the machine's buffers. A target subclasses it with its `Tally` class
-    (`tally_class`), the sizes of its transfers and loads, and its compute costs.
-    """
-
-    tally_class: ClassVar[type[Tally]] = Tally
-
-    def __init__(self, sim: SparseSimulator, batch: int):
-        self.sim = sim
-        self.cfg = sim.config
-        self.batch = batch
-        self.layers = [self.tally_class() for _ in sim.layers]
-        self.other = self.tally_class()  # instructions attributed to no layer
-        self.host_words = [0] * len(sim.segments)
-        self.host_runs = [0] * len(sim.segments)
-        self.charged_loads: set[tuple] = set()
-        self.executed = dict.fromkeys((i.mnemonic for i in sim.isa.instructions), 0)
-        feeds = {}
-        for s, seg in enumerate(sim.segments):
-            for i in seg["inputs"]:
-                feeds.setdefault(("transfer_out", i), s)
-            for i in seg["outputs"]:
-                feeds.setdefault(("transfer_in", i), s)
-        self.segment_of_transfer = feeds
-        self.dispatch = {i.mnemonic: getattr(self, "cost_" + i.kind) for i in sim.isa.instructions}
-
-    def tally(self, pos: int) -> Tally:
-        owner = self.sim.layer_of[pos]
-        return self.other if owner is None else self.layers[owner]
-
-    def charge(self, pos: int, mnemonic: str, ops: dict[str, int], machine) -> None:
-        self.executed[mnemonic] += self.batch
-        self.dispatch[mnemonic](ops, machine, self.tally(pos))
-
-    def cost_halt(self, ops, machine, tally) -> None:
-        """No cycles: the last product's drain is part of its cycles."""
-
-    def cost_sync(self, ops, machine, tally) -> None:
-        tally.cycles["sync"] += self.cfg.pipeline_stages * self.batch
-
-    def cost_host(self, ops, machine, tally) -> None:
-        self.host_runs[ops["seg"]] += self.batch
-
-    def cost_transfer_in(self, ops, machine, tally) -> None:
-        self.transfer("transfer_in", ops, machine, tally)
-
-    def cost_transfer_out(self, ops, machine, tally) -> None:
-        self.transfer("transfer_out", ops, machine, tally)
-
-    def transfer(self, kind: str, ops, machine, tally) -> None:
-        """ceil(elements * bits / 32) words per vector (the target's `transfer_size`)."""
-        size = self.transfer_size(kind, ops, machine, tally)
-        if size is None:
-            return
-        per_row, rows, bits = size
-        row_words = words(per_row * bits)
-        tally.cycles["transfer"] += -(-row_words // self.cfg.host_words_per_cycle) * rows
-        tally.events["host_word"] += row_words * rows
-        tally.host_words += row_words * rows
-        seg = self.segment_of_transfer.get((kind, ops["sym"]))
-        if seg is not None:
-            self.host_words[seg] += row_words * rows
-
-    def transfer_size(self, kind: str, ops, machine, tally) -> tuple[int, int, int] | None:
-        """(elements per vector, vectors, bits per element) of a transfer, after counting
-        its buffer accesses; None: nothing moves."""
-        raise NotImplementedError
-
-    def cost_load(self, ops, machine, tally) -> None:
-        key, load_words = self.load_size(ops)
-        self.load(key, load_words, tally)
-
-    def load(self, key, load_words: int, tally) -> None:
-        if self.sim.resident:
-            if key in self.charged_loads:
-                return
-            self.charged_loads.add(key)
-            times = 1
-        else:
-            times = self.batch
-        tally.cycles["load"] += -(-load_words // self.cfg.dma_words_per_cycle) * times
-        tally.events["dram_word"] += load_words * times
-        tally.load_words += load_words * times
+    tally_class: ClassVar[type[Tally]] = SparseTally
 
     def load_size(self, ops) -> tuple[tuple, int]:
         """(what the load brings in, its 32-bit words): a block (its images) by default."""
@@ -797,7 +687,7 @@ class CostModel:
 
     # -- results ----------------------------------------------------------------------
 
-    def layer_json(self, lay, tally: Tally, n: int) -> dict:
+    def layer_json(self, lay, tally: SparseTally, n: int) -> dict:
         """A layer's stats: the target's description, then what every target reports."""
         weights = sum(r * c for r, c in lay.shapes)
         return {
@@ -825,7 +715,7 @@ class CostModel:
     def describe(self, lay) -> dict:
         raise NotImplementedError
 
-    def layer_extra(self, tally: Tally) -> dict:
+    def layer_extra(self, tally: SparseTally) -> dict:
         return {}
 
     def dense_resident(self) -> bool:
@@ -839,7 +729,7 @@ class CostModel:
         )
         return per_pe <= cfg.spmat_sram_bytes * 8
 
-    def dense_json(self, lay, tally: Tally, n: int, resident: bool) -> dict:
+    def dense_json(self, lay, tally: SparseTally, n: int, resident: bool) -> dict:
         """The same layer, uncompressed, on the same machine (computed, not executed):
         the target's `dense_cost` gives its compute and load cycles and its events; the
         host transfers and pipeline drains are the compressed layer's."""
@@ -858,14 +748,14 @@ class CostModel:
             "events": events,
         }
 
-    def dense_cost(self, lay, tally: Tally, n: int, resident: bool) -> tuple[int, int, dict]:
+    def dense_cost(self, lay, tally: SparseTally, n: int, resident: bool) -> tuple[int, int, dict]:
         raise NotImplementedError
 
-    def dense_events(self, tally: Tally) -> dict[str, int]:
+    def dense_events(self, tally: SparseTally) -> dict[str, int]:
         """Zero events of the target's kinds (the dense baseline fills them in)."""
         return dict.fromkeys(self.tally_class.EVENTS, 0)
 
-    def totals(self, tally: Tally, layers: list[dict], n: int) -> dict:
+    def totals(self, tally: SparseTally, layers: list[dict], n: int) -> dict:
         us = self.sim.microseconds
         dense_cycles = sum(e["dense"]["cycles"] for e in layers)
         dense_energy = sum(e["dense"]["energy_pj"] for e in layers)

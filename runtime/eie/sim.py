@@ -38,12 +38,12 @@ from dlhwc.runtime.common import (
 )
 from dlhwc.runtime.core import (
     CYCLE_KINDS,
-    CostModel,
     Image,
     Machine,
+    SparseCostModel,
     SparseSimulator,
     SparseStats,
-    Tally,
+    SparseTally,
     block_product,
     fifo_recurrence,
     rows_per_pe,
@@ -343,15 +343,15 @@ class _Machine(Machine):
 
 
 @dataclass
-class _Tally(Tally):
+class _Tally(SparseTally):
     """Counts of one layer (or of the whole run), totals over the batch."""
 
     EVENTS = ENERGY_EVENTS
 
 
-class _CostModel(CostModel):
+class _CostModel(SparseCostModel):
     """Cycles and event counts of each executed instruction (see backends/eie/README.md);
-    the classes every target shares are the core's (runtime/core.CostModel)."""
+    the classes every target shares are runtime/common.CostModel's."""
 
     tally_class = _Tally
 

@@ -654,7 +654,7 @@ def _at_bound(codes: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class _Tally(core.Tally):
+class _Tally(core.SparseTally):
     """Counts of one layer (or of the whole run), totals over the batch."""
 
     EVENTS = ENERGY_EVENTS
@@ -702,7 +702,7 @@ class _Record:
     load_words: dict[int, int]  # body position -> words of an in-loop load
 
 
-class _CostModel(core.CostModel):
+class _CostModel(core.SparseCostModel):
     """Cycles and event counts of each executed instruction (see backends/ese/README.md).
 
     Outside loops an instruction is charged before it executes. Inside a `seq` the body

@@ -13,22 +13,23 @@ groups of `acc_depth` vectors (the accumulators' depth).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from dlhwc.runtime.common import (
+    CostModel,
     Machine,
     NumericsTally,
     Program,
     RunStats,
+    Tally,
     align,
     energy_and_host_lines,
     num,
     numerics_line,
     one_line,
     pct,
-    py_name,
     saturation_text,
     segment_lines,
     words,
@@ -249,86 +250,45 @@ class _Machine(Machine):
 
 
 @dataclass
-class _Tally:
-    """Counts of one layer (or of the instructions outside layers), over the batch."""
-
-    cycles: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CYCLE_KINDS, 0))
-    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ENERGY_EVENTS, 0))
-
-    def add(self, other: _Tally) -> None:
-        for k in CYCLE_KINDS:
-            self.cycles[k] += other.cycles[k]
-        for k in ENERGY_EVENTS:
-            self.events[k] += other.events[k]
+class _Tally(Tally):
+    CYCLE_KINDS = CYCLE_KINDS
+    EVENTS = ENERGY_EVENTS
 
 
-class _Cost:
-    """Cycles and events of each instruction (README.md, "Cost model")."""
+class _Cost(CostModel):
+    """Cycles and events of each instruction (README.md, "Cost model"); the classes every
+    target shares are runtime/common.CostModel's, sized here."""
+
+    tally_class = _Tally
 
     def __init__(self, sim: Simulator, batch: int):
-        self.sim, self.cfg, self.batch = sim, sim.config, batch
+        super().__init__(sim, batch)
+        self.sim: Simulator = sim
         self.groups = -(-batch // self.cfg.acc_depth)  # vector groups streamed per tile
-        self.layers = [_Tally() for _ in sim.layers]
-        self.other = _Tally()
-        self.loaded: set[int] = set()
-        self.executed = dict.fromkeys((i.mnemonic for i in ISA.instructions), 0)
-        self.host_runs = [0] * len(sim.segments)
-        self.host_words = [0] * len(sim.segments)
-        self.segment_of = {
-            ("dma.out", i): s for s, g in enumerate(sim.segments) for i in g["inputs"]
-        }
-        self.segment_of.update(
-            {("dma.in", i): s for s, g in enumerate(sim.segments) for i in g["outputs"]}
-        )
 
-    def charge(self, i: int, mnemonic: str, ops: dict[str, int], machine: _Machine) -> None:
-        owner = self.sim.layer_of[i]
-        self.executed[mnemonic] += self.groups
-        getattr(self, "cost_" + py_name(mnemonic))(
-            ops, self.other if owner is None else self.layers[owner]
-        )
+    @property
+    def repeats(self) -> int:
+        """Every instruction runs once per group of vectors."""
+        return self.groups
 
-    def cost_end(self, ops, t: _Tally) -> None:
-        """Nothing."""
+    def transfer_size(self, kind: str, ops, machine, t: _Tally) -> tuple[int, int, int]:
+        """n elements of act_bits per vector; one buffer access per element."""
+        n = self.sim.symbols[ops["sym"]].size
+        t.events["act_write" if kind == "transfer_in" else "act_read"] += n * self.batch
+        return n, self.batch, self.cfg.act_bits
 
-    def _transfer(self, mnemonic: str, sym: int, t: _Tally, event: str) -> None:
-        """ceil(n * act_bits / 32) words per vector at host_words_per_cycle; one buffer
-        access per element."""
-        n = self.sim.symbols[sym].size
-        w = words(n * self.cfg.act_bits)
-        t.cycles["transfer"] += -(-w // self.cfg.host_words_per_cycle) * self.batch
-        t.events["host_word"] += w * self.batch
-        t.events[event] += n * self.batch
-        if (mnemonic, sym) in self.segment_of:
-            self.host_words[self.segment_of[mnemonic, sym]] += w * self.batch
-
-    def cost_dma_in(self, ops, t: _Tally) -> None:
-        self._transfer("dma.in", ops["sym"], t, "act_write")
-
-    def cost_dma_out(self, ops, t: _Tally) -> None:
-        self._transfer("dma.out", ops["sym"], t, "act_read")
-
-    def cost_load(self, ops, t: _Tally) -> None:
-        """The layer's tiles and biases from DRAM at dma_words_per_cycle: once per run
-        when every layer's tiles fit the weight SRAM together (resident), else for every
-        group of vectors."""
+    def load_size(self, ops) -> tuple[tuple, int]:
+        """The layer's tiles (weight_bits each) and biases (acc_bits each)."""
         lay = self.sim.layers[ops["layer"]]
-        if self.sim.resident and lay.index in self.loaded:
-            return
-        self.loaded.add(lay.index)
-        times = 1 if self.sim.resident else self.groups
-        w = words(lay.tiles * self.sim.tile_bytes * 8) + lay.has_bias * words(
-            lay.rows * self.cfg.acc_bits
-        )
-        t.cycles["load"] += -(-w // self.cfg.dma_words_per_cycle) * times
-        t.events["dram_word"] += w * times
+        bias_words = lay.has_bias * words(lay.rows * self.cfg.acc_bits)
+        return (lay.index,), words(lay.tiles * self.sim.tile_bytes * 8) + bias_words
 
-    def cost_wtile(self, ops, t: _Tally) -> None:
+    def cost_wtile(self, ops, machine, t: _Tally) -> None:
         """R cycles per group (a row of C weights shifts in per cycle); R*C SRAM reads."""
         t.cycles["weights"] += self.cfg.array_rows * self.groups
         t.events["weight_read"] += self.cfg.macs * self.groups
 
-    def cost_mmtile(self, ops, t: _Tally) -> None:
+    def cost_mmtile(self, ops, machine, t: _Tally) -> None:
         """g + R + C - 2 cycles per group of g vectors (one vector enters per cycle, the
         skew fills and drains the array); a MAC per vector and used unit, a buffer read
         per vector and used row, an accumulator write (and read, unless first) per
@@ -341,17 +301,13 @@ class _Cost:
         t.events["act_read"] += self.batch * kw
         t.events["acc_access"] += self.batch * nw * (1 if ops["first"] else 2)
 
-    def cost_act(self, ops, t: _Tally) -> None:
+    def cost_act(self, ops, machine, t: _Tally) -> None:
         """ceil(rows / C) cycles per vector (C results a cycle); an accumulator read and
         a buffer write per result."""
         lay = self.sim.layers[ops["layer"]]
         t.cycles["activate"] += self.batch * -(-lay.rows // self.cfg.array_cols)
         t.events["acc_access"] += self.batch * lay.rows
         t.events["act_write"] += self.batch * lay.rows
-
-    def cost_host(self, ops, t: _Tally) -> None:
-        """No accelerator cycles: its transfers are the dma.in/dma.out around it."""
-        self.host_runs[ops["seg"]] += self.batch
 
     def stats(self, numerics: list[NumericsTally]) -> Stats:
         cfg, n = self.cfg, self.batch
