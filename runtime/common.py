@@ -16,9 +16,14 @@ decodes the target-neutral parts of a container once:
 host memory (inputs and constants, by symbol name), `HostSegments` runs the ONNX models
 of the host segments in onnxruntime, and `Program.outputs` collects the outputs.
 
+A run's machine state is a `Machine` (host memory, buffers, numerics tallies, `host`);
+its costs are a `CostModel`'s: `Program.attribute` charges each instruction to a layer
+by its ISA class, and the classes every machine has (halt, sync, host, transfers, loads
+with residency) are costed here, into `Tally`s; the target costs the rest.
+
 What a sparse PE machine simulates the same way whatever its target (block images,
-residency, the channel model, costs by instruction class, tallies, the dense baseline,
-stats) is the simulator core's, runtime/core.py.
+residency, the channel model, its tallies, the dense baseline, stats) is the simulator
+core's, runtime/core.py.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class Program:
     header_keys: tuple[str, ...] = ("hw", "symbols", "host_segments")
     layers: list
     """The layer table, parsed by the target (each layer has `index` and `name`)."""
+    program: list[tuple[int, str, dict[str, int]]]
+    """The decoded instructions (`decode_text`): (index, mnemonic, operands)."""
     reads: str | None = None
     writes: str | None = None
     """The operand naming the buffer a compute instruction reads and writes (attribution)."""
