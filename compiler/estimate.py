@@ -41,6 +41,7 @@ estimate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
@@ -138,4 +139,5 @@ def _mask(slot: WeightSlot) -> np.ndarray:
     source = slot.source
     if isinstance(source, comp.WeightOp):
         return source.mask_array()
-    return np.asarray(source.to_array()) != 0
+    # A weight slot's source is a comp.weight or an onnx.Constant (find_weights).
+    return np.asarray(cast(onnx_d.ConstantOp, source).to_array()) != 0

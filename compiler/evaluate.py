@@ -183,7 +183,7 @@ _COLUMNS = (
 )
 
 
-def _cell(key: str, value: object) -> str:
+def _cell(key: str, value: float | None) -> str:
     if value is None:
         return "-"
     value = float(value)

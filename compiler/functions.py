@@ -5,7 +5,7 @@ attributes the importer writes)."""
 from __future__ import annotations
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
 
 from dlhwc.spec.errors import DlhwcError
 
@@ -31,7 +31,7 @@ def output_names(fn: func.FuncOp) -> list[str]:
     return _names(fn.res_attrs, len(fn.function_type.outputs.data), "result")
 
 
-def _names(attrs: ArrayAttr | None, count: int, prefix: str) -> list[str]:
+def _names(attrs: ArrayAttr[DictionaryAttr] | None, count: int, prefix: str) -> list[str]:
     names = []
     for i in range(count):
         name = None

@@ -90,10 +90,13 @@ def snapshot(module: ModuleOp, target: str | None = None, config=None) -> tuple[
         "total", "", t.weights, t.kept, t.bits_per_weight_pq, t.bits_per_weight_pqh,
         _bytes(t.original), _bytes(t.compressed_pq), _bytes(t.compressed_pqh),
     )  # fmt: skip
-    known = [r for r in rows if r.cycles is not None]
+    # A row has both estimates (cycles and energy) or neither.
+    known = [
+        (r.cycles, r.energy_nj) for r in rows if r.cycles is not None and r.energy_nj is not None
+    ]
     if known:
-        total.cycles = sum(r.cycles for r in known)
-        total.energy_nj = sum(r.energy_nj for r in known)
+        total.cycles = sum(cycles for cycles, _ in known)
+        total.energy_nj = sum(energy for _, energy in known)
     return rows, total
 
 

@@ -93,7 +93,9 @@ LIFT_HEX_CHARS = 1 << 16
 
 def _lift_blobs(text: str) -> tuple[str, list[str]]:
     """``text`` with every long `dense<"0x...">` payload replaced by `dlhwc_blob<i>`."""
-    pieces, blobs, pos = [], [], 0
+    pieces: list[str] = []
+    blobs: list[str] = []
+    pos = 0
     opener = 'dense<"0x'
     while (start := text.find(opener, pos)) >= 0:
         hex_start = start + len(opener)

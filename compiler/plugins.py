@@ -104,8 +104,13 @@ def _entry_point_passes() -> dict[str, Callable[[], type[ModulePass]]]:
             raise DlhwcError(f"loading pass entry point '{ep.name}' failed: {e}") from None
         classes: Iterable = [obj] if inspect.isclass(obj) else obj()
         for cls in classes:
-            found[cls.name] = lambda cls=cls: cls
+            found[cls.name] = _loaded(cls)
     return found
+
+
+def _loaded(cls: type[ModulePass]) -> Callable[[], type[ModulePass]]:
+    """A pass table entry for a class that is already imported."""
+    return lambda: cls
 
 
 def available_passes(plugin_files: Iterable[str] = ()) -> dict[str, Callable[[], type[ModulePass]]]:
@@ -115,5 +120,5 @@ def available_passes(plugin_files: Iterable[str] = ()) -> dict[str, Callable[[],
     passes.update(_entry_point_passes())
     for f in plugin_files:
         for cls in load_plugin_file(f):
-            passes[cls.name] = lambda cls=cls: cls
+            passes[cls.name] = _loaded(cls)
     return passes

@@ -49,7 +49,7 @@ import numpy as np
 import onnx
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 
 from dlhwc.compiler.evaluate import _metrics
@@ -305,9 +305,9 @@ def run_simulator(
     return _joined(parts), differ, mismatched
 
 
-def _layer_ops(module: ModuleOp) -> dict[str, object]:
+def _layer_ops(module: ModuleOp) -> dict[str, Operation]:
     """The accelerator's layer ops of the golden module (those with a `layer_name`)."""
-    ops = {}
+    ops: dict[str, Operation] = {}
     for op in module.walk():
         name = getattr(op, "layer_name", None)
         if name and op.name.split(".")[0] not in ("onnx", "comp", "func", "builtin"):
@@ -375,11 +375,11 @@ def find_jump(
     last_sqnr: dict[str, float] = {}  # per boundary, the last stage's SQNR that has one
     last_stage: dict[str, str] = {}
     for before, stage in zip(stages, stages[1:], strict=False):
-        for layer, count in stage.replay.items():
-            if count:
+        for layer, differing in stage.replay.items():
+            if differing:
                 return Jump(
                     stage.name, layer,
-                    f"{count} values differ from the golden model ({before.name}) on the same "
+                    f"{differing} values differ from the golden model ({before.name}) on the same "
                     "inputs; they must agree bit for bit",
                 )  # fmt: skip
         for b in boundaries:

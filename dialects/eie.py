@@ -44,6 +44,7 @@ class FCOp(FixedFCOp):
                 "eie.fc needs a weight-shared, quantized comp.weight as its weight operand"
             )
         codebook = w.codebook_array()
+        assert codebook is not None  # a weight-shared weight has a codebook
         if len(codebook) == 0 or codebook[0] != 0.0:
             raise VerifyException("eie.fc weight codebook entry 0 must be 0.0 (the filler code)")
         super().verify_()

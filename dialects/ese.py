@@ -30,7 +30,7 @@ from xdsl.dialects.builtin import (
     NoneAttr,
     StringAttr,
 )
-from xdsl.ir import Attribute, Dialect, SSAValue
+from xdsl.ir import Attribute, Dialect, OpResult, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
     irdl_op_definition,
@@ -120,7 +120,7 @@ class RNNOp(IRDLOperation):
 
     def result_format(self, value: SSAValue) -> FixedFormat:
         """Y and Y_h are hidden states; an LSTM's Y_c is its cell state."""
-        if self.kind.data == "LSTM" and value.index == 2:
+        if self.kind.data == "LSTM" and isinstance(value, OpResult) and value.index == 2:
             return FixedFormat(16, self.cell_frac.value.data)
         return self.h_format.format
 

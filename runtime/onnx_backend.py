@@ -22,8 +22,8 @@ own implementation functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -72,7 +72,9 @@ class DlhwcBackendRep(BackendRep):
         results = self.interpreter.run(check_inputs(self.fn, feeds, self.source))
         # Sequences (lists) and optionals (None) keep their types.
         values = [r if isinstance(r, list) or r is None else np.asarray(r) for r in results]
-        return namedtupledict("Outputs", self.output_names)(*values)
+        # A namedtuple class (annotated as type[tuple]): one argument per output.
+        outputs = cast(Callable[..., tuple[Any, ...]], namedtupledict("Outputs", self.output_names))
+        return outputs(*values)
 
 
 class DlhwcBackend(Backend):

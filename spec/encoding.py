@@ -35,6 +35,7 @@ for any codebook; a hardware model that multiplies fillers needs codebook[0] == 
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,7 +168,7 @@ def encode_sparse(
     rmax = _check_run_bits(run_bits)
     rows, cols = mask.shape
 
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    parts: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
     pointers = np.zeros((pes, cols + 1), dtype=np.int64)
     fillers_per_pe = np.zeros(pes, dtype=np.int64)
     for k, col, loc, vals in _pe_entries(mask, index, pes):
@@ -195,8 +196,8 @@ def encode_sparse(
     filler = np.empty(total, dtype=np.bool_)
     for k in range(pes):
         lo, hi = pe_offsets[k], pe_offsets[k + 1]
-        v[lo:hi], z[lo:hi], filler[lo:hi] = parts[k]
-        parts[k] = None  # free each PE's pieces as they are copied
+        # popped: each PE's pieces are freed as they are copied
+        v[lo:hi], z[lo:hi], filler[lo:hi] = parts.popleft()
     return SparseEncoding(
         rows=rows,
         cols=cols,

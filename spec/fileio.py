@@ -8,7 +8,7 @@ import os
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = 
     the user's time; an output that names one of the inputs (also through a link) would
     destroy it; two outputs naming one file would keep only the last.
     """
-    inputs = [Path(p) for p in inputs if p]
+    sources = [Path(p) for p in inputs if p]
     seen: list[Path] = []
     for path in (Path(p) for p in outputs if p):
         target = _final_path(path)
@@ -52,7 +52,7 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path] = 
         if not os.access(directory, os.W_OK | os.X_OK):
             raise DlhwcError("cannot write to the output directory (permission denied)",
                              file=str(path))  # fmt: skip
-        for source in inputs:
+        for source in sources:
             if _same_file(target, source):
                 raise DlhwcError(f"the output would overwrite the input '{source}'",
                                  file=str(path))  # fmt: skip
@@ -202,7 +202,7 @@ def _check_size(f, size: int, what: str) -> None:
         raise ValueError(f"{what} claims shape {list(shape)} ({need} bytes); the file holds {have}")
 
 
-def save_arrays(path: str | Path, arrays: dict[str, object]) -> None:
+def save_arrays(path: str | Path, arrays: Mapping[str, object]) -> None:
     """Write named arrays as an `.npz` (or one array as `.npy`), deterministically.
 
     A sequence of maps (what ONNX-ML's ZipMap produces, one map of label -> score per
@@ -210,18 +210,18 @@ def save_arrays(path: str | Path, arrays: dict[str, object]) -> None:
     the labels in a second array named `<name>.keys`.
     """
     path = Path(path)
-    arrays = _tensors_only(arrays, path)
+    tensors = _tensors_only(arrays, path)
     buf = io.BytesIO()
     if path.suffix == ".npy":
-        if len(arrays) != 1:
+        if len(tensors) != 1:
             raise DlhwcError(
-                f"the model has {len(arrays)} outputs; write them to an .npz", file=str(path)
+                f"the model has {len(tensors)} outputs; write them to an .npz", file=str(path)
             )
-        np.save(buf, next(iter(arrays.values())))
+        np.save(buf, next(iter(tensors.values())))
     else:
         # np.savez stamps entries with the current time; fixed dates keep the bytes stable.
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-            for name, array in arrays.items():
+            for name, array in tensors.items():
                 entry = io.BytesIO()
                 np.lib.format.write_array(entry, np.asarray(array), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
@@ -229,7 +229,7 @@ def save_arrays(path: str | Path, arrays: dict[str, object]) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def _tensors_only(arrays: dict[str, object], path: Path) -> dict[str, np.ndarray]:
+def _tensors_only(arrays: Mapping[str, object], path: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name, value in arrays.items():
         if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1:

@@ -49,12 +49,21 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.isa import IsaTable
 
 ENTRY_POINT_GROUP = "dlhwc.targets"
+
+
+class ConfigClass(Protocol):
+    """A target's configuration class: called with no arguments it is the default machine,
+    and `load(path)` reads a TOML file of overrides."""
+
+    def __call__(self) -> Any: ...
+
+    def load(self, path: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ class Target:
 
     name: str
     summary: str
-    config: type
+    config: ConfigClass
     isa: IsaTable
     dialect: Ref
     passes: Mapping[str, Ref]

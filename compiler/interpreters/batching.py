@@ -12,6 +12,8 @@ reduction over the batch, a recurrent layer, a generic op) runs the batch whole.
 
 from __future__ import annotations
 
+from typing import cast
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
@@ -77,13 +79,15 @@ def _op_rowwise(op: Operation, batched: set[SSAValue]) -> bool:
     if first not in batched or any(v in batched for v in rest):
         return False
     if kind in _LAST_AXES:
-        return rank is not None and attrs.get("axis", -1) % rank != 0
+        # Only Softmax and LogSoftmax get here (the others are NodeOps): an integer axis.
+        return rank is not None and cast(int, attrs.get("axis", -1)) % rank != 0
     if kind in _SPATIAL:
         return True
     if kind == "Gemm":
         return not attrs.get("transA", 0)
     if kind == "MatMul":
-        return _rank(first) is not None and _rank(first) >= 2
+        first_rank = _rank(first)
+        return first_rank is not None and first_rank >= 2
     if kind == "Flatten":
         return attrs.get("axis", 1) != 0
     return False

@@ -8,7 +8,7 @@ of this package register theirs when imported (see `_load_dialect_impls`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from xdsl.dialects import func
@@ -138,7 +138,8 @@ def static_batches(
 
 
 def _dim_params(fn: func.FuncOp, index: int) -> list[str]:
-    rank = len(fn.body.block.args[index].type.get_shape())
+    # Asked for tensor arguments only (check_inputs).
+    rank = len(cast(TensorType, fn.body.block.args[index].type).get_shape())
     if fn.arg_attrs is None:
         return [""] * rank
     entry = fn.arg_attrs.data[index].data.get("onnx.dim_params")
@@ -365,7 +366,8 @@ class _Region:
             self.outputs,
             self.in_names,
             self.out_names,
-            self.fn.get_toplevel_object().attributes,
+            # The function's outermost object is an operation (its module).
+            cast(Operation, self.fn.get_toplevel_object()).attributes,
         )
         if self.untyped:
             fn = main_function(module)

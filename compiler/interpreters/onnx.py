@@ -8,8 +8,11 @@ model built from the op, with the module's opset imports; its session is cached 
 from __future__ import annotations
 
 import weakref
+from typing import cast
 
 import numpy as np
+from xdsl.dialects.builtin import IntegerAttr
+from xdsl.ir import Operation
 
 import dlhwc.compiler.interpreters.onnx_ops  # noqa: F401 - registers kernels
 import dlhwc.compiler.interpreters.onnx_rnn  # noqa: F401 - registers kernels
@@ -79,9 +82,11 @@ def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
         graph = onnx.helper.make_graph(
             [node_proto(op, in_names[:own], out_names)], "node", graph_inputs, graph_outputs
         )
-        module = op.get_toplevel_object()
+        # The node sits in a function's block: the outermost object is an operation.
+        module = cast(Operation, op.get_toplevel_object())
         model = onnx.helper.make_model(graph, opset_imports=opset_imports(module))
-        ir = module.attributes.get("onnx.ir_version")
+        # The importer records the model's IR version as an integer attribute.
+        ir = cast(IntegerAttr | None, module.attributes.get("onnx.ir_version"))
         model.ir_version = ir.value.data if ir is not None else onnx.IR_VERSION
         options = ort.SessionOptions()
         options.log_severity_level = 3

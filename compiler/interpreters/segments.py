@@ -51,7 +51,7 @@ class Segment:
                     continue
                 seen.add(v)
                 inputs.append(v)
-        outputs = [
+        outputs: list[SSAValue] = [
             r for op in self.ops for r in op.results
             if any(u.operation not in members for u in r.uses)
         ]  # fmt: skip
@@ -73,9 +73,11 @@ def partition(
         if own(op):
             steps.append(op)
             continue
-        if not steps or not isinstance(steps[-1], Segment):
-            steps.append(Segment())
-        steps[-1].ops.append(op)
+        segment = steps[-1] if steps else None
+        if not isinstance(segment, Segment):
+            segment = Segment()
+            steps.append(segment)
+        segment.ops.append(op)
     return steps
 
 
@@ -104,9 +106,9 @@ def segment_module(
     for op in ops:
         for v in op.operands:
             if v not in mapping and isinstance(v.owner, DATA_OPS):
-                clone = v.owner.clone()
-                body.add_op(clone)
-                mapping[v] = clone.results[0]
+                data = v.owner.clone()
+                body.add_op(data)
+                mapping[v] = data.results[0]
         clone = op.clone(value_mapper=mapping)
         body.add_op(clone)
         for old, new in zip(op.results, clone.results, strict=True):

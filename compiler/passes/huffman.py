@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 from xdsl.context import Context
@@ -36,7 +36,8 @@ def weight_streams(slot: WeightSlot, pes: int, run_bits: int) -> StreamStats:
         raise TypeError("weight_streams needs a slot fed by a comp.weight")
     mask = slot.to_rows(weight.mask_array())
     if weight.is_shared:
-        indices = slot.to_rows(weight.indices_array())
+        # A verified comp.weight with a codebook has indices.
+        indices = slot.to_rows(cast(np.ndarray, weight.indices_array()))
         symbols = 1 << index_bits_of(weight)
     else:
         indices, symbols = None, 1

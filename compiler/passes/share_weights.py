@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import numpy as np
 from xdsl.context import Context
-from xdsl.dialects.builtin import IntegerAttr, ModuleOp, i64
+from xdsl.dialects.builtin import IntegerAttr, ModuleOp, TensorType, i64
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 
@@ -117,8 +117,9 @@ class ShareWeightsPass(ModulePass):
         if recipe is not None:
             settings = recipe.settings(slot.keys)
             where = f"share-weights: layer '{slot.layer}'"
-            bits = settings.get("bits", bits)
-            init = settings.get("init", init)
+            # A recipe's values are checked just below.
+            bits = cast(int, settings.get("bits", bits))
+            init = cast(str, settings.get("init", init))
             try:
                 _check_bits(bits, f"{where}: bits")
                 _check_init(init, f"{where}: init")
@@ -150,7 +151,10 @@ class ShareWeightsPass(ModulePass):
             codebook = centroids.astype(np.float32)
             if self.zero_code:
                 codebook = np.concatenate([np.zeros(1, dtype=np.float32), codebook])
-            _write_labels(indices.array, mask, values, centroids, int(self.zero_code))
+            # indices.array is set until indices.attr() below.
+            _write_labels(
+                cast(np.ndarray, indices.array), mask, values, centroids, int(self.zero_code)
+            )
         del mask, values
         props = {
             "mask": mask_attr,
@@ -158,7 +162,9 @@ class ShareWeightsPass(ModulePass):
             "indices": indices.attr(),
             "index_bits": IntegerAttr(bits, i64),
         }
-        return comp.WeightOp(slot.consumer.operands[slot.operand].type, props, slot.name)
+        # find_weights only finds weight operands of tensor type.
+        weight_type = cast(TensorType, slot.consumer.operands[slot.operand].type)
+        return comp.WeightOp(weight_type, props, slot.name)
 
 
 def _write_labels(

@@ -120,8 +120,8 @@ class ESELayer(Layer):
         needed = [0, 1] + ([2] if self.split_gru else [])
         for d in range(self.dirs):
             for mat in needed:
-                m = next((m for m in self.matrices if (m.dir, m.mat) == (d, mat)), None)
-                if m is None or (m.rows, m.cols) != self.expected_shape(mat):
+                found = next((m for m in self.matrices if (m.dir, m.mat) == (d, mat)), None)
+                if found is None or (found.rows, found.cols) != self.expected_shape(mat):
                     raise invalid(
                         f"{path}.matrices",
                         f"matrix {MATRICES[mat]} of direction {d} is missing or not "

@@ -23,6 +23,7 @@ and x1 = x0 + W / 2^in_frac:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,10 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-LUT_FUNCTIONS = {"Sigmoid": _sigmoid, "Tanh": np.tanh}
+LUT_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "Sigmoid": _sigmoid,
+    "Tanh": np.tanh,
+}
 """The functions the hardware has tables for, and their float definitions."""
 
 
