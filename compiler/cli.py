@@ -135,6 +135,9 @@ def _report(module, args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dlhwc.spec.targets import target_names
+
+    known_targets = ", ".join(target_names())
     parser = argparse.ArgumentParser(
         prog="dlhwc",
         description="Compile ONNX models for modeled sparse inference accelerators.",
@@ -147,9 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--emit",
         default=None,
         help="the stage to stop at and write: onnx, comp; with --target also the target's "
-        "dialect (eie, ese), asm, dlhw (default: onnx, or dlhw with --target)",
+        "dialect (eie, ese, ...), asm, dlhw (default: onnx, or dlhw with --target)",
     )
-    p.add_argument("--target", help="compile for an accelerator: eie, ese")
+    p.add_argument("--target", help=f"compile for an accelerator: {known_targets}")
     p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
     _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
@@ -216,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
     p.add_argument(
         "--target",
-        help="also compile MODEL for this accelerator (eie, ese) and report the program's "
+        help=f"also compile MODEL for this accelerator ({known_targets}) and report the program's "
         "outputs, simulated, next to the compressed IR's",
     )
     p.add_argument("--hw", metavar="CONFIG.toml", help="(--target) hardware parameters")
@@ -228,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the simulator, and name the first stage and layer where the error jumps",
     )
     p.add_argument("model", help="the ONNX model")
-    p.add_argument("--target", required=True, help="the accelerator: eie, ese")
+    p.add_argument("--target", required=True, help=f"the accelerator: {known_targets}")
     p.add_argument("--input", required=True, help=".npz keyed by input name, or .npy")
     p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
     p.add_argument(
@@ -262,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", help="write the text here (default: print it)")
 
-    _add_explore_parser(sub)
+    _add_explore_parser(sub, known_targets)
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
     p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
@@ -890,14 +893,14 @@ def cmd_disasm(args) -> int:
 # -- explore ------------------------------------------------------------------------------
 
 
-def _add_explore_parser(sub) -> None:
+def _add_explore_parser(sub, known_targets: str) -> None:
     p = sub.add_parser(
         "explore",
         help="search per-layer sparsity and bits (and the machine) for the Pareto front of "
         "accuracy, size, cycles and energy (compiler/explore.py)",
     )
     p.add_argument("model", help="the float ONNX model")
-    p.add_argument("--target", required=True, help="the accelerator: eie, ese")
+    p.add_argument("--target", required=True, help=f"the accelerator: {known_targets}")
     p.add_argument("--train", required=True, metavar="TRAIN.npz",
                    help="training inputs and labels: retraining and calibration")  # fmt: skip
     p.add_argument("--data", required=True, metavar="DATA.npz",

@@ -127,6 +127,11 @@ def _check(name: str, obj: object, origin: str) -> Target:
     return obj
 
 
+def target_names() -> list[str]:
+    """The names of the registered targets, sorted, without loading them."""
+    return sorted({ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+
+
 @cache
 def targets() -> dict[str, Target]:
     """Every registered target by name, sorted by name."""

@@ -253,6 +253,24 @@ def test_elided_dump_cannot_be_read_back(capsys, tmp_path):
     assert re.search(rf"{re.escape(str(path))}:\d+:\d+: ", line), line
 
 
+def test_run_mlir_with_untyped_input(capsys, tmp_path):
+    # A value the importer could not type reaches onnxruntime with the dtype and rank
+    # of the data it holds.
+    path = tmp_path / "untyped.mlir"
+    path.write_text(
+        FUNC_WITH.format(
+            op='%y = onnx.Relu(%x) : (!onnx.opaque<"unknown">) -> tensor<2xf32>'
+        ).replace("%x: tensor<2xf32>", '%x: !onnx.opaque<"unknown">')
+    )
+    x = tmp_path / "x.npy"
+    np.save(x, np.array([-1.5, 2.0], dtype=np.float32))
+    out = tmp_path / "y.npz"
+    code, _, err = dlhwc(capsys, "run", path, "--input", x, "--output", out)
+    assert code == 0, err
+    (y,) = np.load(out).values()
+    np.testing.assert_array_equal(y, np.array([0.0, 2.0], dtype=np.float32))
+
+
 # ---------------------------------------------------------------------------------------
 # Options and outputs
 

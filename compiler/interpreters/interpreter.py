@@ -360,6 +360,10 @@ class _Region:
         from dlhwc.compiler.frontend.onnx_exporter import export_module
         from dlhwc.dialects import onnx as onnx_d
 
+        types = [v.type for v in self.inputs]
+        for i in self.untyped:
+            array = np.asarray(feeds[i])
+            types[i] = onnx_d.tensor_type(array.dtype, [None] * array.ndim)
         module, _ = segment_module(
             self.ops,
             self.inputs,
@@ -368,14 +372,8 @@ class _Region:
             self.out_names,
             # The function's outermost object is an operation (its module).
             cast(Operation, self.fn.get_toplevel_object()).attributes,
+            types,
         )
-        if self.untyped:
-            fn = main_function(module)
-            for i in self.untyped:
-                array = np.asarray(feeds[i])
-                typ = onnx_d.tensor_type(array.dtype, [None] * array.ndim)
-                fn.body.block.args[i].type = typ
-            fn.update_function_type()
         try:
             model = export_module(module, quantize_as="float", check=False)
         except DlhwcError as e:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr
-from xdsl.ir import Block, Operation, SSAValue
+from xdsl.ir import Attribute, Block, Operation, SSAValue
 
 from dlhwc.dialects import comp
 from dlhwc.dialects import onnx as onnx_d
@@ -88,15 +88,19 @@ def segment_module(
     in_names: Sequence[str],
     out_names: Sequence[str],
     attributes: dict,
+    input_types: Sequence[Attribute] | None = None,
 ) -> tuple[ModuleOp, dict[SSAValue, SSAValue]]:
     """A module whose `@main` runs ``ops`` from ``inputs`` to ``outputs`` (named
     ``in_names`` / ``out_names``), with the data ops they read cloned in, and the map
     from each original value to its clone. ``attributes`` are the module's (the opset
-    imports and IR version the export reads)."""
+    imports and IR version the export reads); ``input_types`` replace the inputs' own
+    types (the interpreter types the values the importer left untyped from their data)."""
     mapping: dict[SSAValue, SSAValue] = {}
+    if input_types is None:
+        input_types = [v.type for v in inputs]
     fn = func.FuncOp(
         "main",
-        ([v.type for v in inputs], [v.type for v in outputs]),
+        (list(input_types), [v.type for v in outputs]),
         arg_attrs=ArrayAttr([_name_attr(n) for n in in_names]),
         res_attrs=ArrayAttr([_name_attr(n) for n in out_names]),
     )
