@@ -57,7 +57,8 @@ class Program:
     config_class: type
     header_keys: tuple[str, ...] = ("hw", "symbols", "host_segments")
     layers: list
-    """The layer table, parsed by the target (each layer has `index` and `name`)."""
+    """The layer table, each record made a layer by the target's `parse_layer` (each
+    layer has `index` and `name`)."""
     program: list[tuple[int, str, dict[str, int]]]
     """The decoded instructions (`decode_text`): (index, mnemonic, operands)."""
     reads: str | None = None
@@ -81,6 +82,7 @@ class Program:
         except SchemaError as e:
             raise self.error(f"malformed container: {e.reason}") from None
         self.symbols = self.header.symbols
+        self.layers = self.parse_layers()
         # The JSON form, as the cost models and tables read the segments.
         self.segments = [seg.to_json() for seg in self.header.host_segments]
         self.host_segments = HostSegments(container, self.segments)
@@ -131,9 +133,25 @@ class Program:
             raise self.error(f"the {self.target} ISA declares no instruction of class halt")
         raise self.error(f"the program has no '{halts[0]}' instruction")
 
+    def parse_layers(self) -> list:
+        """The header's layer table, each record (checked as the header was read) made
+        the target's layer by `parse_layer`."""
+        try:
+            return [self.parse_layer(i, entry) for i, entry in enumerate(self.header.layers or [])]
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
+            raise self.error(f"malformed layer table: {one_line(e)}") from None
+
+    def parse_layer(self, index: int, entry):
+        """Layer ``index`` of the layer table from its record (spec/container.py); raise
+        ValueError, KeyError, ... on what the record does not check."""
+        raise NotImplementedError
+
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
-        """The operands every target checks the same way: symbols and host segments."""
+        """The operands every target checks the same way: symbols, host segments and
+        layers."""
         where = f"instruction {index} ({mnemonic})"
+        if "layer" in ops and ops["layer"] >= len(self.layers):
+            raise self.error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
         if "sym" in ops:
             if ops["sym"] >= len(self.symbols):
                 raise self.error(f"{where}: no symbol {ops['sym']} ({len(self.symbols)} symbols)")

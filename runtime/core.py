@@ -264,7 +264,6 @@ class SparseSimulator(Program):
 
     def __init__(self, container, source: str = "<container>"):
         super().__init__(container, source)
-        self.layers = self.parse_layers(self.header.layers)
         self.program = self.decode_text()
         self.check_program()
         self.images = {key: self.image(key) for key in self.image_keys()}
@@ -278,28 +277,6 @@ class SparseSimulator(Program):
 
     def check_program(self) -> None:
         """Checks of the instruction stream beyond each instruction's operands."""
-
-    def parse_layers(self, table) -> list:
-        """The header's layer table, each entry checked by the target's `parse_layer`."""
-        try:
-            return [self.parse_layer(i, entry) for i, entry in enumerate(table)]
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as e:
-            raise self.error(f"malformed layer table: {one_line(e)}") from None
-
-    def parse_layer(self, index: int, entry):
-        """Layer ``index`` of the layer table from its record (spec/container.py, checked
-        as the header is read); raise ValueError, KeyError, ... on what the record does
-        not check."""
-        raise NotImplementedError
-
-    def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
-        """Symbols and host segments as Program checks them, and the layer."""
-        super().check_operands(index, mnemonic, ops)
-        if "layer" in ops and ops["layer"] >= len(self.layers):
-            raise self.error(
-                f"instruction {index} ({mnemonic}): no layer {ops['layer']} "
-                f"({len(self.layers)} layers)"
-            )
 
     def image_keys(self) -> list[tuple]:
         raise NotImplementedError

@@ -28,7 +28,6 @@ from dlhwc.runtime.common import (
     energy_and_host_lines,
     num,
     numerics_line,
-    one_line,
     pct,
     saturation_text,
     segment_lines,
@@ -39,6 +38,7 @@ from dlhwc.spec.errors import DlhwcError
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, saturate, shift_round, to_codes
 from dlhwc.spec.report import numerics_warnings, placement_lines, summary_lines  # noqa: F401
 from dlhwc_dense.config import Config
+from dlhwc_dense.container import DenseLayer
 from dlhwc_dense.isa import ISA
 
 NUM_BUFFERS = 4
@@ -78,7 +78,6 @@ class Simulator(Program):
 
     def __init__(self, container, source: str = "<container>"):
         super().__init__(container, source)
-        self.layers = self._layers(container.header["layers"])
         self.program = self.decode_text()
         cfg = self.config
         self.tile_bytes = cfg.macs * cfg.weight_bits // 8
@@ -89,33 +88,17 @@ class Simulator(Program):
         )
         self.layer_of = self.attribute()  # by the ISA's instruction classes
 
-    def _layers(self, table) -> list[_Layer]:
+    def parse_layer(self, i: int, e: DenseLayer) -> _Layer:
+        """Layer ``i`` of the layer table (checked by its record, container.py) and its
+        tile grid on the array."""
         R, C = self.config.array_rows, self.config.array_cols
-        try:
-            return [
-                _Layer(
-                    i,
-                    str(e["name"]),
-                    int(e["rows"]),
-                    int(e["cols"]),
-                    FixedFormat(*e["in_format"]),
-                    FixedFormat(*e["weight_format"]),
-                    FixedFormat(*e["out_format"]),
-                    bool(e["bias"]),
-                    -(-int(e["cols"]) // R),
-                    -(-int(e["rows"]) // C),
-                )  # fmt: skip
-                for i, e in enumerate(table)
-            ]
-        except (KeyError, TypeError, ValueError, OverflowError) as e:
-            raise self.error(f"malformed layer table: {one_line(e)}") from None
+        return _Layer(i, e.name, e.rows, e.cols, e.in_format, e.weight_format, e.out_format,
+                      e.bias, -(-e.cols // R), -(-e.rows // C))  # fmt: skip
 
     def check_operands(self, index: int, mnemonic: str, ops: dict[str, int]) -> None:
         super().check_operands(index, mnemonic, ops)
         where = f"instruction {index} ({mnemonic})"
         if "layer" in ops:
-            if ops["layer"] >= len(self.layers):
-                raise self.error(f"{where}: no layer {ops['layer']} ({len(self.layers)} layers)")
             lay = self.layers[ops["layer"]]
             if ops.get("tile", 0) >= lay.tiles:
                 raise self.error(f"{where}: layer '{lay.name}' has no tile {ops['tile']}")
