@@ -60,8 +60,8 @@ else:
     from dlhwc.compiler.frontend.onnx_importer import import_file
     import dlhwc.compiler.frontend.onnx_exporter
     from dlhwc.compiler.functions import main_function
-    from dlhwc.compiler.interpreters.interpreter import Interpreter, _load_dialect_impls, check_inputs
-    _load_dialect_impls()
+    from dlhwc.compiler.interpreters.interpreter import Interpreter, check_inputs, functions
+    functions()
 arrays = dict(np.load(data))
 base = rss("VmRSS")
 start = time.perf_counter()

@@ -30,8 +30,8 @@ A descriptor names what the target brings:
                 -> (outputs, stats)`), `Stats` (`.from_json`, `.format_table`, `.dumps`),
                 `static_report(sim)`, `summary_line(stats)`, `placement_lines(header)`,
                 `summary_lines(header)` and `numerics_warnings(stats)`
-    golden      a module that registers the reference interpreter's implementations of
-                the dialect's ops (the golden model), or None
+    golden      the xDSL `InterpreterFunctions` class with the reference interpreter's
+                implementations of the dialect's ops (the golden model), or None
     layer_record
                 the record (spec/container.py `Layer` subclass) of one layer in the
                 container header's layer table, or None

@@ -19,9 +19,9 @@ conversions of `dma.in`/`dma.out`) are the shared definition in spec/fixedpoint.
 from __future__ import annotations
 
 import numpy as np
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 
 from dlhwc.backends.golden import exact_products, round_shift_right, saturate_signed
-from dlhwc.compiler.interpreters.registry import impl
 from dlhwc.dialects import eie
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, to_codes
 
@@ -41,7 +41,6 @@ def requantize(s: np.ndarray, shift: int, bits: int) -> np.ndarray:
     return saturate_signed(s * (1 << left), bits)
 
 
-@impl(eie.FCOp)
 def fc(op: eie.FCOp, args: list) -> tuple:
     """One layer on integer codes, as the ISA's `spmv` pseudo-code defines it."""
     x, w = args[0], args[1]
@@ -55,3 +54,12 @@ def fc(op: eie.FCOp, args: list) -> tuple:
     if op.relu.value.data:
         y = np.maximum(y, 0)
     return (from_codes(y, fo).reshape(*x.shape[:-1], -1),)
+
+
+@register_impls
+class EieFunctions(InterpreterFunctions):
+    """The reference interpreter's semantics of the `eie` dialect: `fc` above."""
+
+    @impl(eie.FCOp)
+    def run_fc(self, interpreter: Interpreter, op: eie.FCOp, args: PythonValues):
+        return fc(op, list(args))

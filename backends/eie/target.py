@@ -40,7 +40,7 @@ TARGET = Target(
     simulator=Ref("dlhwc.runtime.eie.sim"),
     default_passes=default_passes,
     required_passes=required_passes,
-    golden=Ref("dlhwc.backends.eie.golden"),
+    golden=Ref("dlhwc.backends.eie.golden:EieFunctions"),
     layer_record=EIELayer,
     guide=Path(__file__).with_name("README.md"),
 )

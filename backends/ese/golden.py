@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 
 from dlhwc.backends.golden import exact_products, rescale, saturate_signed
-from dlhwc.compiler.interpreters.registry import impl
 from dlhwc.dialects import ese
 from dlhwc.spec.ese.lut import ACT_FRAC, SLOPE_FRAC, Lut, build_lut, gate_frac
 from dlhwc.spec.fixedpoint import FixedFormat, frac_bits_for, from_codes, to_codes
@@ -183,7 +183,6 @@ def simple(k: _Layer, d: int, wx, rh, acts):
 # -- the recurrence --------------------------------------------------------------------------
 
 
-@impl(ese.RNNOp)
 def rnn(op: ese.RNNOp, args: list) -> tuple:
     """The layer over the whole sequence, on codes, as the accelerator computes it."""
     k = _layer(op)
@@ -250,3 +249,12 @@ def _layout(state: np.ndarray, op) -> np.ndarray:
 def _dense(v) -> np.ndarray:
     owner = v.owner
     return owner.dense() if hasattr(owner, "dense") else np.asarray(owner.to_array())
+
+
+@register_impls
+class EseFunctions(InterpreterFunctions):
+    """The reference interpreter's semantics of the `ese` dialect: `rnn` above."""
+
+    @impl(ese.RNNOp)
+    def run_rnn(self, interpreter: Interpreter, op: ese.RNNOp, args: PythonValues):
+        return rnn(op, list(args))

@@ -38,7 +38,7 @@ TARGET = Target(
     simulator=Ref("dlhwc.runtime.ese.sim"),
     default_passes=default_passes,
     required_passes=required_passes,
-    golden=Ref("dlhwc.backends.ese.golden"),
+    golden=Ref("dlhwc.backends.ese.golden:EseFunctions"),
     layer_record=ESELayer,
     guide=Path(__file__).with_name("README.md"),
 )

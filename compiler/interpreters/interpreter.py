@@ -1,34 +1,60 @@
-"""Run a module's `@main` function on numpy arrays, op by op.
+"""Run a module's `@main` function on numpy arrays.
 
-Each op class has one implementation function, registered with `@impl(OpClass)`, that
-takes the op and its operand values and returns its result values. The dialect modules
-of this package register theirs when imported (see `_load_dialect_impls`).
+The ops dlhwc runs itself have their implementations in xDSL `InterpreterFunctions`
+classes, one `@impl(OpClass)` method per op class taking the op and its operand values
+and returning its result values: `CompFunctions` (comp.py), `OnnxFunctions` (onnx.py)
+and each registered target's golden model (`Target.golden`). `functions()` collects
+them; an xDSL `Interpreter` dispatches each op to its method.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, cast
 
 import numpy as np
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, ModuleOp, TensorType
+from xdsl.interpreter import Interpreter as XdslInterpreter
+from xdsl.interpreter import InterpreterFunctions
 from xdsl.ir import Operation, SSAValue
+from xdsl.utils.exceptions import InterpretationError
 
 from dlhwc.compiler.functions import input_names, main_function, output_names
-from dlhwc.compiler.interpreters.registry import IMPLS
 from dlhwc.compiler.interpreters.segments import DATA_OPS, Segment, partition, segment_module
 from dlhwc.spec.errors import DlhwcError
 
 
-def _load_dialect_impls() -> None:
-    import dlhwc.compiler.interpreters.comp  # noqa: F401
-    import dlhwc.compiler.interpreters.onnx  # noqa: F401
+@cache
+def functions() -> tuple[InterpreterFunctions, ...]:
+    """The implementations of every op the interpreter runs itself: comp, onnx, and the
+    golden model of every registered target."""
+    from dlhwc.compiler.interpreters.comp import CompFunctions
+    from dlhwc.compiler.interpreters.onnx import OnnxFunctions
     from dlhwc.spec.targets import targets
 
+    found: list[InterpreterFunctions] = [CompFunctions(), OnnxFunctions()]
     for target in targets().values():
-        if target.golden is not None:
-            target.golden.load()
+        if target.golden is None:
+            continue
+        cls = target.golden.load()
+        if not (isinstance(cls, type) and issubclass(cls, InterpreterFunctions)):
+            raise DlhwcError(
+                f"target '{target.name}': its golden model {target.golden.path} is not an "
+                "xDSL InterpreterFunctions class"
+            )
+        found.append(cls())
+    return tuple(found)
+
+
+def dispatcher(module: ModuleOp | None = None) -> XdslInterpreter:
+    """An xDSL interpreter of ``module`` (symbols are looked up there) with every
+    implementation of `functions()` registered."""
+    interpreter = XdslInterpreter(module if module is not None else ModuleOp([]))
+    for impls in functions():
+        interpreter.register_implementations(impls)
+    return interpreter
 
 
 def check_inputs(
@@ -193,8 +219,9 @@ class Interpreter:
         watch: Callable[[SSAValue], bool] | None = None,
         per_op: bool = False,
     ):
-        _load_dialect_impls()
         self.fn = fn
+        toplevel = fn.get_toplevel_object()
+        self.dispatch = dispatcher(toplevel if isinstance(toplevel, ModuleOp) else None)
         self.watch = watch
         self.per_op = per_op
         own = (lambda op: True) if per_op else (lambda op: not runs_in_onnxruntime(op))
@@ -242,7 +269,7 @@ class Interpreter:
                 produced = self._region(index, step).run(env, self._value)
             else:
                 operands = [self._value(env, v) for v in step.operands]
-                results = _apply(step, operands)
+                results = _apply(self.dispatch, step, operands)
                 produced = dict(zip(step.results, results, strict=False))
             for value, result in produced.items():
                 env[value] = result
@@ -270,7 +297,7 @@ class Interpreter:
         owner = value.owner
         if isinstance(owner, DATA_OPS):
             if value not in self._data:
-                self._data[value] = _apply(owner, [])[0]
+                self._data[value] = _apply(self.dispatch, owner, [])[0]
             return self._data[value]
         raise DlhwcError(f"value {value.name_hint or ''} is read before it is computed")
 
@@ -280,15 +307,16 @@ class Interpreter:
         return self._regions[index]
 
 
-def _apply(op: Operation, operands: list) -> tuple:
-    """``op``'s implementation function on ``operands``; errors name the op."""
-    fn_impl = IMPLS.get(type(op))
-    if fn_impl is None:
-        raise DlhwcError(f"the reference interpreter has no semantics for {op.name}")
+def _apply(dispatch: XdslInterpreter, op: Operation, operands: list) -> tuple:
+    """``op``'s implementation on ``operands``; errors name the op."""
     try:
-        return tuple(fn_impl(op, operands))
+        return tuple(dispatch.run_op(op, tuple(operands)))
     except DlhwcError:
         raise
+    except InterpretationError as e:
+        if "Could not find interpretation function" in str(e):
+            raise DlhwcError(f"the reference interpreter has no semantics for {op.name}") from None
+        raise DlhwcError(f"{_describe(op)}: {' '.join(str(e).split())}") from None
     except Exception as e:  # noqa: BLE001 - numpy/onnxruntime errors on bad data
         raise DlhwcError(
             f"{_describe(op)}: {type(e).__name__}: {' '.join(str(e).split())}"
@@ -436,5 +464,9 @@ def _describe(op: Operation) -> str:
 
 def evaluate_op(op: Operation, args: list) -> tuple:
     """The result values of one op on the given operand values."""
-    _load_dialect_impls()
-    return tuple(IMPLS[type(op)](op, args))
+    return tuple(_evaluator().run_op(op, tuple(args)))
+
+
+@cache
+def _evaluator() -> XdslInterpreter:
+    return dispatcher()

@@ -12,45 +12,31 @@ from typing import cast
 
 import numpy as np
 from xdsl.dialects.builtin import IntegerAttr
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 from xdsl.ir import Operation
 
 import dlhwc.compiler.interpreters.onnx_ops  # noqa: F401 - registers kernels
 import dlhwc.compiler.interpreters.onnx_rnn  # noqa: F401 - registers kernels
-from dlhwc.compiler.interpreters.registry import IMPLS, KERNELS, impl
+from dlhwc.compiler.interpreters.registry import KERNELS
 from dlhwc.dialects import onnx as onnx_d
 
 
-@impl(onnx_d.ConstantOp)
-def constant(op: onnx_d.ConstantOp, args: list) -> tuple:
-    """The constant's bytes as a numpy array."""
-    return (op.to_array(),)
-
-
-@impl(onnx_d.NoValueOp)
-def no_value(op: onnx_d.NoValueOp, args: list) -> tuple:
-    """An omitted input: None."""
-    return (None,)
-
-
-def _dedicated(op: onnx_d.OnnxOp, args: list) -> tuple:
-    """Call the op's numpy kernel; trailing None inputs are omitted."""
+def _dedicated(ft: InterpreterFunctions, interpreter: Interpreter, op: onnx_d.OnnxOp,
+               args: PythonValues) -> PythonValues:  # fmt: skip
+    """Call the op's numpy kernel; trailing None inputs are omitted, and outputs the
+    kernel does not produce (optional ones) are None."""
     while args and args[-1] is None:
         args = args[:-1]
-    outputs = KERNELS[op.onnx_type](*args, **op.onnx_attributes())
-    return tuple(outputs)[: len(op.results)]
-
-
-for _cls in onnx_d.DEDICATED_OPS:
-    if _cls is not onnx_d.ConstantOp:
-        IMPLS[_cls] = _dedicated
+    outputs = tuple(KERNELS[op.onnx_type](*args, **op.onnx_attributes()))[: len(op.results)]
+    return outputs + (None,) * (len(op.results) - len(outputs))
 
 
 # Sessions per op and per input signature; dropped with the op.
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-@impl(onnx_d.NodeOp)
-def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
+def _generic_node(ft: InterpreterFunctions, interpreter: Interpreter, op: onnx_d.NodeOp,
+                  args: PythonValues) -> PythonValues:  # fmt: skip
     """Run the node in onnxruntime as a one-node model."""
     import onnx
     import onnxruntime as ort
@@ -98,3 +84,25 @@ def generic_node(op: onnx_d.NodeOp, args: list) -> tuple:
     produced = session.run([n for n in out_names if n], feeds)
     it = iter(produced)
     return tuple(next(it) if n else None for n in out_names)
+
+
+class OnnxFunctions(InterpreterFunctions):
+    """Every onnx op: a dedicated op on its numpy kernel, `onnx.Node` in onnxruntime."""
+
+    @impl(onnx_d.ConstantOp)
+    def run_constant(self, interpreter: Interpreter, op: onnx_d.ConstantOp, args: PythonValues):
+        """The constant's bytes as a numpy array."""
+        return (op.to_array(),)
+
+    @impl(onnx_d.NoValueOp)
+    def run_no_value(self, interpreter: Interpreter, op: onnx_d.NoValueOp, args: PythonValues):
+        """An omitted input: None."""
+        return (None,)
+
+    run_node = impl(onnx_d.NodeOp)(_generic_node)
+
+
+for _cls in onnx_d.DEDICATED_OPS:
+    if _cls not in (onnx_d.ConstantOp, onnx_d.NoValueOp):
+        setattr(OnnxFunctions, f"run_{_cls.__name__}", impl(_cls)(_dedicated))
+register_impls(OnnxFunctions)

@@ -9,13 +9,12 @@ specification of rounding and saturation (dlhwc.spec.fixedpoint).
 from __future__ import annotations
 
 import numpy as np
+from xdsl.interpreter import Interpreter, InterpreterFunctions, PythonValues, impl, register_impls
 
-from dlhwc.compiler.interpreters.registry import impl
 from dlhwc.spec.fixedpoint import FixedFormat, from_codes, saturate, shift_round, to_codes
 from dlhwc_dense.dialect import FCOp
 
 
-@impl(FCOp)
 def fc(op: FCOp, args: list) -> tuple:
     """s = sat(W a + b, acc_bits); y = sat(round_half_even(s 2^-shift), act_bits); ReLU."""
     x, w = np.asarray(args[0]), np.asarray(args[1])
@@ -30,3 +29,12 @@ def fc(op: FCOp, args: list) -> tuple:
     if op.relu.value.data:
         y = np.maximum(y, 0)
     return (from_codes(y, fo),)
+
+
+@register_impls
+class DenseFunctions(InterpreterFunctions):
+    """The reference interpreter's semantics of the `dense` dialect: `fc` above."""
+
+    @impl(FCOp)
+    def run_fc(self, interpreter: Interpreter, op: FCOp, args: PythonValues):
+        return fc(op, list(args))

@@ -29,7 +29,7 @@ TARGET = Target(
     simulator=Ref("dlhwc_dense.sim"),
     default_passes=lambda config: ",".join(required_passes(config)),
     required_passes=required_passes,
-    golden=Ref("dlhwc_dense.golden"),
+    golden=Ref("dlhwc_dense.golden:DenseFunctions"),
     layer_record=DenseLayer,
     guide=Path(__file__).resolve().parent.parent / "README.md",
 )
