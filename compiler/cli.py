@@ -134,10 +134,23 @@ def _report(module, args) -> None:
         sys.stdout.write(table.format_table())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from dlhwc.spec.targets import target_names
+class _TargetNames:
+    """The registered targets' names, looked up only when a help text shows them (the
+    entry-point scan would otherwise cost every command its start-up)."""
 
-    known_targets = ", ".join(target_names())
+    def __str__(self) -> str:
+        from dlhwc.spec.targets import target_names
+
+        return ", ".join(target_names())
+
+
+def _add_target_option(p: argparse.ArgumentParser, help: str, required: bool = False) -> None:
+    """``--target``; ``%(targets)s`` in ``help`` shows the registered targets."""
+    action = p.add_argument("--target", required=required, help=help)
+    vars(action)["targets"] = _TargetNames()  # argparse formats help from vars(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlhwc",
         description="Compile ONNX models for modeled sparse inference accelerators.",
@@ -152,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the stage to stop at and write: onnx, comp; with --target also the target's "
         "dialect (eie, ese, ...), asm, dlhw (default: onnx, or dlhw with --target)",
     )
-    p.add_argument("--target", help=f"compile for an accelerator: {known_targets}")
+    _add_target_option(p, "compile for an accelerator: %(targets)s")
     p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
     _add_report_options(p)
     p.add_argument("-o", "--output", help="write the result here (default: print it)")
@@ -217,9 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the compressed model (default: MODEL compiled with -p)",
     )
     p.add_argument("--json", metavar="FILE", help="also write the numbers as JSON to FILE")
-    p.add_argument(
-        "--target",
-        help=f"also compile MODEL for this accelerator ({known_targets}) and report the program's "
+    _add_target_option(
+        p,
+        "also compile MODEL for this accelerator (%(targets)s) and report the program's "
         "outputs, simulated, next to the compressed IR's",
     )
     p.add_argument("--hw", metavar="CONFIG.toml", help="(--target) hardware parameters")
@@ -231,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the simulator, and name the first stage and layer where the error jumps",
     )
     p.add_argument("model", help="the ONNX model")
-    p.add_argument("--target", required=True, help=f"the accelerator: {known_targets}")
+    _add_target_option(p, "the accelerator: %(targets)s", required=True)
     p.add_argument("--input", required=True, help=".npz keyed by input name, or .npy")
     p.add_argument("--hw", metavar="CONFIG.toml", help="hardware parameters of the target")
     p.add_argument(
@@ -265,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", help="write the text here (default: print it)")
 
-    _add_explore_parser(sub, known_targets)
+    _add_explore_parser(sub)
 
     p = sub.add_parser("passes", help="list the registered passes with their options")
     p.add_argument("--load-pass-plugin", action="append", default=[], metavar="FILE.py",
@@ -893,14 +906,14 @@ def cmd_disasm(args) -> int:
 # -- explore ------------------------------------------------------------------------------
 
 
-def _add_explore_parser(sub, known_targets: str) -> None:
+def _add_explore_parser(sub) -> None:
     p = sub.add_parser(
         "explore",
         help="search per-layer sparsity and bits (and the machine) for the Pareto front of "
         "accuracy, size, cycles and energy (compiler/explore.py)",
     )
     p.add_argument("model", help="the float ONNX model")
-    p.add_argument("--target", required=True, help=f"the accelerator: {known_targets}")
+    _add_target_option(p, "the accelerator: %(targets)s", required=True)
     p.add_argument("--train", required=True, metavar="TRAIN.npz",
                    help="training inputs and labels: retraining and calibration")  # fmt: skip
     p.add_argument("--data", required=True, metavar="DATA.npz",

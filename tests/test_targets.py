@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from importlib.metadata import EntryPoint
 
 import pytest
 
 from dlhwc.backends.eie.target import TARGET as EIE_TARGET
+from dlhwc.compiler.cli import main
 from dlhwc.compiler.irio import context
 from dlhwc.compiler.passes import dlhwc_passes
 from dlhwc.compiler.universe import DLHWC_UNIVERSE
@@ -39,6 +42,21 @@ def test_every_part_of_dlhwc_asks_the_registry():
         assert ctx.get_optional_dialect(name) is not None
     assert names <= set(DLHWC_UNIVERSE.all_dialects)
     assert simulator_module("eie").Simulator.__module__ == "dlhwc.runtime.eie.sim"
+
+
+@pytest.mark.parametrize("command", ["compile", "eval", "verify", "explore"])
+def test_target_help_lists_the_registered_targets(capsys, command):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert ", ".join(sorted(targets())) in out
+
+
+def test_building_the_parser_does_not_scan_the_targets():
+    code = "import sys; from dlhwc.compiler.cli import build_parser; build_parser(); "
+    code += "print('dlhwc.spec.targets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_ref_loads_a_module_or_an_attribute_path():
