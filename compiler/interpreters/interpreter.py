@@ -48,10 +48,11 @@ def functions() -> tuple[InterpreterFunctions, ...]:
     return tuple(found)
 
 
-def dispatcher(module: ModuleOp | None = None) -> XdslInterpreter:
-    """An xDSL interpreter of ``module`` (symbols are looked up there) with every
-    implementation of `functions()` registered."""
-    interpreter = XdslInterpreter(module if module is not None else ModuleOp([]))
+@cache
+def dispatcher() -> XdslInterpreter:
+    """The xDSL interpreter that dispatches each op to its implementation among
+    `functions()`. No implementation looks a symbol up, so it holds no module of its own."""
+    interpreter = XdslInterpreter(ModuleOp([]))
     for impls in functions():
         interpreter.register_implementations(impls)
     return interpreter
@@ -220,8 +221,6 @@ class Interpreter:
         per_op: bool = False,
     ):
         self.fn = fn
-        toplevel = fn.get_toplevel_object()
-        self.dispatch = dispatcher(toplevel if isinstance(toplevel, ModuleOp) else None)
         self.watch = watch
         self.per_op = per_op
         own = (lambda op: True) if per_op else (lambda op: not runs_in_onnxruntime(op))
@@ -269,7 +268,7 @@ class Interpreter:
                 produced = self._region(index, step).run(env, self._value)
             else:
                 operands = [self._value(env, v) for v in step.operands]
-                results = _apply(self.dispatch, step, operands)
+                results = _apply(step, operands)
                 produced = dict(zip(step.results, results, strict=False))
             for value, result in produced.items():
                 env[value] = result
@@ -297,7 +296,7 @@ class Interpreter:
         owner = value.owner
         if isinstance(owner, DATA_OPS):
             if value not in self._data:
-                self._data[value] = _apply(self.dispatch, owner, [])[0]
+                self._data[value] = _apply(owner, [])[0]
             return self._data[value]
         raise DlhwcError(f"value {value.name_hint or ''} is read before it is computed")
 
@@ -307,10 +306,10 @@ class Interpreter:
         return self._regions[index]
 
 
-def _apply(dispatch: XdslInterpreter, op: Operation, operands: list) -> tuple:
+def _apply(op: Operation, operands: list) -> tuple:
     """``op``'s implementation on ``operands``; errors name the op."""
     try:
-        return tuple(dispatch.run_op(op, tuple(operands)))
+        return tuple(dispatcher().run_op(op, tuple(operands)))
     except DlhwcError:
         raise
     except InterpretationError as e:
@@ -464,9 +463,4 @@ def _describe(op: Operation) -> str:
 
 def evaluate_op(op: Operation, args: list) -> tuple:
     """The result values of one op on the given operand values."""
-    return tuple(_evaluator().run_op(op, tuple(args)))
-
-
-@cache
-def _evaluator() -> XdslInterpreter:
-    return dispatcher()
+    return tuple(dispatcher().run_op(op, tuple(args)))

@@ -57,6 +57,7 @@ def test_a_golden_model_that_is_not_interpreter_functions(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [*real(group=group), point])
     registry.targets.cache_clear()
     interp.functions.cache_clear()
+    interp.dispatcher.cache_clear()
     try:
         with pytest.raises(DlhwcError) as info:
             interp.functions()
@@ -67,3 +68,4 @@ def test_a_golden_model_that_is_not_interpreter_functions(monkeypatch):
         monkeypatch.undo()
         registry.targets.cache_clear()
         interp.functions.cache_clear()
+        interp.dispatcher.cache_clear()
